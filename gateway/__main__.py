@@ -1,0 +1,73 @@
+"""The command line: ``python -m gateway [serve|check-config|token|fake-upstream] ...``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from . import config as config_mod
+from . import logs
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        default=os.environ.get("GATEWAY_CONFIG", "config.toml"),
+        help="TOML file (default ./config.toml, or $GATEWAY_CONFIG)",
+    )
+    parser = argparse.ArgumentParser(prog="qwen-gateway", parents=[common])
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", parents=[common], help="run the gateway (the default)")
+    for p in (parser, serve):
+        p.add_argument("--host", help="override server.host")
+        p.add_argument("--port", type=int, help="override server.port")
+    sub.add_parser("check-config", parents=[common], help="validate the configuration")
+    token = sub.add_parser("token", parents=[common], help="print a JWT signed with auth.jwt_secret")
+    token.add_argument("--sub", required=True, help="the user id (the token's sub claim)")
+    token.add_argument("--admin", action="store_true", help="add role=admin")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    fake = sub.add_parser("fake-upstream", parents=[common], help="run the Qwen simulator alone")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8089)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
+    if command == "fake-upstream":
+        from .llm.simulator import run_simulator
+
+        logs.configure()
+        run_simulator(args.host, args.port)
+        return 0
+    try:
+        config = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if command == "check-config":
+        print(f"{args.config}: ok (upstream {config.upstream.kind}, "
+              f"{len(config.assistants)} assistant(s), redis {'on' if config.redis.url else 'off'})")
+        return 0
+    if command == "token":
+        from .auth import mint_token
+
+        try:
+            print(mint_token(config.auth, args.sub, admin=args.admin, ttl_s=args.ttl))
+        except ValueError as exc:
+            print(f"config error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    from .server import serve
+
+    logs.configure(config.log.level, config.log.format)
+    return serve(config, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

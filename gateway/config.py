@@ -1,0 +1,314 @@
+"""Configuration: read once from TOML, overridden by the environment, typed and frozen.
+
+Every section is a frozen dataclass. :func:`load` walks the dataclasses' annotations, so
+an unknown key, a wrong type or a value out of range stops start-up with a
+:class:`ConfigError` whose message names the key by its dotted path
+(``limits.outbox_max_bytes: expected an integer, got 'lots'``).
+
+Any key can be overridden by ``GATEWAY_<SECTION>__<KEY>`` (and an assistant's key by
+``GATEWAY_ASSISTANTS__<NAME>__<KEY>``); the value is parsed as TOML when it parses,
+else taken as a string, then checked like a value from the file.
+Secrets are wrapped in :class:`Secret`, whose ``repr`` and ``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ENV_PREFIX = "GATEWAY_"
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message starts with the key's dotted name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A value that must never appear in logs, reprs or browser-bound data."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self.value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def reveal(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    heartbeat_s: float = 30.0
+    shutdown_grace_s: float = 10.0
+    public_metrics: bool = True
+    instance_id: str = ""  # empty: derived from host name and pid at start-up
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    kind: Literal["dashscope", "openai", "fake"] = "dashscope"
+    base_url: str = "https://dashscope.aliyuncs.com"
+    api_key: Secret = Secret("")
+    model: str = "qwen-plus"
+    incremental_output: bool = False
+    result_format: Literal["message", "text"] = "message"
+    connect_timeout_s: float = 5.0
+    first_byte_timeout_s: float = 30.0
+    idle_timeout_s: float = 60.0
+    max_retries: int = 2
+    retry_backoff_s: float = 0.5
+    pool_size: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantConfig:
+    title: str = "Assistant"
+    model: str = ""  # empty: upstream.model
+    system_prompt: str = "You are a helpful assistant."
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    allowed_origins: tuple[str, ...] = ()
+    greeting: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    required: bool = False
+    jwt_secret: Secret = Secret("")
+    jwt_public_key: str = ""
+    algorithms: tuple[str, ...] = ("HS256",)
+    audience: str = ""
+    issuer: str = ""
+    auth_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    outbox_max_bytes: int = 256 * 1024
+    slow_consumer_timeout_s: float = 15.0
+    send_timeout_s: float = 10.0
+    max_frame_bytes: int = 64 * 1024
+    max_delta_chars: int = 16 * 1024
+    max_message_chars: int = 8000
+    messages_per_minute: int = 30
+    max_connections_per_user: int = 20
+    max_connections: int = 20000
+    max_replies_per_user: int = 4
+    resume_window_s: float = 300.0
+    orphan_grace_s: float = 30.0
+    history_max_messages: int = 200
+    history_budget_chars: int = 24000
+    max_request_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    url: Secret = Secret("")
+    key_prefix: str = "gw:"
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = ServerConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
+    assistants: Mapping[str, AssistantConfig] = field(
+        default_factory=lambda: types.MappingProxyType({"default": AssistantConfig()})
+    )
+    auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()
+    redis: RedisConfig = RedisConfig()
+    log: LogConfig = LogConfig()
+
+    @property
+    def offline_demo(self) -> bool:
+        """True when the built-in simulator answers instead of a real model."""
+        return self.upstream.kind == "fake"
+
+    def assistant_model(self, name: str) -> str:
+        return self.assistants[name].model or self.upstream.model
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Read the TOML file at *path* (absent file: defaults), apply env overrides, validate."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None and Path(path).exists():
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    _apply_env(raw, env)
+    config = _build(Config, raw, "")
+    return _finish(config, env)
+
+
+def loads(text: str, env: Mapping[str, str] | None = None) -> Config:
+    """Like :func:`load`, from a TOML string (tests, examples)."""
+    env = {} if env is None else env
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: not valid TOML: {exc}") from None
+    _apply_env(raw, env)
+    return _finish(_build(Config, raw, ""), env)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if len(parts) < 2 or not all(parts):
+            continue
+        target = raw
+        for part in parts[:-1]:
+            node = target.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{'.'.join(parts)}: {parts[0]} is not a table")
+            target = node
+        target[parts[-1]] = _parse_env_value(text)
+
+
+def _parse_env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _finish(config: Config, env: Mapping[str, str]) -> Config:
+    assistants = dict(config.assistants)
+    assistants.setdefault("default", AssistantConfig())
+    upstream = config.upstream
+    if not upstream.api_key and env.get("DASHSCOPE_API_KEY"):
+        upstream = dataclasses.replace(upstream, api_key=Secret(env["DASHSCOPE_API_KEY"]))
+    if upstream.kind == "dashscope" and not upstream.api_key:
+        # No key anywhere: the offline demo (contract section 2). An OpenAI-compatible
+        # endpoint (vLLM, Ollama) may need no key, so `openai` is taken as configured.
+        upstream = dataclasses.replace(upstream, kind="fake")
+    auth = config.auth
+    if auth.required and not (auth.jwt_secret or auth.jwt_public_key):
+        raise ConfigError("auth.jwt_secret: required when auth.required is true")
+    for alg in auth.algorithms:
+        if alg.lower() == "none":
+            raise ConfigError("auth.algorithms: 'none' is not allowed")
+    return dataclasses.replace(
+        config, upstream=upstream, assistants=types.MappingProxyType(assistants)
+    )
+
+
+def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{dotted}: unknown key")
+        if cls is Config and key == "assistants":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted}: expected a table of assistants")
+            kwargs[key] = {
+                name: _build(AssistantConfig, body, f"{dotted}.{name}.")
+                for name, body in value.items()
+            }
+            continue
+        kwargs[key] = _coerce(hints[key], value, dotted)
+    try:
+        result = cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - guarded above
+        raise ConfigError(f"{prefix.rstrip('.')}: {exc}") from None
+    _check_ranges(result, prefix)
+    return result
+
+
+def _coerce(hint: Any, value: Any, dotted: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type) and hint is not Secret:
+        return _build(hint, value, f"{dotted}.")
+    if hint is Secret:
+        if not isinstance(value, str):
+            raise ConfigError(f"{dotted}: expected a string")
+        return Secret(value)
+    if origin in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, dotted)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(str(a) for a in args)
+            raise ConfigError(f"{dotted}: must be one of {choices} (got {value!r})")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{dotted}: expected a list of strings")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{dotted}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{dotted}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{dotted}: expected a number of seconds or a decimal, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{dotted}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{dotted}: unsupported type")  # pragma: no cover
+
+
+def _check_ranges(section: Any, prefix: str) -> None:
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if value < 0:
+            raise ConfigError(f"{prefix}{f.name}: must not be negative (got {value})")
+    if isinstance(section, ServerConfig) and not 0 <= section.port <= 65535:
+        raise ConfigError(f"{prefix}port: must be between 0 and 65535 (got {section.port})")
+    if isinstance(section, LimitsConfig) and section.outbox_max_bytes < 1024:
+        raise ConfigError(f"{prefix}outbox_max_bytes: must be at least 1024")
+    if isinstance(section, AssistantConfig):
+        if section.temperature is not None and not 0 <= section.temperature <= 2:
+            raise ConfigError(f"{prefix}temperature: must be between 0 and 2")
+        if section.top_p is not None and not 0 < section.top_p <= 1:
+            raise ConfigError(f"{prefix}top_p: must be in (0, 1]")

@@ -1,0 +1,256 @@
+"""The gateway's errors: each knows its wire code, WebSocket close code, HTTP status, retryability.
+
+::
+
+    GatewayError                      code            close  http  retryable
+    ├── ClientError                   (about a client frame or request; connection stays open)
+    │   ├── BadJson                   bad_json          -    400   no
+    │   ├── BadRequest                bad_request       -    400   no  (also 422 where shaped)
+    │   ├── UnknownType               unknown_type      -    400   no
+    │   ├── UnsupportedData           unsupported_data  -    400   no
+    │   ├── MessageTooLong            message_too_long  -    413   no
+    │   ├── Busy                      busy              -    409   yes
+    │   ├── RateLimited               rate_limited      -    429   yes
+    │   ├── ResumeUnavailable         resume_unavailable -   404   no
+    │   └── NotFound                  not_found         -    404   no
+    ├── Refusal                       (ends the connection, or refuses a request)
+    │   ├── Unauthorized              unauthorized     1008  401   no
+    │   ├── Forbidden                 forbidden        1008  403   no
+    │   ├── UnknownAssistant          unknown_assistant 1008 404   no
+    │   ├── TryAgainLater             try_again_later  1013  503   yes
+    │   ├── SlowConsumer              slow_consumer    1013   -    yes
+    │   ├── TokenExpired              token_expired    1008  401   no
+    │   └── MessageTooBig             message_too_big  1009  413   no
+    ├── UpstreamError                 upstream_error     -   502   yes  (5xx, error event, dropped, malformed)
+    │   ├── UpstreamAuth              upstream_auth      -   502   no   (HTTP 401/403)
+    │   ├── UpstreamThrottled         upstream_throttled -   503   yes  (429, Throttling*)
+    │   ├── ContentFiltered           content_filtered   -   422   no   (DataInspectionFailed)
+    │   └── UpstreamTimeout           upstream_timeout   -   504   yes
+    └── InternalError                 internal         1011  500   yes  (a bug)
+
+Close codes and reasons are the contract's (section 4); a browser reads ``reason``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    code: ClassVar[str] = "internal"
+    close_code: ClassVar[int | None] = None
+    reason: ClassVar[str] = ""
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+    default_message: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+# -- about one client frame or request --------------------------------------------------
+
+
+class ClientError(GatewayError):
+    http_status = 400
+
+
+class BadJson(ClientError):
+    code = "bad_json"
+    default_message = "frame is not valid JSON"
+
+
+class BadRequest(ClientError):
+    code = "bad_request"
+    default_message = "bad request"
+
+
+class UnknownType(ClientError):
+    code = "unknown_type"
+    default_message = "unknown frame type"
+
+
+class UnsupportedData(ClientError):
+    code = "unsupported_data"
+    default_message = "binary frames are not supported; send JSON text frames"
+
+
+class MessageTooLong(ClientError):
+    code = "message_too_long"
+    http_status = 413
+    default_message = "message is too long"
+
+
+class Busy(ClientError):
+    code = "busy"
+    http_status = 409
+    retryable = True
+    default_message = "a reply is already running in this conversation"
+
+
+class RateLimited(ClientError):
+    code = "rate_limited"
+    http_status = 429
+    retryable = True
+    default_message = "too many messages; slow down"
+
+
+class ResumeUnavailable(ClientError):
+    code = "resume_unavailable"
+    http_status = 404
+    default_message = "that reply cannot be resumed"
+
+
+class NotFound(ClientError):
+    code = "not_found"
+    http_status = 404
+    default_message = "not found"
+
+
+# -- refusals that end a connection --------------------------------------------------------
+
+
+class Refusal(GatewayError):
+    pass
+
+
+class Unauthorized(Refusal):
+    code = "unauthorized"
+    close_code = 1008
+    reason = "unauthorized"
+    http_status = 401
+    default_message = "a valid token is required"
+
+
+class Forbidden(Refusal):
+    code = "forbidden"
+    close_code = 1008
+    reason = "forbidden"
+    http_status = 403
+    default_message = "not allowed"
+
+
+class UnknownAssistant(Refusal):
+    code = "unknown_assistant"
+    close_code = 1008
+    reason = "unknown assistant"
+    http_status = 404
+    default_message = "no such assistant"
+
+
+class TryAgainLater(Refusal):
+    code = "try_again_later"
+    close_code = 1013
+    reason = "try again later"
+    http_status = 503
+    retryable = True
+    default_message = "over capacity; try again later"
+
+
+class SlowConsumer(Refusal):
+    code = "slow_consumer"
+    close_code = 1013
+    reason = "slow consumer"
+    http_status = 503
+    retryable = True
+    default_message = "the connection could not keep up"
+
+
+class TokenExpired(Refusal):
+    code = "token_expired"
+    close_code = 1008
+    reason = "token expired"
+    http_status = 401
+    default_message = "the token expired"
+
+
+class MessageTooBig(Refusal):
+    code = "message_too_big"
+    close_code = 1009
+    reason = "message too big"
+    http_status = 413
+    default_message = "frame is over the size limit"
+
+
+# -- the upstream model service ------------------------------------------------------------
+
+
+class UpstreamError(GatewayError):
+    code = "upstream_error"
+    http_status = 502
+    retryable = True
+    default_message = "the model service failed"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        upstream_code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.upstream_code = upstream_code
+        self.request_id = request_id
+
+
+class UpstreamAuth(UpstreamError):
+    code = "upstream_auth"
+    retryable = False
+    default_message = "the model service refused the gateway's credentials"
+
+
+class UpstreamThrottled(UpstreamError):
+    code = "upstream_throttled"
+    http_status = 503
+    retryable = True
+    default_message = "the model service is throttling requests"
+
+
+class ContentFiltered(UpstreamError):
+    code = "content_filtered"
+    http_status = 422
+    retryable = False
+    default_message = "the model service's content filter refused this conversation"
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+    http_status = 504
+    retryable = True
+    default_message = "the model service did not answer in time"
+
+
+class InternalError(GatewayError):
+    code = "internal"
+    close_code = 1011
+    reason = "internal error"
+    http_status = 500
+    retryable = True
+
+
+def upstream_error_for(
+    status: int | None,
+    upstream_code: str | None,
+    message: str | None,
+    request_id: str | None = None,
+) -> UpstreamError:
+    """Map an upstream failure (HTTP status and/or provider code) to the contract's error."""
+    code = upstream_code or ""
+    cls: type[UpstreamError]
+    if status in (401, 403) or code in ("InvalidApiKey", "invalid_api_key"):
+        cls = UpstreamAuth
+    elif status == 429 or code.startswith("Throttling") or code == "rate_limit_exceeded":
+        cls = UpstreamThrottled
+    elif code == "DataInspectionFailed" or code == "data_inspection_failed":
+        cls = ContentFiltered
+    elif status in (408, 504) or code in ("RequestTimeOut", "timeout"):
+        cls = UpstreamTimeout
+    else:
+        cls = UpstreamError
+    text = message or cls.default_message
+    if code:
+        text = f"{code}: {text}"
+    return cls(text, status=status, upstream_code=upstream_code, request_id=request_id)

@@ -1,0 +1,1 @@
+"""Thin HTTP and WebSocket endpoints: parse, authorize, delegate, map errors."""
