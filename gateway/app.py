@@ -1,16 +1,31 @@
-"""The application factory: wiring only, no I/O. Each resource lives in its own cleanup_ctx."""
+"""The application factory: wiring only, no I/O. Each resource lives in its own cleanup_ctx.
+
+Shutdown runs in this order (aiohttp's): stop listening; ``on_shutdown`` closes every
+socket with 1001 ``going away``; the cleanup contexts unwind in reverse: running replies
+get ``server.shutdown_grace_s`` to finish into the resume store, then the upstream
+session closes, then the simulator (when it was the upstream) stops.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import weakref
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from . import keys
+from .chat import Chat
 from .config import Config
-from .handlers import health
+from .conversations import MemoryConversationStore
+from .handlers import chat, health
 from .llm.client import make_session, make_upstream
 from .llm.simulator import start_simulator
+from .ratelimits import RateLimiter
+from .registry import Registry
+from .replies import ReplyStore
+from .rooms import Rooms
 
 
 async def _simulator_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -37,10 +52,43 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Conversations, reply logs and rooms; on the way out, running replies get a grace."""
+    config = app[keys.CONFIG]
+    replies = ReplyStore(config.limits.resume_window_s)
+    app[keys.CHAT] = chat_service = Chat(
+        config,
+        app[keys.UPSTREAM],
+        MemoryConversationStore(config.limits.history_max_messages),
+        replies,
+        Rooms(),
+        RateLimiter(config.limits.messages_per_minute),
+    )
+    try:
+        yield
+    finally:
+        await chat_service.drain(config.server.shutdown_grace_s)
+        replies.close()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[keys.REGISTRY].close_all(1001, "going away")
+    for ws in list(app[keys.SOCKETS]):  # sockets still authenticating
+        await ws.close(code=1001, message=b"going away")
+
+
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.limits.max_request_bytes)
     app[keys.CONFIG] = config
+    app[keys.INSTANCE_ID] = config.server.instance_id or f"{socket.gethostname()}:{os.getpid()}"
+    app[keys.REGISTRY] = Registry(
+        config.limits.max_connections, config.limits.max_connections_per_user
+    )
+    app[keys.SOCKETS] = weakref.WeakSet()
     app.cleanup_ctx.append(_simulator_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
+    app.cleanup_ctx.append(_chat_ctx)
+    app.on_shutdown.append(_close_sockets)
     health.setup(app)
+    chat.setup(app)
     return app

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 
@@ -63,3 +66,45 @@ def verify_token(config: AuthConfig, token: str) -> Identity:
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("the token has no subject")
     return Identity(user=sub, admin=claims.get("role") == "admin", expires_at=float(claims["exp"]))
+
+
+# --------------------------------------------------------------------------- requests
+
+ANON_COOKIE = "gw_anon"
+SUBPROTOCOL = "gateway.v1"
+_BEARER_PROTOCOL = "bearer."
+
+
+def handshake_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The token offered with the handshake, best source first (contract section 4)."""
+    header = headers.get("Authorization", "")
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        return header[7:].strip()
+    for proto in headers.get("Sec-WebSocket-Protocol", "").split(","):
+        proto = proto.strip()
+        if proto.startswith(_BEARER_PROTOCOL) and len(proto) > len(_BEARER_PROTOCOL):
+            return proto[len(_BEARER_PROTOCOL) :]
+    return query.get("token") or None
+
+
+def new_anonymous_id() -> str:
+    return f"anon-{secrets.token_urlsafe(16)}"
+
+
+def anonymous_id(cookie: str | None) -> str | None:
+    """The cookie's anonymous id if it is one we could have issued."""
+    if cookie and cookie.startswith("anon-") and 20 <= len(cookie) <= 64 and cookie[5:].replace(
+        "-", ""
+    ).replace("_", "").isalnum():
+        return cookie
+    return None
+
+
+def origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> bool:
+    """Same-origin and non-browser clients always; other sites only when listed (or ``*``)."""
+    if origin is None:
+        return True
+    if "*" in allowed or origin.rstrip("/") in allowed:
+        return True
+    netloc = urlsplit(origin).netloc
+    return bool(netloc) and netloc.lower() == host.lower()

@@ -217,6 +217,8 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
     auth = config.auth
     if auth.required and not (auth.jwt_secret or auth.jwt_public_key):
         raise ConfigError("auth.jwt_secret: required when auth.required is true")
+    if auth.jwt_secret and len(auth.jwt_secret.reveal().encode()) < 32:
+        raise ConfigError("auth.jwt_secret: must be at least 32 bytes (RFC 7518 section 3.2)")
     for alg in auth.algorithms:
         if alg.lower() == "none":
             raise ConfigError("auth.algorithms: 'none' is not allowed")

@@ -1,0 +1,241 @@
+"""A viewer: one WebSocket, its two outbound lanes, its cursors, and its one writer task.
+
+Nothing but the writer task sends on the socket. It is fed by two lanes:
+
+* ``urgent``: frames that need no order relative to a reply (``pong``, ``error`` about a
+  client frame, ``broadcast``, ``token_expiring``); sent as soon as the socket can take them;
+* ``ordered``: frames and :class:`Cursor`\\ s in conversation order (``user_message``,
+  ``history_cleared``, a reply). A cursor at the head of the lane produces ``start``, then,
+  each time the socket can take more, *all* text between the cursor and the reply log's
+  head as one ``delta`` (so a slow socket gets fewer, larger frames), then ``done`` or the
+  reply's ``error``.
+
+Backpressure: every send has a deadline, ``limits.slow_consumer_timeout_s``. aiohttp's
+writer blocks in ``drain`` once the transport's buffer is full, so a send that misses its
+deadline means the peer stopped reading with a full buffer: the connection is closed with
+1013 ``slow consumer`` (the client resumes). The bytes held for a viewer are that buffer,
+bounded by ``writer_limit`` (set from ``limits.outbox_max_bytes``), and its cursor, a number:
+reply text is never copied per viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import WSCloseCode, web
+
+from . import protocol
+from .errors import GatewayError, SlowConsumer
+from .replies import ReplyLog, ReplyState
+
+log = structlog.get_logger("gateway.connection")
+
+# How long a closing socket may take to flush before its transport is aborted.
+CLOSE_FLUSH_S = 5.0
+
+
+class GatewaySocket(web.WebSocketResponse):
+    """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's."""
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
+            message = b"message too big"
+        return await super().close(code=code, message=message, drain=drain)
+
+
+@dataclass(eq=False, slots=True)
+class Cursor:
+    log: ReplyLog
+    seq: int = 0
+    resumed: bool = False
+    started: bool = False
+    prefix: str = ""
+
+
+@dataclass(eq=False)
+class Connection:
+    ws: web.WebSocketResponse
+    connection_id: str
+    user: str
+    assistant: str
+    session_type: str
+    conversation_id: str
+    instance: str
+    send_timeout_s: float
+    max_delta_chars: int
+    admin: bool = False
+    created_at: float = field(default_factory=time.time)
+    last_active: float = field(default_factory=time.time)
+    frames_sent: int = 0
+    frames_merged: int = 0
+    _urgent: deque[str] = field(default_factory=deque)
+    _ordered: deque[str | Cursor] = field(default_factory=deque)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: bool = False
+    close_code: int | None = None
+
+    # ---------------------------------------------------------------- feeding
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def send(self, frame: str) -> None:
+        """Queue a frame that needs no order relative to replies."""
+        if not self._closing:
+            self._urgent.append(frame)
+            self._wake.set()
+
+    def send_ordered(self, frame: str) -> None:
+        if not self._closing:
+            self._ordered.append(frame)
+            self._wake.set()
+
+    def follow(self, reply: ReplyLog, after: int = 0, *, resumed: bool = False) -> bool:
+        """Stream ``reply`` from step ``after``; False if this socket already follows it."""
+        if self._closing or self.follows(reply.message_id):
+            return False
+        cursor = Cursor(reply, after, resumed, prefix=protocol.delta_prefix(reply.message_id))
+        self._ordered.append(cursor)
+        reply.attach(self, self.wake, after)
+        return True
+
+    def follows(self, message_id: str) -> bool:
+        return any(
+            isinstance(item, Cursor) and item.log.message_id == message_id
+            for item in self._ordered
+        )
+
+    def bytes_behind(self) -> int:
+        return sum(
+            item.log.bytes_behind(item.seq) for item in self._ordered if isinstance(item, Cursor)
+        )
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "connection_id": self.connection_id,
+            "user": self.user,
+            "assistant": self.assistant,
+            "session_type": self.session_type,
+            "conversation_id": self.conversation_id,
+            "created_at": self.created_at,
+            "last_active": self.last_active,
+            "instance": self.instance,
+            "bytes_behind": self.bytes_behind(),
+            "frames_sent": self.frames_sent,
+            "frames_merged": self.frames_merged,
+        }
+
+    # ---------------------------------------------------------------- the writer
+
+    def _next_frame(self) -> tuple[str, int] | None:
+        """The next frame to send and how many steps it merged beyond one; None: nothing yet."""
+        if self._urgent:
+            return self._urgent.popleft(), 0
+        while self._ordered:
+            item = self._ordered[0]
+            if isinstance(item, str):
+                self._ordered.popleft()
+                return item, 0
+            reply = item.log
+            if not item.started:
+                item.started = True
+                return start_frame(reply, resumed=item.resumed), 0
+            text, seq = reply.read(item.seq, self.max_delta_chars)
+            if text:
+                merged = seq - item.seq - 1
+                item.seq = seq
+                reply.advance(self, seq)
+                return protocol.delta_frame(item.prefix, seq, text), merged
+            if not reply.ended:
+                return None
+            self._ordered.popleft()
+            reply.detach(self)
+            return end_frame(reply), 0
+        return None
+
+    async def run_writer(self) -> None:
+        """Send until closed; close with 1013 when a send misses its deadline."""
+        ws = self.ws
+        while True:
+            item = self._next_frame()
+            if item is None:
+                if self._closing:
+                    return
+                self._wake.clear()
+                item = self._next_frame()
+                if item is None:
+                    await self._wake.wait()
+                    continue
+            frame, merged = item
+            try:
+                async with asyncio.timeout(self.send_timeout_s):
+                    await ws.send_str(frame)
+            except TimeoutError:
+                await self.close_with(SlowConsumer())
+                return
+            except (ConnectionError, RuntimeError):
+                return  # the socket is gone; the handler's receive loop sees it too
+            self.frames_sent += 1
+            self.frames_merged += merged
+
+    def detach_all(self) -> None:
+        """Let go of every reply this socket follows (the socket is going away)."""
+        self._closing = True
+        for item in self._ordered:
+            if isinstance(item, Cursor):
+                item.log.detach(self)
+        self._ordered.clear()
+        self._urgent.clear()
+        self._wake.set()
+
+    async def close_with(self, error: GatewayError | None = None, *, code: int = 1000,
+                         reason: str = "") -> None:
+        """Close with ``error``'s close code and reason (or the given ones), never hanging."""
+        if error is not None and error.close_code is not None:
+            code, reason = error.close_code, error.reason
+        self.close_code = code
+        self.detach_all()
+        transport = self.ws._req.transport if self.ws._req is not None else None
+        try:
+            async with asyncio.timeout(CLOSE_FLUSH_S):
+                await self.ws.close(code=code, message=reason.encode())
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        if transport is not None:
+            # A peer that stopped reading never takes the close frame: drop it after a grace.
+            asyncio.get_running_loop().call_later(CLOSE_FLUSH_S, transport.abort)
+
+def start_frame(reply: ReplyLog, *, resumed: bool = False) -> str:
+    frame: dict[str, Any] = {
+        "type": "start",
+        "message_id": reply.message_id,
+        "reply_to": reply.reply_to,
+        "conversation_id": reply.conversation_id,
+        "model": reply.model,
+    }
+    if resumed:
+        frame["resumed"] = True
+    return protocol.encode(frame)
+
+
+def end_frame(reply: ReplyLog) -> str:
+    if reply.state is ReplyState.FAILED and reply.error is not None:
+        return protocol.error_frame(reply.error, message_id=reply.message_id)
+    return protocol.encode(
+        {
+            "type": "done",
+            "message_id": reply.message_id,
+            "seq": reply.head,
+            "finish_reason": reply.finish_reason,
+            "content_length": reply.content_length,
+            "usage": {
+                "input_tokens": reply.usage.input_tokens,
+                "output_tokens": reply.usage.output_tokens,
+            },
+        }
+    )

@@ -1,0 +1,63 @@
+"""``GET /api/v1/assistants/{assistant}/ws``: the chat WebSocket."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import keys
+from ..auth import ANON_COOKIE, SUBPROTOCOL, anonymous_id, handshake_token, new_anonymous_id
+from ..connection import GatewaySocket
+from ..session import ChatSession, Handshake
+
+
+async def chat_socket(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    config = app[keys.CONFIG]
+    limits = config.limits
+    session_type = request.query.get("session_type", "person")
+    ws = GatewaySocket(
+        protocols=(SUBPROTOCOL,),
+        heartbeat=config.server.heartbeat_s or None,
+        compress=False,  # deltas are small and many; deflate costs more CPU than it saves
+        max_msg_size=limits.max_frame_bytes,
+        writer_limit=max(limits.outbox_max_bytes // 2, 16 * 1024),
+    )
+    anon = anonymous_id(request.cookies.get(ANON_COOKIE))
+    if anon is None:
+        anon = new_anonymous_id()
+        set_anonymous_cookie(ws, anon, request)
+    await ws.prepare(request)
+    app[keys.SOCKETS].add(ws)
+    handshake = Handshake(
+        assistant=request.match_info["assistant"],
+        session_type="group" if session_type == "group" else "person",
+        conversation_id=request.query.get("conversation_id") or None,
+        origin=request.headers.get("Origin"),
+        host=request.headers.get("X-Forwarded-Host", request.host),
+        token=handshake_token(request.headers, request.query),
+        anonymous_id=anon,
+        instance=app[keys.INSTANCE_ID],
+    )
+    session = ChatSession(config, app[keys.CHAT], app[keys.REGISTRY], ws)
+    if session_type not in ("person", "group"):
+        await ws.close(code=1008, message=b"session_type must be person or group")
+        return ws
+    await session.run(handshake)
+    return ws
+
+
+def set_anonymous_cookie(response: web.StreamResponse, anon: str, request: web.Request) -> None:
+    secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
+    response.set_cookie(
+        ANON_COOKIE,
+        anon,
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="None" if secure else "Lax",  # the widget's iframe is a third-party context
+        secure=secure,
+        path="/",
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/assistants/{assistant}/ws", chat_socket)

@@ -1,0 +1,246 @@
+"""The WebSocket frame codec (contract section 4): pure, no I/O.
+
+Client frames are decoded in one place, :func:`parse_client_frame`, into the typed messages
+below (unknown fields are refused, so a typo is reported, not ignored). Server frames are
+built by the ``*_frame`` functions as JSON text; the hot one, :func:`delta_frame`, fills a
+template instead of encoding a dict, so only the text itself goes through the JSON encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import BadJson, BadRequest, GatewayError, UnknownType
+
+PROTOCOL_VERSION = 1
+_MAX_ID = 128
+
+
+# --------------------------------------------------------------------------- client frames
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    text: str
+    interrupt: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    message_id: str
+    last_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    pass
+
+
+ClientFrame = Auth | Message | Cancel | Resume | Reset | Ping | Disconnect
+
+_FIELDS: dict[str, frozenset[str]] = {
+    "auth": frozenset({"token"}),
+    "message": frozenset(
+        {"id", "text", "message", "interrupt", "temperature", "top_p", "max_tokens"}
+    ),
+    "cancel": frozenset({"message_id"}),
+    "resume": frozenset({"message_id", "last_seq"}),
+    "reset": frozenset(),
+    "ping": frozenset(),
+    "disconnect": frozenset(),
+}
+
+
+class FrameError(GatewayError):
+    """Wraps a client-frame error with the frame's ``id`` (for ``reply_to``) when it had one."""
+
+    def __init__(self, error: GatewayError, reply_to: str | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.reply_to = reply_to
+
+
+def parse_client_frame(data: str) -> ClientFrame:
+    """Decode one text frame; raise :class:`FrameError` naming the problem."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        raise FrameError(BadJson(), None) from None
+    if not isinstance(obj, dict):
+        raise FrameError(BadRequest("a frame must be a JSON object"), None)
+    raw_id = obj.get("id")
+    reply_to = raw_id if isinstance(raw_id, str) and len(raw_id) <= _MAX_ID else None
+    try:
+        return _decode(obj)
+    except GatewayError as exc:
+        raise FrameError(exc, reply_to) from None
+
+
+def _decode(obj: dict[str, Any]) -> ClientFrame:
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise BadRequest("missing field 'type' (a string)")
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        raise UnknownType(f"unknown frame type {kind[:40]!r}")
+    extra = sorted(set(obj) - fields - {"type"})
+    if extra:
+        raise BadRequest(f"unknown field {extra[0][:40]!r} in {kind!r} frame")
+    match kind:
+        case "auth":
+            return Auth(_str(obj, "token", required=True, limit=16384))
+        case "message":
+            return _message(obj)
+        case "cancel":
+            return Cancel(_str(obj, "message_id", limit=_MAX_ID) or None)
+        case "resume":
+            last_seq = obj.get("last_seq", 0)
+            if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
+                raise BadRequest("field 'last_seq' must be a non-negative integer")
+            return Resume(_str(obj, "message_id", required=True, limit=_MAX_ID), last_seq)
+        case "reset":
+            return Reset()
+        case "ping":
+            return Ping()
+        case _:
+            return Disconnect()
+
+
+def _str(obj: dict[str, Any], name: str, *, required: bool = False, limit: int) -> str:
+    value = obj.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise BadRequest(f"field {name!r} must be a non-empty string")
+    if len(value) > limit:
+        raise BadRequest(f"field {name!r} is longer than {limit} characters")
+    return value
+
+
+def _message(obj: dict[str, Any]) -> Message:
+    msg_id = _str(obj, "id", required=True, limit=_MAX_ID)
+    if "text" in obj and "message" in obj:
+        raise BadRequest("send either 'text' or 'message', not both")
+    if "message" in obj:
+        parts = obj["message"]
+        if not isinstance(parts, list) or not parts:
+            raise BadRequest("field 'message' must be a non-empty list of parts")
+        texts = []
+        for part in parts:
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "Plain"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise BadRequest("each part of 'message' must be {\"type\":\"Plain\",\"text\":...}")
+            texts.append(part["text"])
+        text = "".join(texts)
+    else:
+        value = obj.get("text")
+        if not isinstance(value, str):
+            raise BadRequest("field 'text' must be a string")
+        text = value
+    if not text.strip():
+        raise BadRequest("the message is empty")
+    interrupt = obj.get("interrupt", False)
+    if not isinstance(interrupt, bool):
+        raise BadRequest("field 'interrupt' must be true or false")
+    return Message(
+        id=msg_id,
+        text=text,
+        interrupt=interrupt,
+        temperature=_number(obj, "temperature", 0.0, 2.0),
+        top_p=_number(obj, "top_p", 0.0001, 1.0),
+        max_tokens=_int(obj, "max_tokens", 1, 32768),
+    )
+
+
+def _number(obj: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise BadRequest(f"field {name!r} must be a number between {low:g} and {high:g}")
+    return float(value)
+
+
+def _int(obj: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadRequest(f"field {name!r} must be an integer between {low} and {high}")
+    return value
+
+
+# --------------------------------------------------------------------------- server frames
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+_dumps_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def delta_prefix(message_id: str) -> str:
+    """The constant head of every delta frame of one reply (computed once per reply)."""
+    return '{"type":"delta","message_id":' + _dumps_text(message_id) + ',"seq":'
+
+
+def delta_frame(prefix: str, seq: int, text: str) -> str:
+    return f'{prefix}{seq},"text":{_dumps_text(text)}}}'
+
+
+def error_frame(
+    error: GatewayError,
+    *,
+    reply_to: str | None = None,
+    message_id: str | None = None,
+) -> str:
+    frame: dict[str, Any] = {
+        "type": "error",
+        "code": error.code,
+        "message": error.message,
+        "retryable": error.retryable,
+    }
+    if reply_to is not None:
+        frame["reply_to"] = reply_to
+    if message_id is not None:
+        frame["message_id"] = message_id
+    return encode(frame)
+
+
+def pong_frame() -> str:
+    return encode({"type": "pong", "ts": now_iso()})

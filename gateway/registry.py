@@ -1,0 +1,57 @@
+"""The connections of this instance: capacity, per-user counts, stats, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from .connection import Connection
+from .errors import TryAgainLater
+
+
+class Registry:
+    def __init__(self, max_connections: int, max_per_user: int) -> None:
+        self._connections: set[Connection] = set()
+        self._per_user: Counter[str] = Counter()
+        self._max = max_connections
+        self._max_per_user = max_per_user
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    def __iter__(self) -> Any:
+        return iter(list(self._connections))
+
+    def check_capacity(self, user: str) -> None:
+        if len(self._connections) >= self._max:
+            raise TryAgainLater("the gateway is at its connection limit")
+        if self._per_user[user] >= self._max_per_user:
+            raise TryAgainLater("too many connections for this user")
+
+    def add(self, conn: Connection) -> None:
+        self._connections.add(conn)
+        self._per_user[conn.user] += 1
+
+    def remove(self, conn: Connection) -> None:
+        if conn in self._connections:
+            self._connections.discard(conn)
+            self._per_user[conn.user] -= 1
+            if self._per_user[conn.user] <= 0:
+                del self._per_user[conn.user]
+
+    def rename(self, conn: Connection, user: str) -> None:
+        """The connection re-authenticated as another user."""
+        self.remove(conn)
+        conn.user = user
+        self.add(conn)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [conn.info() for conn in self._connections]
+
+    async def close_all(self, code: int, reason: str) -> None:
+        conns = list(self._connections)
+        if conns:
+            await asyncio.gather(
+                *(c.close_with(code=code, reason=reason) for c in conns), return_exceptions=True
+            )

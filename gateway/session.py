@@ -1,0 +1,304 @@
+"""One chat connection's life: authenticate, join a conversation, dispatch frames, leave.
+
+The handler (:mod:`gateway.handlers.chat`) prepares the socket and calls
+:meth:`ChatSession.run`. Refusals happen after the upgrade, as close frames with the
+contract's code and reason. The receive loop runs here, in the handler's task, so
+aiohttp keeps processing pongs whatever the writer is doing; the writer is its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from . import protocol
+from .auth import Identity, origin_allowed, verify_token
+from .chat import Chat
+from .config import Config
+from .connection import Connection
+from .conversations import Conversation, SessionType, new_id
+from .errors import (
+    BadRequest,
+    ClientError,
+    Forbidden,
+    GatewayError,
+    InternalError,
+    Refusal,
+    TokenExpired,
+    Unauthorized,
+    UnknownAssistant,
+    UnsupportedData,
+)
+from .registry import Registry
+
+log = structlog.get_logger("gateway.session")
+
+TOKEN_WARNING_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    assistant: str
+    session_type: SessionType
+    conversation_id: str | None
+    origin: str | None
+    host: str
+    token: str | None
+    anonymous_id: str
+    instance: str
+
+
+class ChatSession:
+    def __init__(
+        self, config: Config, chat: Chat, registry: Registry, ws: web.WebSocketResponse
+    ) -> None:
+        self.config = config
+        self.chat = chat
+        self.registry = registry
+        self.ws = ws
+        self.conn: Connection | None = None
+        self.conv: Conversation | None = None
+        self.identity: Identity | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._token_watch: asyncio.Task[None] | None = None
+
+    async def run(self, hs: Handshake) -> None:
+        try:
+            identity = await self._authenticate(hs)
+            if identity is None:
+                return
+            await self._open(hs, identity)
+            await self._receive_loop()
+        except (Refusal, ClientError) as exc:
+            await self._refuse(exc)
+        except Exception:
+            log.exception("session failed")
+            await self._refuse(InternalError())
+        finally:
+            await self._leave()
+
+    # ---------------------------------------------------------------- opening
+
+    async def _authenticate(self, hs: Handshake) -> Identity | None:
+        auth = self.config.auth
+        if hs.assistant not in self.config.assistants:
+            raise UnknownAssistant()
+        allowed = self.config.assistants[hs.assistant].allowed_origins
+        if not origin_allowed(hs.origin, hs.host, allowed):
+            raise Forbidden("this site may not use this assistant")
+        if hs.token is not None:
+            return verify_token(auth, hs.token)
+        if not auth.required:
+            return Identity(user=hs.anonymous_id, anonymous=True)
+        # The page and the widget send {"type":"auth"} first; only ping is answered before it.
+        deadline = time.monotonic() + auth.auth_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Unauthorized("no token within the auth deadline")
+            try:
+                msg = await self.ws.receive(timeout=remaining)
+            except TimeoutError:
+                raise Unauthorized("no token within the auth deadline") from None
+            if msg.type in _CLOSED:
+                return None
+            if msg.type is not WSMsgType.TEXT:
+                raise Unauthorized("send an auth frame first")
+            try:
+                frame = protocol.parse_client_frame(msg.data)
+            except protocol.FrameError:
+                raise Unauthorized("send an auth frame first") from None
+            if isinstance(frame, protocol.Ping):
+                await self.ws.send_str(protocol.pong_frame())
+                continue
+            if isinstance(frame, protocol.Auth):
+                return verify_token(auth, frame.token)
+            raise Unauthorized("send an auth frame first")
+
+    async def _open(self, hs: Handshake, identity: Identity) -> None:
+        self.registry.check_capacity(identity.user)
+        conv = await self._conversation(hs, identity)
+        limits = self.config.limits
+        conn = Connection(
+            ws=self.ws,
+            connection_id=new_id("c"),
+            user=identity.user,
+            admin=identity.admin,
+            assistant=hs.assistant,
+            session_type=hs.session_type,
+            conversation_id=conv.id,
+            instance=hs.instance,
+            send_timeout_s=limits.slow_consumer_timeout_s,
+            max_delta_chars=min(limits.max_delta_chars, limits.outbox_max_bytes // 4),
+        )
+        self.conn, self.conv, self.identity = conn, conv, identity
+        structlog.contextvars.bind_contextvars(
+            connection_id=conn.connection_id, conversation_id=conv.id, user=identity.user
+        )
+        self.registry.add(conn)
+        self.chat.rooms.join(conv.id, conn)
+        conn.send(self._connected_frame())
+        self._tasks.append(asyncio.create_task(conn.run_writer(), name="ws writer"))
+        self._watch_token()
+        if conv.running is not None:  # a reply is streaming: a new viewer joins it live
+            reply = self.chat.replies.get(conv.running)
+            if reply is not None:
+                conn.follow(reply)
+        log.info("connected", assistant=hs.assistant, session_type=hs.session_type)
+
+    async def _conversation(self, hs: Handshake, identity: Identity) -> Conversation:
+        store = self.chat.conversations
+        if hs.session_type == "group" and not hs.conversation_id:
+            raise BadRequest("conversation_id is required for a group session")
+        conv_id = hs.conversation_id or new_id("conv")
+        conv = await store.get(conv_id)
+        if conv is None:
+            return await store.create(conv_id, identity.user, hs.session_type, hs.assistant)
+        if conv.session_type != hs.session_type or conv.assistant != hs.assistant:
+            raise Forbidden("that conversation belongs to another assistant or session type")
+        if conv.session_type == "person":
+            if conv.owner != identity.user and not identity.admin:
+                raise Forbidden("that conversation belongs to someone else")
+        else:
+            await store.join(conv, identity.user)
+        return conv
+
+    def _connected_frame(self) -> str:
+        assert self.conn is not None and self.conv is not None
+        return protocol.encode(
+            {
+                "type": "connected",
+                "protocol": protocol.PROTOCOL_VERSION,
+                "connection_id": self.conn.connection_id,
+                "conversation_id": self.conv.id,
+                "assistant": self.conn.assistant,
+                "session_type": self.conn.session_type,
+                "user": self.conn.user,
+                "heartbeat_s": self.config.server.heartbeat_s,
+                "model": self.config.assistant_model(self.conn.assistant),
+                "offline_demo": self.config.offline_demo,
+            }
+        )
+
+    # ---------------------------------------------------------------- frames
+
+    async def _receive_loop(self) -> None:
+        assert self.conn is not None
+        conn = self.conn
+        async for msg in self.ws:
+            conn.last_active = time.time()
+            if msg.type is WSMsgType.TEXT:
+                try:
+                    await self._on_frame(msg.data)
+                except protocol.FrameError as exc:
+                    conn.send(protocol.error_frame(exc.error, reply_to=exc.reply_to))
+            elif msg.type is WSMsgType.BINARY:
+                conn.send(protocol.error_frame(UnsupportedData()))
+            if self.ws.closed or conn.close_code is not None:
+                break
+
+    async def _on_frame(self, data: str) -> None:
+        assert self.conn is not None and self.conv is not None
+        conn, conv = self.conn, self.conv
+        frame = protocol.parse_client_frame(data)
+        reply_to = frame.id if isinstance(frame, protocol.Message) else None
+        try:
+            match frame:
+                case protocol.Message():
+                    await self.chat.message(conn, conv, frame)
+                case protocol.Cancel(message_id=message_id):
+                    await self.chat.cancel(conv, message_id)
+                case protocol.Resume():
+                    self.chat.resume(conn, conv, frame)
+                case protocol.Reset():
+                    await self.chat.reset(conv)
+                case protocol.Ping():
+                    conn.send(protocol.pong_frame())
+                case protocol.Auth(token=token):
+                    self._reauthenticate(token)
+                case protocol.Disconnect():
+                    await conn.close_with(code=1000, reason="bye")
+        except Refusal:
+            raise
+        except GatewayError as exc:
+            conn.send(protocol.error_frame(exc, reply_to=reply_to))
+
+    def _reauthenticate(self, token: str) -> None:
+        """A fresh token on a live connection: same user, or an anonymous one signing in."""
+        assert self.conn is not None and self.identity is not None
+        identity = verify_token(self.config.auth, token)
+        switched = identity.user != self.identity.user
+        if switched:
+            if not self.identity.anonymous or self.conv is None or self.conv.messages:
+                raise BadRequest("the token is for another user; reconnect to switch users")
+            self.conv.owner = identity.user
+            self.conv.members = {identity.user}
+            self.registry.rename(self.conn, identity.user)
+            structlog.contextvars.bind_contextvars(user=identity.user)
+        self.identity = identity
+        self.conn.admin = identity.admin
+        self._watch_token()
+        if switched:
+            self.conn.send(self._connected_frame())
+
+    def _watch_token(self) -> None:
+        if self._token_watch is not None:
+            self._token_watch.cancel()
+        if self.identity is not None and self.identity.expires_at is not None:
+            self._token_watch = asyncio.create_task(self._token_deadline(self.identity.expires_at))
+
+    async def _token_deadline(self, expires_at: float) -> None:
+        assert self.conn is not None
+        warn_in = expires_at - TOKEN_WARNING_S - time.time()
+        if warn_in > 0:
+            await asyncio.sleep(warn_in)
+        self.conn.send(
+            protocol.encode(
+                {
+                    "type": "error",
+                    "code": "token_expiring",
+                    "message": "the token expires soon; send a fresh auth frame",
+                    "retryable": True,
+                }
+            )
+        )
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        await self.conn.close_with(TokenExpired())
+
+    # ---------------------------------------------------------------- closing
+
+    async def _refuse(self, error: GatewayError) -> None:
+        if self.conn is not None:
+            await self.conn.close_with(error)
+        elif not self.ws.closed:
+            code = error.close_code or 1008
+            reason = error.reason or error.message  # a close reason fits 123 bytes
+            await self.ws.close(code=code, message=reason.encode()[:120])
+
+    async def _leave(self) -> None:
+        if self._token_watch is not None:
+            self._token_watch.cancel()
+        conn = self.conn
+        if conn is not None:
+            conn.detach_all()
+            self.chat.rooms.leave(conn.conversation_id, conn)
+            self.registry.remove(conn)
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        if conn is not None:
+            log.info(
+                "disconnected",
+                close_code=conn.close_code or self.ws.close_code,
+                frames_sent=conn.frames_sent,
+                frames_merged=conn.frames_merged,
+            )
+        structlog.contextvars.clear_contextvars()
+
+
+_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)

@@ -1,0 +1,98 @@
+"""Configuration: types, env overrides, errors naming the key, secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gateway import config
+from gateway.config import ConfigError
+
+
+def test_defaults_start_the_offline_demo_without_a_key() -> None:
+    """No key anywhere: the simulator answers; a default assistant always exists."""
+    cfg = config.loads("")
+    assert cfg.upstream.kind == "fake" and cfg.offline_demo
+    assert "default" in cfg.assistants
+
+
+def test_dashscope_key_from_env_selects_real_qwen_and_never_prints() -> None:
+    """DASHSCOPE_API_KEY is picked up, and neither repr nor str shows it."""
+    cfg = config.loads("", env={"DASHSCOPE_API_KEY": "sk-very-secret"})
+    assert cfg.upstream.kind == "dashscope"
+    assert cfg.upstream.api_key.reveal() == "sk-very-secret"
+    assert "sk-very-secret" not in repr(cfg) and "sk-very-secret" not in str(cfg.upstream)
+
+
+def test_env_overrides_any_key_with_typed_values() -> None:
+    """GATEWAY_<SECTION>__<KEY> overrides the file, parsed as TOML where it parses."""
+    cfg = config.loads(
+        "[server]\nport = 8000\n",
+        env={
+            "GATEWAY_SERVER__PORT": "9000",
+            "GATEWAY_LIMITS__ORPHAN_GRACE_S": "1.5",
+            "GATEWAY_ASSISTANTS__SUPPORT__TITLE": "Support",
+            "GATEWAY_ASSISTANTS__SUPPORT__ALLOWED_ORIGINS": "https://a.example,https://b.example",
+        },
+    )
+    assert cfg.server.port == 9000
+    assert cfg.limits.orphan_grace_s == 1.5
+    assert cfg.assistants["support"].title == "Support"
+    assert cfg.assistants["support"].allowed_origins == ("https://a.example", "https://b.example")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[server]\nprot = 1\n", "server.prot: unknown key"),
+        ("[server]\nport = 'x'\n", "server.port: expected an integer"),
+        ("[limits]\nslow_consumer_timeout_s = true\n", "limits.slow_consumer_timeout_s"),
+        ("[upstream]\nkind = 'gpt'\n", "upstream.kind: must be one of"),
+        ("[assistants.x]\ntemperature = 5\n", "assistants.x.temperature"),
+        ("[assistants.x]\nallowed_origins = [1]\n", "assistants.x.allowed_origins"),
+        ("[nope]\n", "nope: unknown key"),
+        ("[auth]\nrequired = true\n", "auth.jwt_secret"),
+        ("[auth]\nalgorithms = ['none']\njwt_secret = '%s'\n" % ("s" * 32), "auth.algorithms"),
+        ("[auth]\njwt_secret = 'short'\n", "auth.jwt_secret: must be at least 32 bytes"),
+    ],
+)
+def test_bad_values_name_the_key(text: str, key: str) -> None:
+    """Unknown keys, wrong types and bad ranges stop with the dotted key in the message."""
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        config.loads(text)
+
+
+def test_time_limits_accept_integers_and_decimals() -> None:
+    """Seconds may be written as integers or decimals."""
+    cfg = config.loads("[limits]\nresume_window_s = 60\norphan_grace_s = 0.25\n")
+    assert cfg.limits.resume_window_s == 60.0 and cfg.limits.orphan_grace_s == 0.25
+
+
+def test_check_config_exits_nonzero_with_one_line_naming_the_key(tmp_path) -> None:
+    """`python -m gateway check-config` fails on a bad file with a one-line message."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[limits]\noutbox_max_bytes = 'big'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", "--config", str(bad)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0
+    assert "limits.outbox_max_bytes" in result.stderr
+
+
+def test_token_command_prints_a_verifiable_jwt(tmp_path) -> None:
+    """`python -m gateway token --sub alice --admin` prints a JWT that verifies as admin alice."""
+    from gateway.auth import verify_token
+
+    good = tmp_path / "c.toml"
+    good.write_text("[auth]\njwt_secret = 'k' \naudience = 'gw'\n".replace("'k'", repr("k" * 32)))
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "token", "--config", str(good),
+         "--sub", "alice", "--admin", "--ttl", "60"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    identity = verify_token(config.load(good).auth, result.stdout.strip())
+    assert identity.user == "alice" and identity.admin

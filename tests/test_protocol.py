@@ -1,0 +1,74 @@
+"""The frame codec, with plain strings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway import protocol
+from gateway.protocol import FrameError, parse_client_frame
+
+
+def test_message_text_and_parts_shapes_decode_to_the_same_text() -> None:
+    """Both contract shapes of `message` decode to one Message."""
+    a = parse_client_frame('{"type":"message","id":"c-1","text":"Hello"}')
+    b = parse_client_frame(
+        '{"type":"message","id":"c-1","message":[{"type":"Plain","text":"Hel"},'
+        '{"type":"Plain","text":"lo"}]}'
+    )
+    assert a == b == protocol.Message(id="c-1", text="Hello")
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "fragment"),
+    [
+        ("{not json", "bad_json", "JSON"),
+        ("[1,2]", "bad_request", "object"),
+        ('{"id":"x"}', "bad_request", "'type'"),
+        ('{"type":"dance"}', "unknown_type", "dance"),
+        ('{"type":"message","id":"c-1"}', "bad_request", "'text'"),
+        ('{"type":"message","text":"hi"}', "bad_request", "'id'"),
+        ('{"type":"message","id":"c-1","text":"  "}', "bad_request", "empty"),
+        ('{"type":"message","id":"c-1","text":"hi","colour":1}', "bad_request", "colour"),
+        ('{"type":"message","id":"c-1","text":"hi","interrupt":"yes"}', "bad_request", "interrupt"),
+        ('{"type":"message","id":"c-1","text":"hi","temperature":9}', "bad_request", "temperature"),
+        ('{"type":"resume","message_id":"m-1","last_seq":-1}', "bad_request", "last_seq"),
+        ('{"type":"resume","last_seq":1}', "bad_request", "message_id"),
+        ('{"type":"auth"}', "bad_request", "token"),
+    ],
+)
+def test_bad_frames_name_the_problem(data: str, code: str, fragment: str) -> None:
+    """Each malformed frame raises an error with the contract's code, naming the field."""
+    with pytest.raises(FrameError) as info:
+        parse_client_frame(data)
+    assert info.value.error.code == code
+    assert fragment in info.value.error.message
+
+
+def test_frame_error_keeps_the_frames_id_for_reply_to() -> None:
+    """An error about a frame with an id carries that id."""
+    with pytest.raises(FrameError) as info:
+        parse_client_frame('{"type":"message","id":"c-9","text":""}')
+    assert info.value.reply_to == "c-9"
+
+
+def test_delta_frame_template_is_valid_json_with_exact_text() -> None:
+    """The templated delta frame decodes to the same fields as an encoded dict."""
+    text = 'a "quoted" \\ line\n你好🚀\u2028'
+    frame = protocol.delta_frame(protocol.delta_prefix('m-"1'), 7, text)
+    assert json.loads(frame) == {"type": "delta", "message_id": 'm-"1', "seq": 7, "text": text}
+
+
+def test_error_frame_has_code_message_retryable() -> None:
+    """Every error frame carries code, message and retryable, plus reply_to when given."""
+    from gateway.errors import Busy
+
+    frame = json.loads(protocol.error_frame(Busy(), reply_to="c-2"))
+    assert frame == {
+        "type": "error",
+        "code": "busy",
+        "message": Busy.default_message,
+        "retryable": True,
+        "reply_to": "c-2",
+    }
