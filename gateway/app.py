@@ -19,7 +19,8 @@ from . import keys
 from .chat import Chat
 from .config import Config
 from .conversations import MemoryConversationStore
-from .handlers import chat, health
+from .handlers import chat, generations, health, pages
+from .handlers.errors import json_errors
 from .llm.client import make_session, make_upstream
 from .llm.simulator import start_simulator
 from .ratelimits import RateLimiter
@@ -78,7 +79,9 @@ async def _close_sockets(app: web.Application) -> None:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=config.limits.max_request_bytes)
+    app = web.Application(
+        client_max_size=config.limits.max_request_bytes, middlewares=[json_errors]
+    )
     app[keys.CONFIG] = config
     app[keys.INSTANCE_ID] = config.server.instance_id or f"{socket.gethostname()}:{os.getpid()}"
     app[keys.REGISTRY] = Registry(
@@ -91,4 +94,6 @@ def create_app(config: Config) -> web.Application:
     app.on_shutdown.append(_close_sockets)
     health.setup(app)
     chat.setup(app)
+    generations.setup(app)
+    pages.setup(app)
     return app
