@@ -26,10 +26,16 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--host", help="override server.host")
         p.add_argument("--port", type=int, help="override server.port")
     sub.add_parser("check-config", parents=[common], help="validate the configuration")
-    token = sub.add_parser("token", parents=[common], help="print a JWT signed with auth.jwt_secret")
+    token = sub.add_parser(
+        "token", parents=[common], help="print a JWT signed with auth.jwt_secret"
+    )
     token.add_argument("--sub", required=True, help="the user id (the token's sub claim)")
     token.add_argument("--admin", action="store_true", help="add role=admin")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    chat = sub.add_parser("chat", parents=[common], help="chat in the terminal")
+    chat.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway's base URL")
+    chat.add_argument("--assistant", default="default")
+    chat.add_argument("--token", default=os.environ.get("GATEWAY_TOKEN"), help="a JWT")
     fake = sub.add_parser("fake-upstream", parents=[common], help="run the Qwen simulator alone")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8089)
@@ -45,14 +51,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure()
         run_simulator(args.host, args.port)
         return 0
+    if command == "chat":
+        from .terminal import run_chat
+
+        try:
+            status: int = asyncio.run(run_chat(args.url, args.assistant, args.token))
+            return status
+        except KeyboardInterrupt:
+            return 130
     try:
         config = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     if command == "check-config":
-        print(f"{args.config}: ok (upstream {config.upstream.kind}, "
-              f"{len(config.assistants)} assistant(s), redis {'on' if config.redis.url else 'off'})")
+        print(
+            f"{args.config}: ok (upstream {config.upstream.kind}, "
+            f"{len(config.assistants)} assistant(s), redis {'on' if config.redis.url else 'off'})"
+        )
         return 0
     if command == "token":
         from .auth import mint_token

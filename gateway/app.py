@@ -8,21 +8,25 @@ session closes, then the simulator (when it was the upstream) stops.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import socket
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from yarl import URL
 
 from . import keys
 from .chat import Chat
 from .config import Config
 from .conversations import MemoryConversationStore
-from .handlers import chat, generations, health, pages
+from .handlers import admin, chat, conversations, generations, health, pages
 from .handlers.errors import json_errors
 from .llm.client import make_session, make_upstream
 from .llm.simulator import start_simulator
+from .metrics import Metrics
 from .ratelimits import RateLimiter
 from .registry import Registry
 from .replies import ReplyStore
@@ -53,6 +57,14 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _upstream_reachable(app: web.Application) -> None:
+    """Readiness: a TCP connection to the upstream's host opens (no request, no billing)."""
+    url = URL(app[keys.UPSTREAM_URL])
+    _, writer = await asyncio.open_connection(url.host, url.port)
+    writer.close()
+    await writer.wait_closed()
+
+
 async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
     """Conversations, reply logs and rooms; on the way out, running replies get a grace."""
     config = app[keys.CONFIG]
@@ -64,6 +76,7 @@ async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
         replies,
         Rooms(),
         RateLimiter(config.limits.messages_per_minute),
+        app[keys.METRICS],
     )
     try:
         yield
@@ -74,7 +87,8 @@ async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sockets(app: web.Application) -> None:
     await app[keys.REGISTRY].close_all(1001, "going away")
-    for ws in list(app[keys.SOCKETS]):  # sockets still authenticating
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[keys.SOCKETS]
+    for ws in list(sockets):  # sockets still authenticating, and generation watches
         await ws.close(code=1001, message=b"going away")
 
 
@@ -84,10 +98,15 @@ def create_app(config: Config) -> web.Application:
     )
     app[keys.CONFIG] = config
     app[keys.INSTANCE_ID] = config.server.instance_id or f"{socket.gethostname()}:{os.getpid()}"
+    app[keys.METRICS] = metrics = Metrics()
     app[keys.REGISTRY] = Registry(
-        config.limits.max_connections, config.limits.max_connections_per_user
+        config.limits.max_connections, config.limits.max_connections_per_user, metrics
     )
-    app[keys.SOCKETS] = weakref.WeakSet()
+    app[keys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
+    probes: dict[str, Callable[[], Awaitable[None]]] = {
+        "upstream": functools.partial(_upstream_reachable, app)
+    }
+    app[keys.READINESS] = probes
     app.cleanup_ctx.append(_simulator_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_chat_ctx)
@@ -95,5 +114,7 @@ def create_app(config: Config) -> web.Application:
     health.setup(app)
     chat.setup(app)
     generations.setup(app)
+    conversations.setup(app)
+    admin.setup(app)
     pages.setup(app)
     return app

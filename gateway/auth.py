@@ -48,7 +48,6 @@ def verify_token(config: AuthConfig, token: str) -> Identity:
     key = config.jwt_public_key or (config.jwt_secret.reveal() if config.jwt_secret else "")
     if not key:
         raise Unauthorized("this gateway has no token key configured")
-    options: dict[str, Any] = {"require": ["exp", "sub"]}
     try:
         claims = jwt.decode(
             token,
@@ -56,7 +55,7 @@ def verify_token(config: AuthConfig, token: str) -> Identity:
             algorithms=list(config.algorithms),
             audience=config.audience or None,
             issuer=config.issuer or None,
-            options=options,
+            options={"require": ["exp", "sub"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired") from None
@@ -93,9 +92,12 @@ def new_anonymous_id() -> str:
 
 def anonymous_id(cookie: str | None) -> str | None:
     """The cookie's anonymous id if it is one we could have issued."""
-    if cookie and cookie.startswith("anon-") and 20 <= len(cookie) <= 64 and cookie[5:].replace(
-        "-", ""
-    ).replace("_", "").isalnum():
+    if (
+        cookie
+        and cookie.startswith("anon-")
+        and 20 <= len(cookie) <= 64
+        and cookie[5:].replace("-", "").replace("_", "").isalnum()
+    ):
         return cookie
     return None
 
@@ -108,3 +110,17 @@ def origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> b
         return True
     netloc = urlsplit(origin).netloc
     return bool(netloc) and netloc.lower() == host.lower()
+
+
+def request_identity(
+    config: AuthConfig, headers: Mapping[str, str], cookies: Mapping[str, str]
+) -> Identity:
+    """Who is calling the REST API: the bearer token, else (auth not required) the cookie."""
+    header = headers.get("Authorization", "")
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        return verify_token(config, header[7:].strip())
+    if not config.required:
+        anon = anonymous_id(cookies.get(ANON_COOKIE))
+        if anon is not None:
+            return Identity(user=anon, anonymous=True)
+    raise Unauthorized("send Authorization: Bearer <token>")

@@ -26,6 +26,7 @@ from .conversations import Conversation, ConversationStore, HistoryMessage, Stat
 from .errors import BadRequest, Busy, MessageTooLong, RateLimited, ResumeUnavailable
 from .generation import produce
 from .llm.events import ChatMessage, ChatRequest, Upstream
+from .metrics import Metrics
 from .ratelimits import RateLimiter
 from .replies import ReplyLog, ReplyState, ReplyStore
 from .rooms import Rooms
@@ -48,7 +49,9 @@ class Chat:
         replies: ReplyStore,
         rooms: Rooms,
         rate_limiter: RateLimiter,
+        metrics: Metrics,
     ) -> None:
+        self.metrics = metrics
         self.config = config
         self.upstream = upstream
         self.conversations = conversations
@@ -60,9 +63,7 @@ class Chat:
 
     # ---------------------------------------------------------------- client frames
 
-    async def message(
-        self, conn: Connection, conv: Conversation, msg: protocol.Message
-    ) -> None:
+    async def message(self, conn: Connection, conv: Conversation, msg: protocol.Message) -> None:
         limits = self.config.limits
         existing = conv.replies_by_client_id.get(msg.id)
         if existing is not None:
@@ -106,6 +107,7 @@ class Chat:
             raise BadRequest(f"last_seq {frame.last_seq} is beyond the reply's {reply.head} steps")
         if not conn.follow(reply, frame.last_seq, resumed=True):
             raise BadRequest("this connection is already following that reply")
+        self.metrics.resumes.inc()
 
     async def reset(self, conv: Conversation) -> None:
         if conv.running is not None:
@@ -171,7 +173,9 @@ class Chat:
             ),
         )
         self.rooms.publish_reply(conv.id, reply)
-        task = asyncio.create_task(self._run(conv, reply, request), name=f"reply {reply.message_id}")
+        task = asyncio.create_task(
+            self._run(conv, reply, request), name=f"reply {reply.message_id}"
+        )
         self._running[reply.message_id] = _Running(task)
         self._per_user[reply.owner] = self._per_user.get(reply.owner, 0) + 1
         if reply.viewer_count == 0:
@@ -195,9 +199,8 @@ class Chat:
         return (*head, *past, ChatMessage("user", text))
 
     async def _run(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
-        bound_log = log.bind(
-            conversation_id=conv.id, message_id=reply.message_id, user=reply.owner
-        )
+        bound_log = log.bind(conversation_id=conv.id, message_id=reply.message_id, user=reply.owner)
+        self.metrics.replies_in_flight.inc()
         try:
             await produce(reply, self.upstream, request, self.config.limits.outbox_max_bytes)
         except asyncio.CancelledError:
@@ -215,6 +218,7 @@ class Chat:
             )
             await self.conversations.end_reply(conv, reply.message_id)
             self.replies.ended(reply)
+            self._observe(reply)
             bound_log.info(
                 "reply",
                 finish_reason=reply.finish_reason,
@@ -225,6 +229,18 @@ class Chat:
                 upstream_request_id=reply.upstream_request_id,
                 error=reply.error.code if reply.error else None,
             )
+
+    def _observe(self, reply: ReplyLog) -> None:
+        m = self.metrics
+        m.replies_in_flight.dec()
+        m.steps += reply.head
+        m.replies.labels(reply.finish_reason or "error").inc()
+        if reply.first_step_at is not None:
+            m.time_to_first_delta.observe(reply.first_step_at - reply.started_at)
+        if reply.finished_at is not None:
+            m.reply_duration.observe(reply.finished_at - reply.started_at)
+        if reply.error is not None:
+            m.upstream_errors.labels(reply.error.code).inc()
 
     def _orphaned(self, reply: ReplyLog) -> None:
         running = self._running.get(reply.message_id)

@@ -42,7 +42,9 @@ CLOSE_FLUSH_S = 5.0
 class GatewaySocket(web.WebSocketResponse):
     """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's."""
 
-    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
         if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
             message = b"message too big"
         return await super().close(code=code, message=message, drain=drain)
@@ -78,6 +80,7 @@ class Connection:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: bool = False
     close_code: int | None = None
+    slow: bool = False  # closed because it could not keep up
 
     # ---------------------------------------------------------------- feeding
 
@@ -106,8 +109,7 @@ class Connection:
 
     def follows(self, message_id: str) -> bool:
         return any(
-            isinstance(item, Cursor) and item.log.message_id == message_id
-            for item in self._ordered
+            isinstance(item, Cursor) and item.log.message_id == message_id for item in self._ordered
         )
 
     def bytes_behind(self) -> int:
@@ -176,6 +178,7 @@ class Connection:
                 async with asyncio.timeout(self.send_timeout_s):
                     await ws.send_str(frame)
             except TimeoutError:
+                self.slow = True
                 await self.close_with(SlowConsumer())
                 return
             except (ConnectionError, RuntimeError):
@@ -193,8 +196,9 @@ class Connection:
         self._urgent.clear()
         self._wake.set()
 
-    async def close_with(self, error: GatewayError | None = None, *, code: int = 1000,
-                         reason: str = "") -> None:
+    async def close_with(
+        self, error: GatewayError | None = None, *, code: int = 1000, reason: str = ""
+    ) -> None:
         """Close with ``error``'s close code and reason (or the given ones), never hanging."""
         if error is not None and error.close_code is not None:
             code, reason = error.close_code, error.reason
@@ -209,6 +213,7 @@ class Connection:
         if transport is not None:
             # A peer that stopped reading never takes the close frame: drop it after a grace.
             asyncio.get_running_loop().call_later(CLOSE_FLUSH_S, transport.abort)
+
 
 def start_frame(reply: ReplyLog, *, resumed: bool = False) -> str:
     frame: dict[str, Any] = {

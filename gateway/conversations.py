@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from .protocol import iso
+
 SessionType = Literal["person", "group"]
 Status = Literal["complete", "incomplete", "cancelled", "failed", "running"]
 
@@ -38,7 +40,7 @@ class HistoryMessage:
             "role": self.role,
             "content": self.content,
             "status": self.status,
-            "created_at": self.created_at,
+            "created_at": iso(self.created_at),
         }
 
 
@@ -67,8 +69,8 @@ class Conversation:
             "assistant": self.assistant,
             "session_type": self.session_type,
             "title": self.title,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
         }
 
 

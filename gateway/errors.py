@@ -21,7 +21,7 @@
     │   ├── SlowConsumer              slow_consumer    1013   -    yes
     │   ├── TokenExpired              token_expired    1008  401   no
     │   └── MessageTooBig             message_too_big  1009  413   no
-    ├── UpstreamError                 upstream_error     -   502   yes  (5xx, error event, dropped, malformed)
+    ├── UpstreamError                 upstream_error     -   502   yes  (5xx, error event, drop...)
     │   ├── UpstreamAuth              upstream_auth      -   502   no   (HTTP 401/403)
     │   ├── UpstreamThrottled         upstream_throttled -   503   yes  (429, Throttling*)
     │   ├── ContentFiltered           content_filtered   -   422   no   (DataInspectionFailed)

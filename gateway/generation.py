@@ -35,7 +35,9 @@ async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bou
                     reply.finish(ReplyState.COMPLETED, event.finish_reason)
                     return
         # The stream ended without a Finish: the client contract says it raises; be safe.
-        reply.finish(ReplyState.FAILED, "error", error=UpstreamError("the model's reply ended early"))
+        reply.finish(
+            ReplyState.FAILED, "error", error=UpstreamError("the model's reply ended early")
+        )
     except UpstreamError as exc:
         reply.upstream_request_id = exc.request_id
         reply.finish(ReplyState.FAILED, "error", error=exc)

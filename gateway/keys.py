@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -10,6 +11,7 @@ from aiohttp import web
 from .chat import Chat
 from .config import Config
 from .llm.events import Upstream
+from .metrics import Metrics
 from .registry import Registry
 
 CONFIG = web.AppKey("config", Config)
@@ -19,4 +21,7 @@ UPSTREAM = web.AppKey("upstream", Upstream)
 UPSTREAM_URL = web.AppKey("upstream_url", str)
 CHAT = web.AppKey("chat", Chat)
 REGISTRY = web.AppKey("registry", Registry)
+METRICS = web.AppKey("metrics", Metrics)
+READINESS = web.AppKey("readiness", dict[str, Callable[[], Awaitable[None]]])
+# Every open WebSocket, including those still authenticating: closed with 1001 on shutdown.
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])

@@ -13,9 +13,14 @@ import sys
 from typing import Any
 
 import structlog
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
 
 _TOKEN_IN_QUERY = re.compile(r"([?&](?:token|access_token|api_key)=)[^&\s\"]*", re.IGNORECASE)
 _BEARER = re.compile(r"(bearer[ .])[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
+_access = structlog.get_logger("gateway.access")
 
 
 def redact(text: str) -> str:
@@ -65,4 +70,20 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING if numeric > logging.INFO else numeric)
+    logging.getLogger("aiohttp.access").setLevel(
+        logging.WARNING if numeric > logging.INFO else numeric
+    )
+
+
+class AccessLogger(AbstractAccessLogger):
+    """aiohttp's access log as one structlog event per request, tokens redacted."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        _access.info(
+            "http",
+            method=request.method,
+            path=redact(request.path_qs),
+            status=response.status,
+            seconds=round(time, 4),
+            remote=request.remote,
+        )

@@ -159,7 +159,7 @@ def _message(obj: dict[str, Any]) -> Message:
                 or part.get("type") != "Plain"
                 or not isinstance(part.get("text"), str)
             ):
-                raise BadRequest("each part of 'message' must be {\"type\":\"Plain\",\"text\":...}")
+                raise BadRequest('each part of \'message\' must be {"type":"Plain","text":...}')
             texts.append(part["text"])
         text = "".join(texts)
     else:
@@ -201,6 +201,11 @@ def _int(obj: dict[str, Any], name: str, low: int, high: int) -> int | None:
 
 
 # --------------------------------------------------------------------------- server frames
+
+
+def iso(ts: float) -> str:
+    """An epoch time as ISO 8601 UTC with milliseconds, e.g. 2026-11-22T15:30:45.123Z."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_iso() -> str:

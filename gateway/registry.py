@@ -8,10 +8,13 @@ from typing import Any
 
 from .connection import Connection
 from .errors import TryAgainLater
+from .metrics import Metrics
 
 
 class Registry:
-    def __init__(self, max_connections: int, max_per_user: int) -> None:
+    def __init__(self, max_connections: int, max_per_user: int, metrics: Metrics) -> None:
+        self._metrics = metrics
+        metrics.live_frames = self._live_frames
         self._connections: set[Connection] = set()
         self._per_user: Counter[str] = Counter()
         self._max = max_connections
@@ -32,19 +35,31 @@ class Registry:
     def add(self, conn: Connection) -> None:
         self._connections.add(conn)
         self._per_user[conn.user] += 1
+        self._metrics.connections.labels(conn.assistant).inc()
 
     def remove(self, conn: Connection) -> None:
         if conn in self._connections:
             self._connections.discard(conn)
+            self._metrics.connections.labels(conn.assistant).dec()
+            self._metrics.frames_sent += conn.frames_sent
+            self._metrics.frames_merged += conn.frames_merged
+            if conn.slow:
+                self._metrics.slow_consumer_closes.inc()
             self._per_user[conn.user] -= 1
             if self._per_user[conn.user] <= 0:
                 del self._per_user[conn.user]
 
     def rename(self, conn: Connection, user: str) -> None:
         """The connection re-authenticated as another user."""
-        self.remove(conn)
+        self._per_user[conn.user] -= 1
+        if self._per_user[conn.user] <= 0:
+            del self._per_user[conn.user]
         conn.user = user
-        self.add(conn)
+        self._per_user[user] += 1
+
+    def _live_frames(self) -> tuple[int, int]:
+        conns = self._connections
+        return sum(c.frames_sent for c in conns), sum(c.frames_merged for c in conns)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [conn.info() for conn in self._connections]

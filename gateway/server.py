@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import signal
 
 import structlog
 from aiohttp import web
 
+from . import keys
 from .app import create_app
 from .config import Config
+from .logs import AccessLogger
 
 log = structlog.get_logger("gateway")
 
@@ -24,34 +26,39 @@ def _event_loop_factory() -> asyncio.AbstractEventLoop:
 
 
 def serve(config: Config, *, host: str | None = None, port: int | None = None) -> int:
-    """Serve until SIGINT or SIGTERM; return the process's exit status."""
-    app = create_app(config)
+    """Serve until SIGINT or SIGTERM, shut down gracefully, return the exit status (0)."""
     host = host or config.server.host
     port = config.server.port if port is None else port
-    with contextlib.suppress(KeyboardInterrupt):
-        with asyncio.Runner(loop_factory=_event_loop_factory) as runner:
-            runner.run(_serve(app, host, port, config))
+    with asyncio.Runner(loop_factory=_event_loop_factory) as runner:
+        runner.run(_serve(create_app(config), host, port, config))
     return 0
 
 
 async def _serve(app: web.Application, host: str, port: int, config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(
         app,
-        handle_signals=True,
-        access_log=None,
+        handle_signals=False,
+        access_log_class=AccessLogger,
         shutdown_timeout=config.server.shutdown_grace_s,
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    log.info(
-        "serving",
-        url=f"http://{host}:{port}/",
-        upstream=config.upstream.kind,
-        offline_demo=config.offline_demo,
-        redis=bool(config.redis.url),
-    )
     try:
-        await asyncio.Event().wait()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        log.info(
+            "serving",
+            url=f"http://{host}:{port}/",
+            upstream=config.upstream.kind,
+            offline_demo=config.offline_demo,
+            redis=bool(config.redis.url),
+            instance=app[keys.INSTANCE_ID],
+        )
+        await stop.wait()
+        log.info("shutting down", grace_s=config.server.shutdown_grace_s)
     finally:
         await runner.cleanup()
+    log.info("stopped")

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+os.environ["PYTHONASYNCIODEBUG"] = "1"  # every event loop of the run starts in debug mode
 
 
 def need_binary(name: str) -> str:
@@ -21,6 +22,127 @@ def need_binary(name: str) -> str:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _asyncio_debug(request: pytest.FixtureRequest) -> None:
-    os.environ.setdefault("PYTHONASYNCIODEBUG", "1")
+# --------------------------------------------------------------------------- the gateway
+
+SECRET = "test-secret-that-is-long-enough-for-hs256!"
+
+
+def gateway_config(toml: str = "", sim_url: str = "http://127.0.0.1:9", **env: str):
+    """A Config for tests: the simulator as a real DashScope upstream over loopback."""
+    from gateway import config
+
+    base = f"""
+[upstream]
+kind = "dashscope"
+base_url = "{sim_url}"
+api_key = "sk-test-upstream-key"
+max_retries = 0
+[auth]
+jwt_secret = "{SECRET}"
+audience = "gateway-tests"
+"""
+    return config.loads(_merge_toml(base, toml), env)
+
+
+def _merge_toml(base: str, extra: str) -> str:
+    """Tables in ``extra`` extend (and win over) the same tables in ``base``."""
+    import tomllib
+
+    merged = tomllib.loads(base)
+    for table, body in tomllib.loads(extra).items():
+        if isinstance(body, dict):
+            merged.setdefault(table, {}).update(body)
+        else:
+            merged[table] = body
+    return _dump_toml(merged)
+
+
+def _dump_toml(data: dict, prefix: str = "") -> str:
+    import json
+
+    lines, tables = [], []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    out = "\n".join(lines) + "\n"
+    for key, value in tables:
+        name = f"{prefix}{key}"
+        out += f"[{name}]\n" + _dump_toml(value, f"{name}.")
+    return out
+
+
+def make_token(sub: str = "alice", *, admin: bool = False, ttl: int = 3600, **claims):
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    body = {"sub": sub, "iat": now, "exp": now + ttl, "aud": "gateway-tests", **claims}
+    if admin:
+        body["role"] = "admin"
+    return jwt.encode(body, SECRET, algorithm="HS256")
+
+
+class Sim:
+    def __init__(self, url: str, state) -> None:
+        self.url = url
+        self.state = state
+
+
+@pytest.fixture
+async def sim():
+    """The Qwen simulator on a free loopback port."""
+    from gateway.llm.simulator import SIMULATOR_STATE, start_simulator
+
+    runner, url = await start_simulator("127.0.0.1", 0)
+    try:
+        yield Sim(url, runner.app[SIMULATOR_STATE])
+    finally:
+        await runner.cleanup()
+
+
+class Gateway:
+    def __init__(self, client, sim: Sim, config) -> None:
+        self.client = client
+        self.sim = sim
+        self.config = config
+        self.app = client.server.app
+
+    async def connect(
+        self,
+        assistant: str = "default",
+        *,
+        token: str | None = None,
+        headers: dict | None = None,
+        **query: str,
+    ):
+        from tests.chatclient import ChatSocket
+
+        hdrs = dict(headers or {})
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        ws = await self.client.ws_connect(
+            f"/api/v1/assistants/{assistant}/ws", params=query, headers=hdrs, autoping=True
+        )
+        return ChatSocket(ws)
+
+    async def chat(self, assistant: str = "default", **kw):
+        """Connect and read the `connected` frame."""
+        sock = await self.connect(assistant, **kw)
+        sock.connected = await sock.recv_type("connected")
+        return sock
+
+
+@pytest.fixture
+async def gateway(sim, aiohttp_client):
+    """A factory: ``await gateway(toml)`` starts the app on a free port against ``sim``."""
+    from gateway.app import create_app
+
+    async def make(toml: str = "", **env: str) -> Gateway:
+        cfg = gateway_config(toml, sim.url, **env)
+        client = await aiohttp_client(create_app(cfg))
+        return Gateway(client, sim, cfg)
+
+    return make

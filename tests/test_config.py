@@ -76,7 +76,9 @@ def test_check_config_exits_nonzero_with_one_line_naming_the_key(tmp_path) -> No
     bad.write_text("[limits]\noutbox_max_bytes = 'big'\n")
     result = subprocess.run(
         [sys.executable, "-m", "gateway", "check-config", "--config", str(bad)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0
@@ -90,9 +92,23 @@ def test_token_command_prints_a_verifiable_jwt(tmp_path) -> None:
     good = tmp_path / "c.toml"
     good.write_text("[auth]\njwt_secret = 'k' \naudience = 'gw'\n".replace("'k'", repr("k" * 32)))
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "token", "--config", str(good),
-         "--sub", "alice", "--admin", "--ttl", "60"],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "token",
+            "--config",
+            str(good),
+            "--sub",
+            "alice",
+            "--admin",
+            "--ttl",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     identity = verify_token(config.load(good).auth, result.stdout.strip())
     assert identity.user == "alice" and identity.admin

@@ -1,0 +1,77 @@
+"""Admin endpoints: live connections, broadcast; and the public list of assistants."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from .. import keys, protocol
+from ..auth import Identity, request_identity
+from ..errors import BadRequest, Forbidden
+
+
+def _admin(request: web.Request) -> Identity:
+    identity = request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
+    if not identity.admin:
+        raise Forbidden("admins only")
+    return identity
+
+
+async def list_assistants(request: web.Request) -> web.Response:
+    config = request.app[keys.CONFIG]
+    return web.json_response(
+        [
+            {"name": name, "title": a.title, "greeting": a.greeting}
+            for name, a in sorted(config.assistants.items())
+        ]
+    )
+
+
+async def list_connections(request: web.Request) -> web.Response:
+    _admin(request)
+    connections = request.app[keys.REGISTRY].snapshot()
+    return web.json_response(
+        {
+            "total_connections": len(connections),
+            "by_assistant": dict(Counter(c["assistant"] for c in connections)),
+            "by_session_type": dict(Counter(c["session_type"] for c in connections)),
+            "connections": connections,
+        }
+    )
+
+
+_BROADCAST_FIELDS = {"message", "assistant", "conversation_id", "user"}
+
+
+async def broadcast(request: web.Request) -> web.Response:
+    _admin(request)
+    try:
+        body: Any = await request.json()
+    except ValueError:
+        raise BadRequest("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(body) - _BROADCAST_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}")
+    text = body.get("message")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("field 'message' must be a non-empty string")
+    filters = {k: body[k] for k in ("assistant", "conversation_id", "user") if k in body}
+    if any(not isinstance(v, str) for v in filters.values()):
+        raise BadRequest("filters must be strings")
+    frame = protocol.encode({"type": "broadcast", "message": text, "ts": protocol.now_iso()})
+    delivered = 0
+    for conn in request.app[keys.REGISTRY]:
+        if all(getattr(conn, k) == v for k, v in filters.items()):
+            conn.send(frame)
+            delivered += 1
+    return web.json_response({"status": "accepted", "delivered": delivered}, status=202)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/assistants", list_assistants)
+    app.router.add_get("/api/v1/connections", list_connections)
+    app.router.add_post("/api/v1/broadcast", broadcast)

@@ -1,0 +1,58 @@
+"""Conversations over REST: the caller's list, one conversation's messages, reset."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import keys
+from ..auth import Identity, request_identity
+from ..conversations import Conversation
+from ..errors import Forbidden, NotFound
+
+
+def _identity(request: web.Request) -> Identity:
+    return request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
+
+
+async def _conversation(request: web.Request, identity: Identity) -> Conversation:
+    conv = await request.app[keys.CHAT].conversations.get(request.match_info["conversation_id"])
+    if conv is None:
+        raise NotFound("no such conversation")
+    if not conv.may_view(identity.user, admin=identity.admin):
+        raise Forbidden("that conversation belongs to someone else")
+    return conv
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    identity = _identity(request)
+    found = await request.app[keys.CHAT].conversations.for_user(identity.user)
+    return web.json_response([conv.summary() for conv in found])
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    conv = await _conversation(request, _identity(request))
+    chat = request.app[keys.CHAT]
+    messages = []
+    for message in conv.messages:
+        body = message.public()
+        if message.status == "running":  # the stored text lags; the live log has it all
+            live = chat.replies.get(message.id)
+            if live is not None:
+                body["content"] = live.text
+        messages.append(body)
+    return web.json_response({"conversation_id": conv.id, "messages": messages})
+
+
+async def reset_conversation(request: web.Request) -> web.Response:
+    identity = _identity(request)
+    conv = await _conversation(request, identity)
+    if conv.owner != identity.user and not identity.admin:
+        raise Forbidden("only the owner or an admin may reset a conversation")
+    await request.app[keys.CHAT].reset(conv)
+    return web.json_response({"conversation_id": conv.id, "status": "cleared"})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/conversations", list_conversations)
+    app.router.add_get("/api/v1/conversations/{conversation_id}/messages", list_messages)
+    app.router.add_post("/api/v1/conversations/{conversation_id}/reset", reset_conversation)

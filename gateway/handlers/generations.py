@@ -1,0 +1,78 @@
+"""``GET /api/v1/generations/{message_id}`` and its ``/ws`` watch (contract section 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiohttp import web
+
+from .. import keys, protocol
+from ..auth import request_identity
+from ..errors import Forbidden, GatewayError, NotFound
+from ..replies import ReplyLog
+
+WATCH_INTERVAL_S = 1.0
+
+
+def status(reply: ReplyLog) -> dict[str, Any]:
+    return {
+        "message_id": reply.message_id,
+        "conversation_id": reply.conversation_id,
+        "status": str(reply.state),
+        "seq": reply.head,
+        "output_chars": reply.content_length,
+        "finish_reason": reply.finish_reason,
+        "started_at": protocol.iso(reply.started_at),
+        "finished_at": protocol.iso(reply.finished_at) if reply.finished_at else None,
+    }
+
+
+def _find(request: web.Request) -> ReplyLog:
+    identity = request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
+    reply = request.app[keys.CHAT].replies.get(request.match_info["message_id"])
+    if reply is None:
+        raise NotFound("no such generation, or it has expired")
+    if reply.owner != identity.user and not identity.admin:
+        raise Forbidden("that generation belongs to someone else")
+    return reply
+
+
+async def get_generation(request: web.Request) -> web.Response:
+    return web.json_response(status(_find(request)))
+
+
+async def watch_generation(request: web.Request) -> web.StreamResponse:
+    ws = web.WebSocketResponse(compress=False, max_msg_size=4096)
+    await ws.prepare(request)
+    try:
+        reply = _find(request)
+    except GatewayError as exc:
+        await ws.close(code=1008, message=(exc.reason or exc.code).encode())
+        return ws
+    request.app[keys.SOCKETS].add(ws)
+    reader = asyncio.create_task(ws.receive())  # notices the client going away
+    try:
+        while True:
+            await ws.send_json({"type": "status", **status(reply)})
+            if reply.ended:
+                break
+            ended = asyncio.ensure_future(reply.wait_ended())
+            done, _ = await asyncio.wait(
+                {ended, reader}, timeout=WATCH_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            ended.cancel()
+            if reader in done:
+                return ws
+        await ws.close(code=1000, message=b"done")
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+    return ws
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/generations/{message_id}", get_generation)
+    app.router.add_get("/api/v1/generations/{message_id}/ws", watch_generation)

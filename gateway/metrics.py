@@ -1,0 +1,87 @@
+"""Prometheus metrics, one registry per app (so several apps in one test process never clash).
+
+Per-frame and per-step counts are plain integers summed at scrape time by a small
+collector, so the hot path pays an integer add, not a metric lock. Everything else uses
+prometheus-client's own types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Gauge(
+            "gateway_connections", "Open chat WebSockets", ["assistant"], registry=r
+        )
+        self.replies_in_flight = Gauge(
+            "gateway_replies_in_flight", "Replies streaming from the upstream", registry=r
+        )
+        self.time_to_first_delta = Histogram(
+            "gateway_time_to_first_delta_seconds",
+            "From a user's message to the reply's first step",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.reply_duration = Histogram(
+            "gateway_reply_duration_seconds",
+            "From a user's message to the reply's end",
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.slow_consumer_closes = Counter(
+            "gateway_slow_consumer_closes", "Connections closed with 1013 slow consumer", registry=r
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors", "Upstream failures by contract code", ["code"], registry=r
+        )
+        self.resumes = Counter("gateway_resumes", "Replies resumed by a viewer", registry=r)
+        self.replies = Counter(
+            "gateway_replies", "Replies ended, by finish reason", ["finish_reason"], registry=r
+        )
+        # Hot counters: plain ints, plus whatever live objects still hold.
+        self.steps = 0
+        self.frames_sent = 0
+        self.frames_merged = 0
+        self.live_frames: Callable[[], tuple[int, int]] = lambda: (0, 0)
+        r.register(_HotCounters(self))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _HotCounters(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families(0, 0))
+
+    def collect(self) -> Iterator[Metric]:
+        sent, merged = self._m.live_frames()
+        yield from self._families(sent, merged)
+
+    def _families(self, live_sent: int, live_merged: int) -> Iterator[Metric]:
+        m = self._m
+        yield CounterMetricFamily(
+            "gateway_steps", "Upstream events that added text (numbered steps)", value=m.steps
+        )
+        yield CounterMetricFamily(
+            "gateway_frames_sent",
+            "Frames sent to chat sockets",
+            value=m.frames_sent + live_sent,
+        )
+        yield CounterMetricFamily(
+            "gateway_merged_steps",
+            "Steps delivered inside an earlier step's frame",
+            value=m.frames_merged + live_merged,
+        )

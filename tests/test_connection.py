@@ -1,0 +1,113 @@
+"""Backpressure per connection: merged frames for slow readers, 1013 for stalled ones."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from gateway import keys
+from tests.test_chat import expected
+
+
+async def test_slow_reader_gets_fewer_larger_frames_and_the_exact_text(gateway) -> None:
+    """A reader taking one frame every 50 ms gets merged frames; the text is intact."""
+    gw = await gateway()
+    sock = await gw.chat()
+    prompt = "fast sim:tokens=600 sim:delay_ms=0"
+    await sock.send(type="message", id="c-1", text=prompt)
+    await sock.recv_type("start")
+    deltas, last = [], 0
+    while True:
+        await asyncio.sleep(0.05)  # the reader's pace, not synchronisation
+        frame = await sock.recv()
+        if frame["type"] == "done":
+            break
+        assert frame["type"] == "delta" and frame["seq"] > last
+        last = frame["seq"]
+        deltas.append(frame)
+    assert "".join(d["text"] for d in deltas) == expected(prompt)
+    assert frame["seq"] == 600 and len(deltas) < 600
+    conn = next(iter(gw.app[keys.REGISTRY]))
+    assert conn.frames_merged >= 600 - len(deltas) - 1
+
+
+async def test_stalled_reader_is_closed_1013_and_can_resume_the_whole_reply(gateway) -> None:
+    """A reader that stops is closed with 1013 slow consumer; the upstream paused meanwhile;
+    after reconnecting, resume delivers exactly the rest."""
+    gw = await gateway(
+        "[upstream]\nincremental_output = true\n"
+        "[limits]\noutbox_max_bytes = 65536\nslow_consumer_timeout_s = 1.0\norphan_grace_s = 30\n"
+    )
+    sock = await gw.chat()
+    raw = sock.ws._conn.transport.get_extra_info("socket")
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: fill it fast
+    prompt = "huge sim:tokens=4000 sim:chars=8000000 sim:delay_ms=0"
+    await sock.send(type="message", id="c-1", text=prompt)
+    start = await sock.recv_type("start")
+    # Stop reading. The server must notice within the timeout (+ flush grace).
+    chat = gw.app[keys.CHAT]
+    reply = chat.replies.get(start["message_id"])
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while gw.app[keys.REGISTRY].__len__() and loop.time() - t0 < 15:
+        await asyncio.sleep(0.05)  # polling server state while the client is stalled
+    assert len(gw.app[keys.REGISTRY]) == 0, "the stalled connection was not closed"
+    # While nobody read, the producer paused: far less than the whole reply was pulled.
+    assert reply.content_length < 8_000_000
+    # Now read what was delivered before the close, then the close itself.
+    held, last = [], 0
+    while True:
+        msg = await sock.ws.receive(timeout=10)
+        if msg.type.name != "TEXT":
+            break
+        frame = msg.json()
+        if frame["type"] == "delta":
+            held.append(frame["text"])
+            last = frame["seq"]
+    assert sock.ws.close_code == 1013
+    back = await gw.chat(conversation_id=sock.connected["conversation_id"])
+    await back.send(type="resume", message_id=start["message_id"], last_seq=last)
+    rest = await back.reply(after_seq=last, timeout=30)
+    assert "".join(held) + rest.text == expected(prompt)
+
+
+async def test_fifty_abrupt_disconnects_leave_nothing_behind(gateway) -> None:
+    """50 sockets dropped mid-reply: no connection, task or upstream request is left after."""
+    gw = await gateway("[limits]\norphan_grace_s = 0.2\nmax_connections_per_user = 100\n")
+    socks = [await gw.chat() for _ in range(50)]
+    for i, s in enumerate(socks):
+        await s.send(type="message", id=f"c-{i}", text=f"n{i} sim:tokens=2000 sim:delay_ms=5")
+    for s in socks:
+        await s.recv_type("delta")
+    baseline = len(asyncio.all_tasks())
+    for s in socks:
+        s.abort()
+    for i in range(50):
+        record = await gw.sim.state.wait_closed(index=i, timeout=10)
+        assert record.outcome == "disconnected"
+    chat = gw.app[keys.CHAT]
+    for _ in range(200):
+        if not chat.replies.running() and len(gw.app[keys.REGISTRY]) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert chat.replies.running() == []
+    assert len(gw.app[keys.REGISTRY]) == 0
+    assert len(asyncio.all_tasks()) < baseline - 50  # every writer and producer task is gone
+    connector = gw.app[keys.CLIENT_SESSION].connector
+    assert sum(len(v) for v in connector._acquired_per_host.values()) == 0
+
+
+async def test_two_hundred_concurrent_chats_complete_correctly(gateway) -> None:
+    """200 chats at once on one process: every reply is exact and well-formed."""
+    gw = await gateway(
+        "[limits]\nmax_connections_per_user = 300\nmessages_per_minute = 1000\n"
+        "max_replies_per_user = 300\n"
+    )
+    socks = [await gw.chat() for _ in range(200)]
+
+    async def one(i: int, s) -> None:
+        prompt = f"chat {i} sim:tokens=30 sim:delay_ms=5"
+        reply = await s.ask(prompt, f"c-{i}")
+        assert reply.text == expected(prompt)
+
+    await asyncio.gather(*(one(i, s) for i, s in enumerate(socks)))
