@@ -1,1 +1,1 @@
-"""Upstream model services: the SSE decoder, the DashScope and OpenAI-compatible clients, the simulator."""
+"""Upstream model services: SSE decoding, DashScope and OpenAI-compatible clients, the simulator."""

@@ -10,7 +10,7 @@ the upstream HTTP response at once, which ends the upstream's billing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -60,6 +60,6 @@ UpstreamEvent = Step | Reasoning | Finish
 class Upstream(Protocol):
     """An upstream model service."""
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[UpstreamEvent]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
         """Stream one reply; see the module docstring."""
         ...
