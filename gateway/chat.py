@@ -199,6 +199,7 @@ class Chat:
         return (*head, *past, ChatMessage("user", text))
 
     async def _run(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
+        structlog.contextvars.clear_contextvars()  # this task's own copy: no connection_id
         bound_log = log.bind(conversation_id=conv.id, message_id=reply.message_id, user=reply.owner)
         self.metrics.replies_in_flight.inc()
         try:

@@ -208,10 +208,17 @@ class Connection:
         try:
             async with asyncio.timeout(CLOSE_FLUSH_S):
                 await self.ws.close(code=code, message=reason.encode())
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this task is really being cancelled
+            # aiohttp's drain waiter was cancelled by the send that missed its deadline, so
+            # the close fails at once: the close frame is queued behind the unread data.
         except (TimeoutError, ConnectionError, RuntimeError):
             pass
         if transport is not None:
-            # A peer that stopped reading never takes the close frame: drop it after a grace.
+            # The close frame is queued behind whatever the peer has not read. A peer that
+            # reads again within the grace gets it; one that never does is dropped.
             asyncio.get_running_loop().call_later(CLOSE_FLUSH_S, transport.abort)
 
 

@@ -144,10 +144,6 @@ class ChatSession:
         conn.send(self._connected_frame())
         self._tasks.append(asyncio.create_task(conn.run_writer(), name="ws writer"))
         self._watch_token()
-        if conv.running is not None:  # a reply is streaming: a new viewer joins it live
-            reply = self.chat.replies.get(conv.running)
-            if reply is not None:
-                conn.follow(reply)
         log.info("connected", assistant=hs.assistant, session_type=hs.session_type)
 
     async def _conversation(self, hs: Handshake, identity: Identity) -> Conversation:
@@ -169,20 +165,22 @@ class ChatSession:
 
     def _connected_frame(self) -> str:
         assert self.conn is not None and self.conv is not None
-        return protocol.encode(
-            {
-                "type": "connected",
-                "protocol": protocol.PROTOCOL_VERSION,
-                "connection_id": self.conn.connection_id,
-                "conversation_id": self.conv.id,
-                "assistant": self.conn.assistant,
-                "session_type": self.conn.session_type,
-                "user": self.conn.user,
-                "heartbeat_s": self.config.server.heartbeat_s,
-                "model": self.config.assistant_model(self.conn.assistant),
-                "offline_demo": self.config.offline_demo,
-            }
-        )
+        frame: dict[str, object] = {
+            "type": "connected",
+            "protocol": protocol.PROTOCOL_VERSION,
+            "connection_id": self.conn.connection_id,
+            "conversation_id": self.conv.id,
+            "assistant": self.conn.assistant,
+            "session_type": self.conn.session_type,
+            "user": self.conn.user,
+            "heartbeat_s": self.config.server.heartbeat_s,
+            "model": self.config.assistant_model(self.conn.assistant),
+            "offline_demo": self.config.offline_demo,
+        }
+        if self.conv.running is not None:
+            # A reply is streaming: `resume` with last_seq 0 (or the seq held) to watch it.
+            frame["running_message_id"] = self.conv.running
+        return protocol.encode(frame)
 
     # ---------------------------------------------------------------- frames
 

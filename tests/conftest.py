@@ -24,7 +24,7 @@ def need_binary(name: str) -> str:
 
 # --------------------------------------------------------------------------- the gateway
 
-SECRET = "test-secret-that-is-long-enough-for-hs256!"
+SECRET = "test-secret-that-is-long-enough-for-hs256-and-even-for-hs512!!!!"
 
 
 def gateway_config(toml: str = "", sim_url: str = "http://127.0.0.1:9", **env: str):
@@ -142,7 +142,19 @@ async def gateway(sim, aiohttp_client):
 
     async def make(toml: str = "", **env: str) -> Gateway:
         cfg = gateway_config(toml, sim.url, **env)
-        client = await aiohttp_client(create_app(cfg))
+        import aiohttp
+
+        # No pool limit: some tests hold hundreds of sockets (aiohttp's default is 100).
+        client = await aiohttp_client(create_app(cfg), connector=aiohttp.TCPConnector(limit=0))
         return Gateway(client, sim, cfg)
 
     return make
+
+
+async def wait_until(condition, timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Poll a condition on server state that has no event to await (e.g. in another layer)."""
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the state has no event to await
+            await asyncio.sleep(interval)

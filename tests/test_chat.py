@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 from gateway.llm.simulator import parse_options, reply_text
-
 from tests.conftest import make_token
 
 
@@ -84,7 +83,7 @@ async def test_cancel_stops_upstream_at_once_and_keeps_partial_text(gateway) -> 
     while (frame := await sock.recv())["type"] != "done":
         rest.append(frame)
     assert frame["finish_reason"] == "cancelled"
-    record = await gw.sim.state.wait_closed(timeout=1.0)
+    record = await gw.sim.state.wait_closed(within=1.0)
     assert record.outcome == "disconnected"
     text = first["text"] + "".join(f["text"] for f in rest if f["type"] == "delta")
     assert frame["content_length"] == len(text)
@@ -185,7 +184,7 @@ async def test_orphaned_reply_runs_for_the_grace_then_upstream_closes(gateway) -
     loop = asyncio.get_running_loop()
     closed_at = loop.time()
     await sock.ws.close()
-    record = await gw.sim.state.wait_closed(timeout=5)
+    record = await gw.sim.state.wait_closed(within=5)
     waited = loop.time() - closed_at
     assert record.outcome == "disconnected"
     assert 0.4 <= waited < 3, waited

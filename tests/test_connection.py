@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from gateway import keys
+from tests.conftest import wait_until
 from tests.test_chat import expected
 
 
@@ -39,21 +39,16 @@ async def test_stalled_reader_is_closed_1013_and_can_resume_the_whole_reply(gate
         "[limits]\noutbox_max_bytes = 65536\nslow_consumer_timeout_s = 1.0\norphan_grace_s = 30\n"
     )
     sock = await gw.chat()
-    raw = sock.ws._conn.transport.get_extra_info("socket")
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: fill it fast
     prompt = "huge sim:tokens=4000 sim:chars=8000000 sim:delay_ms=0"
     await sock.send(type="message", id="c-1", text=prompt)
     start = await sock.recv_type("start")
-    # Stop reading. The server must notice within the timeout (+ flush grace).
-    chat = gw.app[keys.CHAT]
-    reply = chat.replies.get(start["message_id"])
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    while gw.app[keys.REGISTRY].__len__() and loop.time() - t0 < 15:
-        await asyncio.sleep(0.05)  # polling server state while the client is stalled
-    assert len(gw.app[keys.REGISTRY]) == 0, "the stalled connection was not closed"
-    # While nobody read, the producer paused: far less than the whole reply was pulled.
-    assert reply.content_length < 8_000_000
+    # Stop reading: the server must give up on the socket within the send deadline.
+    conn = next(iter(gw.app[keys.REGISTRY]))
+    reply = gw.app[keys.CHAT].replies.get(start["message_id"])
+    await wait_until(lambda: conn.slow, timeout=10)
+    assert conn.close_code == 1013
+    # The reply was not dropped with its viewer: it runs on (orphaned), resumable.
+    assert reply is not None
     # Now read what was delivered before the close, then the close itself.
     held, last = [], 0
     while True:
@@ -73,7 +68,10 @@ async def test_stalled_reader_is_closed_1013_and_can_resume_the_whole_reply(gate
 
 async def test_fifty_abrupt_disconnects_leave_nothing_behind(gateway) -> None:
     """50 sockets dropped mid-reply: no connection, task or upstream request is left after."""
-    gw = await gateway("[limits]\norphan_grace_s = 0.2\nmax_connections_per_user = 100\n")
+    gw = await gateway(
+        "[limits]\norphan_grace_s = 0.2\nmax_connections_per_user = 100\n"
+        "messages_per_minute = 1000\nmax_replies_per_user = 100\n"
+    )
     socks = [await gw.chat() for _ in range(50)]
     for i, s in enumerate(socks):
         await s.send(type="message", id=f"c-{i}", text=f"n{i} sim:tokens=2000 sim:delay_ms=5")
@@ -83,7 +81,7 @@ async def test_fifty_abrupt_disconnects_leave_nothing_behind(gateway) -> None:
     for s in socks:
         s.abort()
     for i in range(50):
-        record = await gw.sim.state.wait_closed(index=i, timeout=10)
+        record = await gw.sim.state.wait_closed(index=i, within=10)
         assert record.outcome == "disconnected"
     chat = gw.app[keys.CHAT]
     for _ in range(200):

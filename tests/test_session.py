@@ -58,7 +58,7 @@ async def test_every_token_source_authenticates(gateway, source: str) -> None:
         pytest.param(
             lambda: jwt.encode(
                 {"sub": "eve", "exp": int(time.time()) + 60, "aud": "gateway-tests"},
-                "another-key-that-is-also-long-enough!!",
+                "another-key-that-is-also-long-enough-for-hs256!",
                 algorithm="HS256",
             ),
             id="other-key",

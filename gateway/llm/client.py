@@ -1,0 +1,151 @@
+"""The HTTP shell around a wire format: pooled session, timeouts, retries, prompt close.
+
+* One :class:`aiohttp.ClientSession` per app (opened in a ``cleanup_ctx``), pooled up to
+  ``upstream.pool_size`` connections, no cookie jar.
+* Three timeouts kept apart: connect (``connect_timeout_s``), first event
+  (``first_byte_timeout_s``: the request is sent and the model is thinking), and between
+  events (``idle_timeout_s``, aiohttp's per-read ``sock_read``).
+* Retries, with exponential backoff and jitter, only for retryable failures and only while
+  nothing has been produced: a reply is never restarted after its first step.
+* The body is read with ``iter_any`` into the SSE decoder, so no readline limit applies.
+  Closing the stream (``aclose()`` or cancelling its task) closes the response, and with it
+  the connection, at once: the upstream sees the disconnect and stops billing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncGenerator
+
+import aiohttp
+import structlog
+
+from ..config import UpstreamConfig
+from ..errors import UpstreamError, UpstreamTimeout
+from .dashscope import DashScopeWire
+from .events import ChatRequest, Finish, Step, Upstream, UpstreamEvent
+from .openai import OpenAIWire
+from .sse import SSEDecoder
+from .wire import Wire, error_from_body
+
+log = structlog.get_logger("gateway.upstream")
+
+
+def make_session(config: UpstreamConfig) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=config.pool_size, limit_per_host=config.pool_size, enable_cleanup_closed=False
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        connect=config.connect_timeout_s,
+        sock_connect=config.connect_timeout_s,
+        sock_read=config.idle_timeout_s,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        raise_for_status=False,
+    )
+
+
+def make_upstream(
+    config: UpstreamConfig, session: aiohttp.ClientSession, base_url: str
+) -> Upstream:
+    wire: Wire
+    if config.kind == "openai":
+        wire = OpenAIWire()
+    else:  # dashscope, or the simulator (which speaks DashScope)
+        wire = DashScopeWire(config.incremental_output, config.result_format)
+    return HttpUpstream(config, session, base_url, wire)
+
+
+class HttpUpstream:
+    def __init__(
+        self, config: UpstreamConfig, session: aiohttp.ClientSession, base_url: str, wire: Wire
+    ) -> None:
+        self._config = config
+        self._session = session
+        self._url = base_url.rstrip("/") + wire.path
+        self._wire = wire
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
+        attempt = 0
+        while True:
+            produced = False
+            try:
+                async for event in self._once(request):
+                    if not isinstance(event, Finish):
+                        produced = True
+                    yield event
+                return
+            except UpstreamError as exc:
+                if produced or not exc.retryable or attempt >= self._config.max_retries:
+                    raise
+                attempt += 1
+                delay = self._config.retry_backoff_s * 2 ** (attempt - 1)
+                delay *= random.uniform(0.75, 1.25)  # noqa: S311 - jitter, not crypto
+                log.debug("upstream retry", attempt=attempt, code=exc.code, delay_s=round(delay, 3))
+                await asyncio.sleep(delay)
+
+    async def _once(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
+        body, headers = self._wire.request(request, self._config.api_key.reveal())
+        parser = self._wire.parser()
+        decoder = SSEDecoder()
+        response: aiohttp.ClientResponse | None = None
+        completed = False
+        try:
+            # Until the first event, one deadline covers connect, headers and thinking. It is
+            # disarmed before anything is yielded, so it never fires in the consumer's code.
+            pending: list[UpstreamEvent] = []
+            chunks = None
+            try:
+                async with asyncio.timeout(self._config.first_byte_timeout_s):
+                    response = await self._session.post(self._url, json=body, headers=headers)
+                    if response.status >= 300:
+                        raise error_from_body(response.status, await response.read())
+                    chunks = response.content.iter_any()
+                    while not pending:
+                        chunk = await anext(chunks, None)
+                        if chunk is None:
+                            break
+                        for sse in decoder.feed(chunk):
+                            pending.extend(parser.feed(sse))
+            except TimeoutError:
+                raise UpstreamTimeout("the model service did not start answering in time") from None
+            completed = any(isinstance(event, Finish) for event in pending)
+            for event in pending:
+                yield event
+            if chunks is not None and not completed:
+                async for chunk in chunks:
+                    for sse in decoder.feed(chunk):
+                        for event in parser.feed(sse):
+                            completed = completed or isinstance(event, Finish)
+                            yield event
+                    if completed:
+                        break
+            if not completed:
+                for event in parser.end():
+                    completed = True
+                    yield event
+        except aiohttp.ServerTimeoutError:
+            raise UpstreamTimeout("the model service stopped sending") from None
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+            raise UpstreamError(
+                f"the model service dropped the stream ({type(exc).__name__})"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamError(f"cannot reach the model service ({exc.os_error})") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"the model service failed ({type(exc).__name__})") from None
+        finally:
+            if response is not None:
+                # A finished body goes back to the pool; anything else drops the connection.
+                if completed and response.content.at_eof():
+                    response.release()
+                else:
+                    response.close()
+
+
+__all__ = ["HttpUpstream", "Step", "make_session", "make_upstream"]

@@ -1,0 +1,143 @@
+"""A pure Server-Sent Events decoder: bytes in, events out, no I/O.
+
+Follows the WHATWG event-stream rules: LF, CRLF and CR line ends (a CR at the end of one
+chunk and an LF at the start of the next are one line end), comments, fields without a
+colon, one leading space after the colon removed, multi-line ``data`` joined with LF, a BOM
+at the start ignored. Lines are decoded as UTF-8 only once whole, so a chunk may end
+anywhere, even inside a character; invalid bytes become U+FFFD, never an exception.
+
+DashScope puts the HTTP status of an event in a comment (``:HTTP_STATUS/429``); it is kept
+as :attr:`SSEEvent.status`.
+
+There is no line-length limit (cumulative replies send lines of several MB), and no
+quadratic rescanning: the buffer is scanned once, from where the last scan stopped, and
+consumed lines are dropped in one slice per :meth:`SSEDecoder.feed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_STATUS_PREFIX = "HTTP_STATUS/"
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+    status: int | None = None
+
+
+class SSEDecoder:
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf already searched for a line end
+        self._skip_lf = False  # the last line ended with CR: an LF next is part of it
+        self._started = False
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+        self._last_id: str | None = None
+        self._retry: int | None = None
+        self._status: int | None = None
+        self._has_fields = False
+
+    @property
+    def pending(self) -> bool:
+        """True when bytes or fields of an unfinished event are held (a truncated stream)."""
+        return bool(self._buf) or self._has_fields
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Decode ``chunk``; return the events it completed."""
+        if not chunk:
+            return []
+        buf = self._buf
+        buf += chunk
+        if not self._started:
+            if len(buf) < 3 and b"\xef\xbb\xbf".startswith(bytes(buf)):
+                return []
+            if buf.startswith(b"\xef\xbb\xbf"):
+                del buf[:3]
+            self._started = True
+        events: list[SSEEvent] = []
+        start = 0
+        if self._skip_lf and buf[:1] == b"\n":
+            start = 1
+        self._skip_lf = False
+        pos = max(start, self._scanned)
+        end = len(buf)
+        while pos < end:
+            cr = buf.find(b"\r", pos)
+            lf = buf.find(b"\n", pos)
+            if cr < 0 and lf < 0:
+                break
+            if cr < 0 or (0 <= lf < cr):
+                line_end, next_start = lf, lf + 1
+            else:
+                line_end = cr
+                if cr + 1 < end:
+                    next_start = cr + 2 if buf[cr + 1] == 0x0A else cr + 1
+                else:
+                    next_start = cr + 1
+                    self._skip_lf = True
+            self._line(bytes(buf[start:line_end]), events)
+            start = pos = next_start
+        if start:
+            del buf[:start]
+        self._scanned = len(buf)
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: an unterminated event is dropped (the spec), so nothing is returned."""
+        return []
+
+    # ------------------------------------------------------------------ lines
+
+    def _line(self, raw: bytes, events: list[SSEEvent]) -> None:
+        if not raw:
+            self._dispatch(events)
+            return
+        line = raw.decode("utf-8", "replace")
+        if line[0] == ":":
+            comment = line[1:]
+            if comment.startswith(_STATUS_PREFIX):
+                code = comment[len(_STATUS_PREFIX) :].strip()
+                if code.isdigit():
+                    self._status = int(code)
+                    self._has_fields = True
+            return
+        name, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        self._has_fields = True
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+
+    def _dispatch(self, events: list[SSEEvent]) -> None:
+        if self._id is not None:
+            self._last_id = self._id
+        if self._data:
+            events.append(
+                SSEEvent(
+                    event=self._event or "message",
+                    data="\n".join(self._data),
+                    id=self._last_id,
+                    retry=self._retry,
+                    status=self._status,
+                )
+            )
+        self._data = []
+        self._event = ""
+        self._id = None
+        self._retry = None
+        self._status = None
+        self._has_fields = False

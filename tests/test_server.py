@@ -1,0 +1,130 @@
+"""A real `python -m gateway serve` process: the README's defaults, SIGTERM mid-reply, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import sys
+
+import aiohttp
+
+from tests.conftest import SECRET, make_token
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_gateway(config_text: str, tmp_path, **env: str):
+    """Start the gateway as a subprocess; return (process, base_url, log_lines)."""
+    path = tmp_path / "gw.toml"
+    path.write_text(config_text)
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--config",
+        str(path),
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "GATEWAY_LOG__FORMAT": "json", **env},
+    )
+    lines: list[str] = []
+    while True:  # wait for the "serving" line (the process tells us when it listens)
+        line = await asyncio.wait_for(proc.stderr.readline(), 20)
+        assert line, "the gateway exited before serving: " + "".join(lines)
+        lines.append(line.decode())
+        if '"serving"' in lines[-1]:
+            break
+    return proc, f"http://127.0.0.1:{port}", lines
+
+
+async def test_defaults_serve_the_offline_demo_and_healthz(tmp_path) -> None:
+    """With no config and no key, serve answers /healthz and chats with the simulator."""
+    proc, url, _ = await start_gateway("", tmp_path, DASHSCOPE_API_KEY="")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/healthz") as resp:
+                assert resp.status == 200
+            async with http.ws_connect(url + "/api/v1/assistants/default/ws") as ws:
+                connected = await ws.receive_json(timeout=10)
+                assert connected["offline_demo"] is True
+                await ws.send_json({"type": "message", "id": "c-1", "text": "hi sim:delay_ms=0"})
+                while (frame := await ws.receive_json(timeout=10))["type"] != "done":
+                    pass
+                assert frame["finish_reason"] == "stop" and frame["content_length"] > 0
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_sigterm_mid_reply_closes_1001_and_exits_zero(tmp_path) -> None:
+    """SIGTERM: sockets close with 1001 going away, the process exits 0 within the grace."""
+    proc, url, _ = await start_gateway(
+        "[server]\nshutdown_grace_s = 2\n", tmp_path, DASHSCOPE_API_KEY=""
+    )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url + "/api/v1/assistants/default/ws") as ws,
+    ):
+        await ws.receive_json(timeout=10)
+        await ws.send_json(
+            {"type": "message", "id": "c-1", "text": "long sim:tokens=2000 sim:delay_ms=20"}
+        )
+        while (await ws.receive_json(timeout=10))["type"] != "delta":
+            pass
+        proc.send_signal(signal.SIGTERM)
+        while True:
+            msg = await ws.receive(timeout=10)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+        assert ws.close_code == 1001
+        assert msg.extra == "going away"
+    assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+async def test_logs_never_contain_tokens_or_api_keys(tmp_path, sim) -> None:
+    """JSON log lines of a session carry context but no token, secret or API key."""
+    api_key = "sk-upstream-key-that-must-not-leak"
+    config = (
+        f'[upstream]\nkind = "dashscope"\nbase_url = "{sim.url}"\napi_key = "{api_key}"\n'
+        f'[auth]\nrequired = true\njwt_secret = "{SECRET}"\naudience = "gateway-tests"\n'
+        '[log]\nlevel = "debug"\n'
+    )
+    proc, url, lines = await start_gateway(config, tmp_path)
+    token = make_token("alice")
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws_url = url + "/api/v1/assistants/default/ws"
+            async with http.ws_connect(ws_url, params={"token": token}) as ws:
+                await ws.receive_json(timeout=10)
+                await ws.send_json({"type": "message", "id": "c-1", "text": "hi sim:delay_ms=0"})
+                while (await ws.receive_json(timeout=10))["type"] != "done":
+                    pass
+            async with http.ws_connect(ws_url, protocols=("gateway.v1", f"bearer.{token}")) as ws:
+                await ws.receive_json(timeout=10)
+            async with http.get(
+                url + "/api/v1/conversations?token=" + token,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp:
+                assert resp.status == 200
+    finally:
+        proc.terminate()
+        out, err = await proc.communicate()
+    text = "".join(lines) + err.decode() + out.decode()
+    events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert any(e.get("event") == "reply" and e.get("user") == "alice" for e in events)
+    assert any(e.get("event") == "connected" and e.get("connection_id") for e in events)
+    for secret in (token, api_key, SECRET, token.split(".")[2]):
+        assert secret not in text
+    assert re.search(r"token=\[redacted\]", text)
