@@ -91,44 +91,27 @@ class HttpUpstream:
 
     async def _once(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
         body, headers = self._wire.request(request, self._config.api_key.reveal())
-        parser = self._wire.parser()
-        decoder = SSEDecoder()
         response: aiohttp.ClientResponse | None = None
         completed = False
         try:
-            # Until the first event, one deadline covers connect, headers and thinking. It is
-            # disarmed before anything is yielded, so it never fires in the consumer's code.
-            pending: list[UpstreamEvent] = []
-            chunks = None
+            # One deadline covers connect, headers and the model's thinking, up to the first
+            # event. Only that first `anext` runs under it: it never fires in the consumer.
             try:
                 async with asyncio.timeout(self._config.first_byte_timeout_s):
                     response = await self._session.post(self._url, json=body, headers=headers)
                     if response.status >= 300:
                         raise error_from_body(response.status, await response.read())
-                    chunks = response.content.iter_any()
-                    while not pending:
-                        chunk = await anext(chunks, None)
-                        if chunk is None:
-                            break
-                        for sse in decoder.feed(chunk):
-                            pending.extend(parser.feed(sse))
+                    events = self._events(response)
+                    first = await anext(events)
             except TimeoutError:
                 raise UpstreamTimeout("the model service did not start answering in time") from None
-            completed = any(isinstance(event, Finish) for event in pending)
-            for event in pending:
+            event: UpstreamEvent = first
+            while True:
+                completed = isinstance(event, Finish)
                 yield event
-            if chunks is not None and not completed:
-                async for chunk in chunks:
-                    for sse in decoder.feed(chunk):
-                        for event in parser.feed(sse):
-                            completed = completed or isinstance(event, Finish)
-                            yield event
-                    if completed:
-                        break
-            if not completed:
-                for event in parser.end():
-                    completed = True
-                    yield event
+                if completed:
+                    return
+                event = await anext(events)
         except aiohttp.ServerTimeoutError:
             raise UpstreamTimeout("the model service stopped sending") from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
@@ -146,6 +129,23 @@ class HttpUpstream:
                     response.release()
                 else:
                     response.close()
+
+    async def _events(
+        self, response: aiohttp.ClientResponse
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        """The body's events, decoded and parsed, ending with the parser's verdict."""
+        decoder = SSEDecoder()
+        parser = self._wire.parser()
+        async for chunk in response.content.iter_any():
+            batch = decoder.feed(chunk)
+            batch.reverse()
+            while batch:
+                # Not bound to a name: a multi-MB cumulative event is freed once parsed,
+                # before the next one is decoded.
+                for event in parser.feed(batch.pop()):
+                    yield event
+        for event in parser.end():
+            yield event
 
 
 __all__ = ["HttpUpstream", "Step", "make_session", "make_upstream"]

@@ -68,7 +68,11 @@ def parse_options(prompt: str, header: str | None) -> SimOptions:
     return options
 
 
-_WORDS = ["stream", "gateway", "token", "delta", "reply", "model", "cursor", "socket", "buffer", "frame", "resume", "window", "latency", "backpressure", "viewer", "room", "history", "prompt", "answer", "step"]
+_WORDS = [
+    *("stream", "gateway", "token", "delta", "reply", "model", "cursor", "socket", "buffer"),
+    *("frame", "resume", "window", "latency", "backpressure", "viewer", "room", "history"),
+    *("prompt", "answer", "step"),
+]
 _MULTI = ["你好，世界", "流式输出", "café", "naïve", "Größe", "🚀", "✨", "𝄞", "日本語", "😀"]
 
 

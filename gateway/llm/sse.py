@@ -30,6 +30,15 @@ class SSEEvent:
     status: int | None = None
 
 
+def _find_colon(raw: memoryview) -> int:
+    """Index of the first ``:`` (field names are short: look at the head only)."""
+    head = raw[:32].tobytes()
+    index = head.find(b":")
+    if index >= 0 or len(raw) <= 32:
+        return index
+    return raw.tobytes().find(b":")  # an unusually long name: rare
+
+
 class SSEDecoder:
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -82,7 +91,8 @@ class SSEDecoder:
                 else:
                     next_start = cr + 1
                     self._skip_lf = True
-            self._line(bytes(buf[start:line_end]), events)
+            with memoryview(buf) as view:  # released before the buffer is resized below
+                self._line(view[start:line_end], events)
             start = pos = next_start
         if start:
             del buf[:start]
@@ -95,22 +105,26 @@ class SSEDecoder:
 
     # ------------------------------------------------------------------ lines
 
-    def _line(self, raw: bytes, events: list[SSEEvent]) -> None:
+    def _line(self, raw: memoryview, events: list[SSEEvent]) -> None:
+        """One line: the field name is split off in bytes, so a long value is decoded once."""
         if not raw:
             self._dispatch(events)
             return
-        line = raw.decode("utf-8", "replace")
-        if line[0] == ":":
-            comment = line[1:]
+        if raw[0] == 0x3A:  # ":" a comment
+            comment = str(raw[1:], "utf-8", "replace")
             if comment.startswith(_STATUS_PREFIX):
                 code = comment[len(_STATUS_PREFIX) :].strip()
                 if code.isdigit():
                     self._status = int(code)
                     self._has_fields = True
             return
-        name, colon, value = line.partition(":")
-        if colon and value[:1] == " ":
-            value = value[1:]
+        colon = _find_colon(raw)
+        if colon < 0:
+            name, value = str(raw, "utf-8", "replace"), ""
+        else:
+            name = str(raw[:colon], "utf-8", "replace")
+            skip = colon + 2 if colon + 1 < len(raw) and raw[colon + 1] == 0x20 else colon + 1
+            value = str(raw[skip:], "utf-8", "replace")
         self._has_fields = True
         if name == "data":
             self._data.append(value)

@@ -1,0 +1,198 @@
+"""Our upstream client against the simulator over loopback: every mode, fault, retry, close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tracemalloc
+
+import dashscope
+import pytest
+
+from gateway.errors import UpstreamError
+from gateway.llm.events import Finish, Reasoning, Step
+from gateway.llm.simulator import parse_options, reply_text
+from tests.llm.conftest import collect, request, upstream_for
+
+MODES = [
+    pytest.param({"result_format": "message"}, id="dashscope-message-cumulative"),
+    pytest.param({"result_format": "text"}, id="dashscope-text-cumulative"),
+    pytest.param(
+        {"result_format": "message", "incremental_output": True}, id="dashscope-message-incremental"
+    ),
+    pytest.param(
+        {"result_format": "text", "incremental_output": True}, id="dashscope-text-incremental"
+    ),
+    pytest.param({"kind": "openai"}, id="openai"),
+]
+
+
+def expected(prompt: str) -> str:
+    options = parse_options(prompt, None)
+    return reply_text(options.prompt, options)
+
+
+def base(sim, overrides: dict) -> str:
+    return sim.url + ("/compatible-mode/v1" if overrides.get("kind") == "openai" else "")
+
+
+@pytest.mark.parametrize("overrides", MODES)
+@pytest.mark.parametrize("split", ["", " sim:split=1", " sim:split=odd"])
+async def test_every_mode_reads_the_simulators_exact_reply(
+    sim, overrides: dict, split: str
+) -> None:
+    """Each wire mode, with the body cut at awkward bytes, yields exactly the reply."""
+    prompt = f"Hello 你好 🚀 sim:tokens=40 sim:delay_ms=0{split}"
+    async with upstream_for(base(sim, overrides), **overrides) as up:
+        events = await collect(up, prompt)
+    assert "".join(e.text for e in events if isinstance(e, Step)) == expected(prompt)
+    assert all(e.text for e in events if isinstance(e, Step))
+    assert isinstance(events[-1], Finish) and events[-1].finish_reason == "stop"
+    assert events[-1].output_tokens == 40
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+@pytest.mark.parametrize("result_format", ["message", "text"])
+async def test_official_sdk_reads_the_simulator_like_us(
+    sim, incremental: bool, result_format: str
+) -> None:
+    """The dashscope SDK, pointed at the simulator, reads the same text as our client."""
+    prompt = "SDK check 你好 sim:tokens=25 sim:delay_ms=0"
+    dashscope.base_http_api_url = sim.url + "/api/v1"
+    responses = await dashscope.AioGeneration.call(
+        model="qwen-plus",
+        messages=[{"role": "user", "content": prompt}],
+        api_key="sk-test",
+        stream=True,
+        result_format=result_format,
+        incremental_output=incremental or None,
+    )
+    pieces = []
+    async for resp in responses:
+        out = resp.output
+        pieces.append(
+            (out.choices[0].message.content if result_format == "message" else out.text) or ""
+        )
+    sdk = "".join(pieces) if incremental else pieces[-1]
+    assert sdk == expected(prompt)
+    assert resp.usage.output_tokens == 25
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "retryable"),
+    [
+        ("401", "upstream_auth", False),
+        ("403", "upstream_auth", False),
+        ("429", "upstream_throttled", True),
+        ("400filter", "content_filtered", False),
+        ("500", "upstream_error", True),
+        ("error", "upstream_error", True),
+        ("throttle", "upstream_throttled", True),
+        ("filter", "content_filtered", False),
+        ("drop", "upstream_error", True),
+        ("malformed", "upstream_error", True),
+        ("stall", "upstream_timeout", True),
+    ],
+)
+@pytest.mark.parametrize("kind", ["dashscope", "openai"])
+async def test_every_simulator_fault_maps_to_its_code(
+    sim, fault: str, code: str, retryable: bool, kind: str
+) -> None:
+    """Faults before and inside the stream raise the contract's code and retryability."""
+    overrides = {"kind": kind, "idle_timeout_s": 0.3}
+    async with upstream_for(base(sim, overrides), **overrides) as up:
+        with pytest.raises(UpstreamError) as info:
+            await collect(up, f"x sim:tokens=10 sim:delay_ms=0 sim:fault={fault} sim:fault_at=3")
+    assert (info.value.code, info.value.retryable) == (code, retryable)
+
+
+async def test_retries_before_the_first_step_only(sim) -> None:
+    """fail_times=2 succeeds with two retries, fails with one; a mid-stream fault is not retried."""
+    async with upstream_for(sim.url, max_retries=2) as up:
+        events = await collect(up, "retry me sim:tokens=5 sim:delay_ms=0 sim:fail_times=2")
+    assert isinstance(events[-1], Finish)
+    assert [r.outcome for r in sim.state.requests] == ["fault", "fault", "completed"]
+    async with upstream_for(sim.url, max_retries=1) as up:
+        with pytest.raises(UpstreamError):
+            await collect(up, "again sim:tokens=5 sim:delay_ms=0 sim:fail_times=2")
+    before = len(sim.state.requests)
+    async with upstream_for(sim.url, max_retries=3) as up:
+        with pytest.raises(UpstreamError):
+            await collect(up, "mid sim:tokens=9 sim:delay_ms=0 sim:fault=error sim:fault_at=4")
+    assert len(sim.state.requests) == before + 1
+
+
+async def test_first_byte_timeout_is_separate_from_idle(sim) -> None:
+    """A slow first event trips first_byte_timeout_s; steady steps slower than it do not."""
+    async with upstream_for(sim.url, first_byte_timeout_s=0.2, idle_timeout_s=5) as up:
+        with pytest.raises(UpstreamError) as info:
+            await collect(up, "slow start sim:first_delay_ms=1000 sim:tokens=3")
+        assert info.value.code == "upstream_timeout"
+        events = await collect(up, "steady sim:tokens=3 sim:delay_ms=300")
+    assert isinstance(events[-1], Finish)
+
+
+async def test_closing_the_stream_closes_the_upstream_within_a_second(sim) -> None:
+    """aclose() after a few steps: the simulator sees the client gone within 1 s."""
+    async with upstream_for(sim.url) as up:
+        stream = up.stream(request("long sim:tokens=1000 sim:delay_ms=50"))
+        for _ in range(3):
+            assert isinstance(await anext(stream), Step)
+        await stream.aclose()
+        record = await sim.state.wait_closed(within=1.0)
+    assert record.outcome == "disconnected" and record.steps_sent < 1000
+
+
+async def test_cancelling_the_reading_task_closes_the_upstream(sim) -> None:
+    """Cancelling the task that reads the stream closes the upstream within 1 s."""
+    got = asyncio.Event()
+
+    async def read(up) -> None:
+        async for _ in up.stream(request("long sim:tokens=1000 sim:delay_ms=50")):
+            got.set()
+
+    async with upstream_for(sim.url) as up:
+        task = asyncio.create_task(read(up))
+        await got.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        record = await sim.state.wait_closed(within=1.0)
+    assert record.outcome == "disconnected"
+
+
+async def test_reasoning_from_the_simulator_is_kept_apart(sim) -> None:
+    """reasoning=N streams N reasoning events before an answer that does not contain them."""
+    prompt = "think sim:tokens=5 sim:delay_ms=0 sim:reasoning=3"
+    async with upstream_for(sim.url, incremental_output=True) as up:
+        events = await collect(up, prompt)
+    assert [type(e) for e in events[:3]] == [Reasoning] * 3
+    assert "".join(e.text for e in events if isinstance(e, Step)) == expected(prompt)
+
+
+async def _peak_reading(url: str, chars: int) -> int:
+    """Peak bytes allocated while reading a cumulative reply of ``chars`` characters."""
+    prompt = f"big{chars} sim:chars={chars} sim:tokens=100 sim:delay_ms=0"
+    async with upstream_for(url) as up:
+        tracemalloc.start()
+        try:
+            size = 0
+            async for event in up.stream(request(prompt)):
+                if isinstance(event, Step):
+                    size += len(event.text)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert size == chars
+    return peak
+
+
+@pytest.mark.timeout(120)
+async def test_five_megabyte_cumulative_reply_reads_in_proportional_memory(sim_process) -> None:
+    """A 5 MB cumulative reply (each event repeats all text so far) reads without error, and
+    peak memory grows with the reply (about 5x for 5x the text), not with the bytes read."""
+    small = await _peak_reading(sim_process.url, 1_000_000)
+    big = await _peak_reading(sim_process.url, 5_000_000)
+    # 250 MB cross the socket for the big reply; memory tracks one event, not the stream.
+    assert big < 7 * small, (small, big)
+    assert big < 12 * 5_000_000, big  # a few copies of one event, UCS-4 text (emoji) included

@@ -1,0 +1,149 @@
+"""The simulator at the HTTP level: determinism, shapes, faults as the real service shows them."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+
+from gateway.llm.script import reply_steps
+from gateway.llm.simulator import DASHSCOPE_PATH, OPENAI_PATH, parse_options, reply_text
+
+
+def body(prompt: str, **parameters) -> dict:
+    return {
+        "model": "qwen-plus",
+        "input": {"messages": [{"role": "user", "content": prompt}]},
+        "parameters": parameters,
+    }
+
+
+async def post(sim, prompt: str, *, sse: bool = True, path: str = DASHSCOPE_PATH, **params):
+    headers = {"X-DashScope-SSE": "enable"} if sse else {}
+    payload = (
+        body(prompt, **params)
+        if path == DASHSCOPE_PATH
+        else {
+            "model": "qwen-plus",
+            "messages": [{"role": "user", "content": prompt}],
+            "stream": sse,
+            "stream_options": {"include_usage": True},
+        }
+    )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(sim.url + path, json=payload, headers=headers) as resp,
+    ):
+        return resp.status, await resp.read()
+
+
+def test_replies_are_deterministic_with_markdown_and_multibyte_text() -> None:
+    """Same prompt, same reply; it echoes the prompt and carries Markdown and astral emoji."""
+    options = parse_options("Explain <b>this</b> sim:tokens=80", None)
+    a, b = reply_text(options.prompt, options), reply_text(options.prompt, options)
+    assert a == b
+    assert a.startswith("You said: «Explain <b>this</b>».")
+    assert "```python" in a and "- " in a and "🚀" in a and "你好" in a
+    assert len(reply_steps(options.prompt, options)) == 80
+    other = parse_options("Something else sim:tokens=80", None)
+    assert reply_text(other.prompt, other) != a
+
+
+def test_header_overrides_prompt_directives() -> None:
+    """X-Simulator wins over sim: words; directives are removed from the prompt."""
+    options = parse_options("hi sim:tokens=5 sim:delay_ms=7", "tokens=9 fault=drop")
+    assert (options.prompt, options.tokens, options.delay_ms, options.fault) == (
+        "hi",
+        9,
+        7.0,
+        "drop",
+    )
+
+
+async def test_sse_events_have_the_services_shape(sim) -> None:
+    """Events are id/event/:HTTP_STATUS/data, finish_reason "null" then "stop", no [DONE]."""
+    status, raw = await post(sim, "hi sim:tokens=3 sim:delay_ms=0", result_format="text")
+    text = raw.decode()
+    assert status == 200
+    assert text.count("event:result\n:HTTP_STATUS/200\ndata:") == 3
+    assert '"finish_reason":"null"' in text and text.rstrip().endswith('"}')
+    assert "[DONE]" not in text
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        ("401", 401, "InvalidApiKey"),
+        ("429", 429, "Throttling.RateQuota"),
+        ("500", 500, "InternalError"),
+        ("400filter", 400, "DataInspectionFailed"),
+    ],
+)
+async def test_errors_before_the_stream_are_json_bodies(sim, fault, status, code) -> None:
+    """Faults before the stream answer the service's JSON error body with its status."""
+    got, raw = await post(sim, f"x sim:fault={fault}")
+    assert got == status
+    assert f'"code":"{code}"' in raw.decode() and '"request_id"' in raw.decode()
+
+
+async def test_mid_stream_error_event_keeps_http_200(sim) -> None:
+    """A throttle mid-stream is an event:error with :HTTP_STATUS/429 inside a 200 body."""
+    status, raw = await post(sim, "x sim:tokens=6 sim:delay_ms=0 sim:fault=throttle sim:fault_at=2")
+    assert status == 200
+    assert b"event:error\n:HTTP_STATUS/429\ndata:" in raw
+
+
+async def test_split_bodies_carry_the_same_bytes(sim) -> None:
+    """split=1 and split=odd write the same bytes as an unsplit body (ids aside)."""
+
+    def strip(raw: bytes) -> list[str]:
+        return [line for line in raw.decode().splitlines() if "request_id" not in line]
+
+    _, whole = await post(sim, "same sim:tokens=12 sim:delay_ms=0", incremental_output=True)
+    _, ones = await post(
+        sim, "same sim:tokens=12 sim:delay_ms=0 sim:split=1", incremental_output=True
+    )
+    _, odd = await post(
+        sim, "same sim:tokens=12 sim:delay_ms=0 sim:split=odd", incremental_output=True
+    )
+    assert len(strip(whole)) == len(strip(ones)) == len(strip(odd)) > 12
+
+
+async def test_drop_cuts_the_body(sim) -> None:
+    """fault=drop aborts the connection mid-body: the client sees a payload error."""
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await post(sim, "x sim:tokens=50 sim:delay_ms=0 sim:fault=drop sim:fault_at=5")
+
+
+async def test_stall_then_client_close_is_seen_within_a_second(sim) -> None:
+    """A stalled stream notices the client leaving and records it as disconnected."""
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(
+            sim.url + DASHSCOPE_PATH,
+            json=body("x sim:tokens=9 sim:delay_ms=0 sim:fault=stall sim:fault_at=2"),
+            headers={"X-DashScope-SSE": "enable"},
+        )
+        await resp.content.readany()
+        resp.close()
+    record = await sim.state.wait_closed(within=1.0)
+    assert record.outcome == "disconnected"
+
+
+async def test_openai_stream_has_role_chunk_usage_and_done(sim) -> None:
+    """The compatible-mode stream: first delta has the role, a usage chunk, then [DONE]."""
+    status, raw = await post(sim, "hi sim:tokens=4 sim:delay_ms=0", path=OPENAI_PATH)
+    text = raw.decode()
+    assert status == 200
+    assert '"delta":{"role":"assistant","content":""}' in text
+    assert '"choices":[],"usage":' in text
+    assert text.rstrip().endswith("data: [DONE]")
+
+
+async def test_non_streaming_requests_get_one_json_body(sim) -> None:
+    """Without SSE the DashScope endpoint answers the whole reply as JSON."""
+    status, raw = await post(sim, "whole sim:tokens=6", sse=False, result_format="message")
+    options = parse_options("whole sim:tokens=6", None)
+    assert status == 200
+    content = json.loads(raw)["output"]["choices"][0]["message"]["content"]
+    assert content == reply_text(options.prompt, options)
