@@ -46,6 +46,12 @@ async def start_gateway(config_text: str, tmp_path, **env: str):
         lines.append(line.decode())
         if '"serving"' in lines[-1]:
             break
+
+    async def drain() -> None:  # a full pipe would block the gateway's logging
+        while line := await proc.stderr.readline():
+            lines.append(line.decode())
+
+    proc.drainer = asyncio.create_task(drain())  # type: ignore[attr-defined]
     return proc, f"http://127.0.0.1:{port}", lines
 
 
@@ -120,8 +126,9 @@ async def test_logs_never_contain_tokens_or_api_keys(tmp_path, sim) -> None:
                 assert resp.status == 200
     finally:
         proc.terminate()
-        out, err = await proc.communicate()
-    text = "".join(lines) + err.decode() + out.decode()
+        await proc.wait()
+        await proc.drainer
+    text = "".join(lines)
     events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert any(e.get("event") == "reply" and e.get("user") == "alice" for e in events)
     assert any(e.get("event") == "connected" and e.get("connection_id") for e in events)

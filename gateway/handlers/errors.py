@@ -30,4 +30,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.reason)
+        response = error_response(exc.status, code, exc.reason)
+        for name, value in exc.headers.items():  # e.g. Allow on 405 (RFC 9110)
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response

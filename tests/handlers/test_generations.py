@@ -26,7 +26,9 @@ async def test_status_of_a_finished_generation(gateway) -> None:
     assert body["started_at"].endswith("Z") and body["finished_at"] >= body["started_at"]
     other = await gw.client.get(f"/api/v1/generations/{reply.message_id}", headers=bearer("bob"))
     assert other.status == 403
-    admin = await gw.client.get(f"/api/v1/generations/{reply.message_id}", headers=bearer("root", admin=True))
+    admin = await gw.client.get(
+        f"/api/v1/generations/{reply.message_id}", headers=bearer("root", admin=True)
+    )
     assert admin.status == 200
     missing = await gw.client.get("/api/v1/generations/m-nope", headers=bearer("alice"))
     assert missing.status == 404 and (await missing.json())["error"]["code"] == "not_found"
@@ -59,6 +61,8 @@ async def test_watch_of_someone_elses_generation_is_refused(gateway) -> None:
     gw = await gateway()
     sock = await gw.chat(token=make_token("alice"))
     reply = await sock.ask("hi sim:tokens=2 sim:delay_ms=0")
-    watch = await gw.client.ws_connect(f"/api/v1/generations/{reply.message_id}/ws", headers=bearer("bob"))
+    watch = await gw.client.ws_connect(
+        f"/api/v1/generations/{reply.message_id}/ws", headers=bearer("bob")
+    )
     msg = await watch.receive(timeout=5)
     assert msg.type.name == "CLOSE" and watch.close_code == 1008
