@@ -225,7 +225,12 @@ class Chat:
                 finish_reason=reply.finish_reason,
                 state=str(reply.state),
                 steps=reply.head,
+                frames=reply.frames_sent,
+                merged=reply.frames_merged,
                 chars=reply.content_length,
+                first_step_s=round(reply.first_step_at - reply.started_at, 4)
+                if reply.first_step_at
+                else None,
                 seconds=round((reply.finished_at or time.time()) - reply.started_at, 3),
                 upstream_request_id=reply.upstream_request_id,
                 error=reply.error.code if reply.error else None,

@@ -152,6 +152,8 @@ class Connection:
                 merged = seq - item.seq - 1
                 item.seq = seq
                 reply.advance(self, seq)
+                reply.frames_sent += 1
+                reply.frames_merged += merged
                 return protocol.delta_frame(item.prefix, seq, text), merged
             if not reply.ended:
                 return None

@@ -60,6 +60,8 @@ class ReplyLog:
     upstream_request_id: str | None = None
     orphaned: bool = False  # stopped because no viewer came back within the grace
     first_step_at: float | None = None
+    frames_sent: int = 0  # delta frames, over all viewers
+    frames_merged: int = 0  # steps that rode in an earlier step's frame
     # steps[i] is step seq=i+1; ends[i] is the UTF-8 byte offset after it.
     _steps: list[str] = field(default_factory=list)
     _ends: list[int] = field(default_factory=list)

@@ -46,7 +46,10 @@ async def run_chat(url: str, assistant: str, token: str | None, out: TextIO = sy
     reader = asyncio.create_task(_read_stdin(lines))
     attempt = 0
     try:
-        async with aiohttp.ClientSession(headers=headers) as session:
+        # unsafe=True keeps cookies from IP hosts too (127.0.0.1): an anonymous chat keeps its
+        # gw_anon identity, and so its conversation, across reconnects.
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(headers=headers, cookie_jar=jar) as session:
             while True:
                 try:
                     if await _connection(session, ws_url, state, lines, out):
