@@ -1,0 +1,64 @@
+"""The page, the widget and the snippet over plain HTTP: headers, escaping, cookies."""
+
+from __future__ import annotations
+
+import json
+import re
+
+
+async def test_page_carries_settings_as_json_data_not_markup(gateway) -> None:
+    """An assistant title with markup reaches the page escaped, inside a JSON data block."""
+    gw = await gateway('[assistants.evil]\ntitle = "</script><img src=x onerror=alert(1)>"\n')
+    resp = await gw.client.get("/?assistant=evil")
+    html = await resp.text()
+    assert resp.status == 200
+    assert "<img src=x" not in html
+    block = re.search(r'<script type="application/json" id="gw-config">(.*?)</script>', html, re.S)
+    assert json.loads(block.group(1))["title"] == "</script><img src=x onerror=alert(1)>"
+    assert 'src="static/app.js"' in html  # relative: works under a path prefix
+
+
+async def test_page_sets_csp_and_the_anonymous_cookie(gateway) -> None:
+    """GET / sends a strict CSP (no framing by others) and sets gw_anon."""
+    gw = await gateway()
+    resp = await gw.client.get("/")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'self'" in csp
+    assert resp.cookies["gw_anon"].value.startswith("anon-")
+    assert resp.cookies["gw_anon"]["httponly"]
+
+
+async def test_widget_may_be_framed_only_by_allowed_origins(gateway) -> None:
+    """/widget lists the assistant's allowed_origins in frame-ancestors."""
+    gw = await gateway('[assistants.support]\nallowed_origins = ["https://shop.example"]\n')
+    resp = await gw.client.get("/widget?assistant=support")
+    assert resp.headers["Content-Security-Policy"].endswith(
+        "frame-ancestors 'self' https://shop.example"
+    )
+
+
+async def test_unknown_assistant_page_is_404(gateway) -> None:
+    """/?assistant=nobody is a readable 404 page."""
+    gw = await gateway()
+    resp = await gw.client.get("/?assistant=nobody")
+    assert resp.status == 404 and "No such assistant" in await resp.text()
+
+
+async def test_embed_script_and_static_files_are_served(gateway) -> None:
+    """/embed.js is JavaScript; the ES modules are under /static/."""
+    gw = await gateway()
+    resp = await gw.client.get("/embed.js")
+    assert resp.status == 200 and resp.content_type == "text/javascript"
+    for name in ("client.js", "markdown.js", "app.js", "style.css"):
+        assert (await gw.client.get(f"/static/{name}")).status == 200
+
+
+def test_static_code_has_no_html_injection_sinks() -> None:
+    """No innerHTML, outerHTML, insertAdjacentHTML or document.write in the front end."""
+    from pathlib import Path
+
+    static = Path(__file__).parents[2] / "gateway" / "static"
+    for path in static.glob("*.js"):
+        text = path.read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+            assert sink not in text, f"{path.name} uses {sink}"
