@@ -9,6 +9,7 @@ session closes, then the simulator (when it was the upstream) stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import socket
@@ -85,6 +86,18 @@ async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
         replies.close()
 
 
+async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One task enforces every socket's send deadline (cheaper than a timeout per frame)."""
+    config = app[keys.CONFIG]
+    task = asyncio.create_task(
+        app[keys.REGISTRY].watch_sends(config.limits.slow_consumer_timeout_s), name="send watchdog"
+    )
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _close_sockets(app: web.Application) -> None:
     await app[keys.REGISTRY].close_all(1001, "going away")
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[keys.SOCKETS]
@@ -110,6 +123,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_simulator_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_chat_ctx)
+    app.cleanup_ctx.append(_watchdog_ctx)
     app.on_shutdown.append(_close_sockets)
     health.setup(app)
     chat.setup(app)

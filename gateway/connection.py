@@ -13,9 +13,11 @@ Nothing but the writer task sends on the socket. It is fed by two lanes:
 Backpressure: every send has a deadline, ``limits.slow_consumer_timeout_s``. aiohttp's
 writer blocks in ``drain`` once the transport's buffer is full, so a send that misses its
 deadline means the peer stopped reading with a full buffer: the connection is closed with
-1013 ``slow consumer`` (the client resumes). The bytes held for a viewer are that buffer,
-bounded by ``writer_limit`` (set from ``limits.outbox_max_bytes``), and its cursor, a number:
-reply text is never copied per viewer.
+1013 ``slow consumer`` (the client resumes). The deadline costs the send two attribute
+writes: one watchdog per app (:meth:`gateway.registry.Registry.watch_sends`) sweeps the
+sockets and cancels a writer stuck past it, instead of a timeout context per frame.
+The bytes held for a viewer are that buffer, bounded by ``writer_limit`` (set from
+``limits.outbox_max_bytes``), and its cursor, a number: reply text is never copied per viewer.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class Connection:
     _closing: bool = False
     close_code: int | None = None
     slow: bool = False  # closed because it could not keep up
+    sending_since: float = 0.0  # loop time a send started; 0.0: not sending
+    writer: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- feeding
 
@@ -163,8 +167,9 @@ class Connection:
         return None
 
     async def run_writer(self) -> None:
-        """Send until closed; close with 1013 when a send misses its deadline."""
+        """Send until closed; close with 1013 when the watchdog says a send missed its deadline."""
         ws = self.ws
+        loop = asyncio.get_running_loop()
         while True:
             item = self._next_frame()
             if item is None:
@@ -176,15 +181,20 @@ class Connection:
                     await self._wake.wait()
                     continue
             frame, merged = item
+            self.sending_since = loop.time()
             try:
-                async with asyncio.timeout(self.send_timeout_s):
-                    await ws.send_str(frame)
-            except TimeoutError:
-                self.slow = True
+                await ws.send_str(frame)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not self.slow or task is None:
+                    raise
+                task.uncancel()  # the watchdog's cancel, not a shutdown
                 await self.close_with(SlowConsumer())
                 return
             except (ConnectionError, RuntimeError):
                 return  # the socket is gone; the handler's receive loop sees it too
+            finally:
+                self.sending_since = 0.0
             self.frames_sent += 1
             self.frames_merged += merged
 

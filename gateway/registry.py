@@ -61,6 +61,20 @@ class Registry:
         conns = self._connections
         return sum(c.frames_sent for c in conns), sum(c.frames_merged for c in conns)
 
+    async def watch_sends(self, timeout_s: float) -> None:
+        """Forever: mark and cancel the writer of any socket whose send is past its deadline."""
+        loop = asyncio.get_running_loop()
+        interval = min(1.0, max(0.05, timeout_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for conn in self._connections:
+                since = conn.sending_since
+                if since and now - since > timeout_s and not conn.slow:
+                    conn.slow = True
+                    if conn.writer is not None:
+                        conn.writer.cancel()
+
     def snapshot(self) -> list[dict[str, Any]]:
         return [conn.info() for conn in self._connections]
 

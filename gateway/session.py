@@ -142,7 +142,8 @@ class ChatSession:
         self.registry.add(conn)
         self.chat.rooms.join(conv.id, conn)
         conn.send(self._connected_frame())
-        self._tasks.append(asyncio.create_task(conn.run_writer(), name="ws writer"))
+        conn.writer = asyncio.create_task(conn.run_writer(), name="ws writer")
+        self._tasks.append(conn.writer)
         self._watch_token()
         log.info("connected", assistant=hs.assistant, session_type=hs.session_type)
 

@@ -45,8 +45,8 @@ async def test_stalled_reader_is_closed_1013_and_can_resume_the_whole_reply(gate
     # Stop reading: the server must give up on the socket within the send deadline.
     conn = next(iter(gw.app[keys.REGISTRY]))
     reply = gw.app[keys.CHAT].replies.get(start["message_id"])
-    await wait_until(lambda: conn.slow, timeout=10)
-    assert conn.close_code == 1013
+    await wait_until(lambda: conn.close_code == 1013, timeout=10)
+    assert conn.slow
     # The reply was not dropped with its viewer: it runs on (orphaned), resumable.
     assert reply is not None
     # Now read what was delivered before the close, then the close itself.
