@@ -78,3 +78,30 @@ async def sim_process():
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def sdk_text(
+    url: str, *, incremental: bool, result_format: str, prompt: str = "hi"
+) -> tuple[str, Any]:
+    """What the official dashscope SDK reads from ``url`` (the last cumulative text, or the
+    joined deltas), and its last response."""
+    import dashscope
+
+    dashscope.base_http_api_url = url + "/api/v1"
+    # Unset means the service's default, cumulative. (Given False, SDK 2.x asks for
+    # incremental output and re-accumulates it itself.)
+    responses = await dashscope.AioGeneration.call(
+        model="qwen-plus",
+        messages=[{"role": "user", "content": prompt}],
+        api_key="sk-test",
+        stream=True,
+        result_format=result_format,
+        incremental_output=incremental or None,
+    )
+    pieces, last = [], None
+    async for last in responses:
+        assert last.status_code == 200, last
+        out = last.output
+        text = out.choices[0].message.content if result_format == "message" else out.text
+        pieces.append(text or "")
+    return ("".join(pieces) if incremental else pieces[-1]), last

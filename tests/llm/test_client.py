@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import tracemalloc
 
-import dashscope
 import pytest
 
 from gateway.errors import UpstreamError
 from gateway.llm.events import Finish, Reasoning, Step
 from gateway.llm.simulator import parse_options, reply_text
-from tests.llm.conftest import collect, request, upstream_for
+from tests.llm.conftest import collect, request, sdk_text, upstream_for
 
 MODES = [
     pytest.param({"result_format": "message"}, id="dashscope-message-cumulative"),
@@ -58,24 +57,11 @@ async def test_official_sdk_reads_the_simulator_like_us(
 ) -> None:
     """The dashscope SDK, pointed at the simulator, reads the same text as our client."""
     prompt = "SDK check 你好 sim:tokens=25 sim:delay_ms=0"
-    dashscope.base_http_api_url = sim.url + "/api/v1"
-    responses = await dashscope.AioGeneration.call(
-        model="qwen-plus",
-        messages=[{"role": "user", "content": prompt}],
-        api_key="sk-test",
-        stream=True,
-        result_format=result_format,
-        incremental_output=incremental or None,
+    sdk, last = await sdk_text(
+        sim.url, incremental=incremental, result_format=result_format, prompt=prompt
     )
-    pieces = []
-    async for resp in responses:
-        out = resp.output
-        pieces.append(
-            (out.choices[0].message.content if result_format == "message" else out.text) or ""
-        )
-    sdk = "".join(pieces) if incremental else pieces[-1]
     assert sdk == expected(prompt)
-    assert resp.usage.output_tokens == 25
+    assert last.usage.output_tokens == 25
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dashscope
 import pytest
 from aiohttp import web
 
@@ -12,7 +11,7 @@ from gateway.errors import ContentFiltered, UpstreamAuth, UpstreamError, Upstrea
 from gateway.llm.dashscope import PATH, DashScopeParser
 from gateway.llm.events import Finish, Reasoning, Step
 from gateway.llm.sse import SSEEvent
-from tests.llm.conftest import collect, upstream_for
+from tests.llm.conftest import collect, sdk_text, upstream_for
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "dashscope"
 
@@ -82,28 +81,6 @@ async def _replay_server(aiohttp_server, body: bytes, status: int = 200, piece: 
     return str(server.make_url("")).rstrip("/")
 
 
-async def sdk_text(url: str, *, incremental: bool, result_format: str) -> str:
-    """What the official SDK reads from ``url``: the last cumulative text, or the joined deltas."""
-    dashscope.base_http_api_url = url + "/api/v1"
-    # Unset means the service's default, cumulative. (Given False, SDK 2.x asks for
-    # incremental output and re-accumulates it itself.)
-    responses = await dashscope.AioGeneration.call(
-        model="qwen-plus",
-        messages=[{"role": "user", "content": "hi"}],
-        api_key="sk-test",
-        stream=True,
-        result_format=result_format,
-        incremental_output=incremental or None,
-    )
-    pieces = []
-    async for resp in responses:
-        assert resp.status_code == 200, resp
-        out = resp.output
-        text = out.choices[0].message.content if result_format == "message" else out.text
-        pieces.append(text or "")
-    return "".join(pieces) if incremental else pieces[-1]
-
-
 @pytest.mark.parametrize(
     ("name", "incremental", "result_format"),
     [
@@ -123,7 +100,7 @@ async def test_fixture_replay_reads_the_same_as_the_official_sdk(
         events = await collect(up, "hi")
     ours = "".join(e.text for e in events if isinstance(e, Step))
     assert isinstance(events[-1], Finish) and events[-1].finish_reason == "stop"
-    assert ours == await sdk_text(url, incremental=incremental, result_format=result_format)
+    assert ours == (await sdk_text(url, incremental=incremental, result_format=result_format))[0]
     assert ours  # the transcripts are not empty
 
 
