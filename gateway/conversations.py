@@ -99,6 +99,10 @@ class ConversationStore(Protocol):
 
     async def clear(self, conversation: Conversation) -> None: ...
 
+    async def forget_if_empty(self, conversation: Conversation) -> None:
+        """Drop a conversation that never had a message (a socket opened and closed)."""
+        ...
+
 
 class MemoryConversationStore:
     """Everything in this process; history capped at ``max_messages`` per conversation."""
@@ -152,6 +156,10 @@ class MemoryConversationStore:
     async def end_reply(self, conversation: Conversation, message_id: str) -> None:
         if conversation.running == message_id:
             conversation.running = None
+
+    async def forget_if_empty(self, conversation: Conversation) -> None:
+        if not conversation.messages and conversation.running is None:
+            self._conversations.pop(conversation.id, None)
 
     async def clear(self, conversation: Conversation) -> None:
         conversation.messages.clear()

@@ -286,6 +286,8 @@ class ChatSession:
             conn.detach_all()
             self.chat.rooms.leave(conn.conversation_id, conn)
             self.registry.remove(conn)
+            if self.conv is not None and not self.chat.rooms.viewers(self.conv.id):
+                await self.chat.conversations.forget_if_empty(self.conv)
         for task in self._tasks:
             task.cancel()
         if self._tasks:

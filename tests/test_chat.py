@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway import keys
 from gateway.llm.simulator import parse_options, reply_text
-from tests.conftest import make_token
+from tests.conftest import make_token, wait_until
 
 
 def expected(prompt: str) -> str:
@@ -264,3 +265,22 @@ async def test_ping_and_disconnect(gateway) -> None:
     await sock.send(type="disconnect")
     code, _ = await sock.closed()
     assert code == 1000
+
+
+async def test_sockets_that_never_chat_leave_no_conversation_behind(gateway) -> None:
+    """Opening and closing sockets without a message stores nothing (no leak on reconnects)."""
+    gw = await gateway()
+    chat = gw.app[__import__("gateway.keys", fromlist=["CHAT"]).CHAT]
+    for _ in range(5):
+        sock = await gw.chat()
+        conv_id = sock.connected["conversation_id"]
+        await sock.ws.close()
+    kept = await gw.chat()
+    await kept.ask("stay sim:tokens=2 sim:delay_ms=0")
+    await kept.ws.close()
+    user = kept.connected["user"]
+    await wait_until(lambda: len(gw.app[keys.REGISTRY]) == 0)
+    assert [c.id for c in await chat.conversations.for_user(user)] == [
+        kept.connected["conversation_id"]
+    ]
+    assert await chat.conversations.get(conv_id) is None
