@@ -5,7 +5,8 @@
     GatewayError                      code            close  http  retryable
     ├── ClientError                   (about a client frame or request; connection stays open)
     │   ├── BadJson                   bad_json          -    400   no
-    │   ├── BadRequest                bad_request       -    400   no  (also 422 where shaped)
+    │   ├── BadRequest                bad_request       -    400   no
+    │   ├── Unprocessable             invalid_body      -    422   no   (JSON, wrong fields)
     │   ├── UnknownType               unknown_type      -    400   no
     │   ├── UnsupportedData           unsupported_data  -    400   no
     │   ├── MessageTooLong            message_too_long  -    413   no
@@ -64,6 +65,12 @@ class BadJson(ClientError):
 class BadRequest(ClientError):
     code = "bad_request"
     default_message = "bad request"
+
+
+class Unprocessable(ClientError):
+    code = "invalid_body"
+    http_status = 422
+    default_message = "the body is JSON but not what this endpoint takes"
 
 
 class UnknownType(ClientError):

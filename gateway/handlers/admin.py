@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .. import keys, protocol
 from ..auth import Identity, request_identity
-from ..errors import BadRequest, Forbidden
+from ..errors import BadRequest, Forbidden, RateLimited, Unprocessable
 
 
 def _admin(request: web.Request) -> Identity:
@@ -17,6 +17,12 @@ def _admin(request: web.Request) -> Identity:
     if not identity.admin:
         raise Forbidden("admins only")
     return identity
+
+
+def check_rate(request: web.Request, identity: Identity) -> None:
+    """REST writes share the per-user budget of chat messages (limits.messages_per_minute)."""
+    if not request.app[keys.CHAT].rate_limiter.allow(identity.user):
+        raise RateLimited("too many requests; slow down")
 
 
 async def list_assistants(request: web.Request) -> web.Response:
@@ -46,22 +52,22 @@ _BROADCAST_FIELDS = {"message", "assistant", "conversation_id", "user"}
 
 
 async def broadcast(request: web.Request) -> web.Response:
-    _admin(request)
+    check_rate(request, _admin(request))
     try:
         body: Any = await request.json()
     except ValueError:
         raise BadRequest("the body must be JSON") from None
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise Unprocessable("the body must be a JSON object")
     unknown = sorted(set(body) - _BROADCAST_FIELDS)
     if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}")
+        raise Unprocessable(f"unknown field {unknown[0]!r}")
     text = body.get("message")
     if not isinstance(text, str) or not text.strip():
-        raise BadRequest("field 'message' must be a non-empty string")
+        raise Unprocessable("field 'message' must be a non-empty string")
     filters = {k: body[k] for k in ("assistant", "conversation_id", "user") if k in body}
     if any(not isinstance(v, str) for v in filters.values()):
-        raise BadRequest("filters must be strings")
+        raise Unprocessable("filters must be strings")
     frame = protocol.encode({"type": "broadcast", "message": text, "ts": protocol.now_iso()})
     delivered = 0
     for conn in request.app[keys.REGISTRY]:

@@ -8,6 +8,7 @@ from .. import keys
 from ..auth import Identity, request_identity
 from ..conversations import Conversation
 from ..errors import Forbidden, NotFound
+from .admin import check_rate
 
 
 def _identity(request: web.Request) -> Identity:
@@ -45,6 +46,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 async def reset_conversation(request: web.Request) -> web.Response:
     identity = _identity(request)
+    check_rate(request, identity)
     conv = await _conversation(request, identity)
     if conv.owner != identity.user and not identity.admin:
         raise Forbidden("only the owner or an admin may reset a conversation")

@@ -55,13 +55,34 @@ async def test_broadcast_reaches_matching_connections(gateway) -> None:
 
 
 async def test_broadcast_validation_errors(gateway) -> None:
-    """Bad bodies get 400 with a message naming the problem; non-admins 403."""
+    """Wrong fields get 422 naming the problem, broken JSON 400; non-admins 403."""
     gw = await gateway()
     admin = bearer("root", admin=True)
-    for body in ({}, {"message": ""}, {"message": "x", "colour": "red"}):
+    cases = [
+        ({}, "message"),
+        ({"message": ""}, "message"),
+        ({"message": "x", "colour": "red"}, "colour"),
+        ([1], "object"),
+    ]
+    for body, fragment in cases:
         resp = await gw.client.post("/api/v1/broadcast", json=body, headers=admin)
-        assert resp.status == 400
+        assert resp.status == 422
+        error = (await resp.json())["error"]
+        assert error["code"] == "invalid_body" and fragment in error["message"]
     resp = await gw.client.post("/api/v1/broadcast", data=b"{", headers=admin)
     assert resp.status == 400
     resp = await gw.client.post("/api/v1/broadcast", json={"message": "x"}, headers=bearer("bob"))
     assert resp.status == 403
+
+
+async def test_rest_writes_are_rate_limited_per_user(gateway) -> None:
+    """Past limits.messages_per_minute, REST writes get 429 with a JSON error."""
+    gw = await gateway("[limits]\nmessages_per_minute = 2\n")
+    admin = bearer("root", admin=True)
+    statuses = [
+        (await gw.client.post("/api/v1/broadcast", json={"message": "x"}, headers=admin)).status
+        for _ in range(3)
+    ]
+    assert statuses == [202, 202, 429]
+    resp = await gw.client.post("/api/v1/broadcast", json={"message": "x"}, headers=admin)
+    assert (await resp.json())["error"]["code"] == "rate_limited"
