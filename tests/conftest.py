@@ -158,3 +158,48 @@ async def wait_until(condition, timeout: float = 10.0, interval: float = 0.02) -
     async with asyncio.timeout(timeout):
         while not condition():  # noqa: ASYNC110 - the state has no event to await
             await asyncio.sleep(interval)
+
+
+class SimProcess:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+@pytest.fixture
+async def sim_process():
+    """`python -m gateway fake-upstream` in its own process, on a free port."""
+    import asyncio
+    import os
+    import socket
+    import sys
+
+    import aiohttp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "fake-upstream",
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):  # until it listens (a subprocess gives no event to await)
+                try:
+                    async with http.get(url + "/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+        yield SimProcess(url)
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway import keys
-from tests.conftest import wait_until
+from gateway.app import create_app
+from tests.chatclient import ChatSocket
+from tests.conftest import gateway_config, wait_until
 from tests.test_chat import expected
 
 
@@ -31,38 +35,66 @@ async def test_slow_reader_gets_fewer_larger_frames_and_the_exact_text(gateway) 
     assert conn.frames_merged >= 600 - len(deltas) - 1
 
 
-async def test_stalled_reader_is_closed_1013_and_can_resume_the_whole_reply(gateway) -> None:
-    """A reader that stops is closed with 1013 slow consumer; the upstream paused meanwhile;
-    after reconnecting, resume delivers exactly the rest."""
-    gw = await gateway(
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.timeout(120)
+async def test_stalled_reader_is_closed_1013_and_can_resume_the_whole_reply(
+    sim_process, aiohttp_client
+) -> None:
+    """A reader that stops is closed with 1013 slow consumer; meanwhile the upstream read
+    pauses, so server memory stays far below the 40 MB reply; afterwards, resume delivers
+    exactly the rest."""
+    gw_config = gateway_config(
         "[upstream]\nincremental_output = true\n"
-        "[limits]\noutbox_max_bytes = 65536\nslow_consumer_timeout_s = 1.0\norphan_grace_s = 30\n"
+        "[limits]\noutbox_max_bytes = 65536\nslow_consumer_timeout_s = 1.0\norphan_grace_s = 60\n",
+        sim_process.url,
     )
-    sock = await gw.chat()
-    prompt = "huge sim:tokens=4000 sim:chars=8000000 sim:delay_ms=0"
+    app = create_app(gw_config)
+    client = await aiohttp_client(app)
+    ws = await client.ws_connect("/api/v1/assistants/default/ws", max_msg_size=0)
+    sock = ChatSocket(ws)
+    sock.connected = await sock.recv_type("connected")
+    prompt = "huge sim:tokens=4000 sim:chars=40000000 sim:delay_ms=0"
+    before = rss_mb()
     await sock.send(type="message", id="c-1", text=prompt)
     start = await sock.recv_type("start")
     # Stop reading: the server must give up on the socket within the send deadline.
-    conn = next(iter(gw.app[keys.REGISTRY]))
-    reply = gw.app[keys.CHAT].replies.get(start["message_id"])
-    await wait_until(lambda: conn.close_code == 1013, timeout=10)
+    conn = next(iter(app[keys.REGISTRY]))
+    reply = app[keys.CHAT].replies.get(start["message_id"])
+    await wait_until(lambda: conn.close_code == 1013, timeout=15)
+    grown = rss_mb() - before
+    read_then = reply.content_length
     assert conn.slow
-    # The reply was not dropped with its viewer: it runs on (orphaned), resumable.
-    assert reply is not None
-    # Now read what was delivered before the close, then the close itself.
+    print(f"stalled: {read_then} of 40000000 characters read upstream, RSS +{grown:.1f} MB")
+    assert read_then < 20_000_000  # the upstream read paused while nobody could read
+    assert grown < 80, grown  # a fraction of the 40 MB reply (held as up to 160 MB of str)
+    # Read what was delivered before the close, then the close itself.
     held, last = [], 0
     while True:
-        msg = await sock.ws.receive(timeout=10)
+        msg = await ws.receive(timeout=30)
         if msg.type.name != "TEXT":
             break
         frame = msg.json()
         if frame["type"] == "delta":
             held.append(frame["text"])
             last = frame["seq"]
-    assert sock.ws.close_code == 1013
-    back = await gw.chat(conversation_id=sock.connected["conversation_id"])
+    assert ws.close_code == 1013
+    # The reply was not dropped with its viewer: it runs on, orphaned, and is resumable.
+    back_ws = await client.ws_connect(
+        "/api/v1/assistants/default/ws",
+        params={"conversation_id": sock.connected["conversation_id"]},
+        max_msg_size=0,
+    )
+    back = ChatSocket(back_ws)
+    await back.recv_type("connected")
     await back.send(type="resume", message_id=start["message_id"], last_seq=last)
-    rest = await back.reply(after_seq=last, timeout=30)
+    rest = await back.reply(after_seq=last, timeout=60)
     assert "".join(held) + rest.text == expected(prompt)
 
 

@@ -7,8 +7,6 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from gateway.config import Secret, UpstreamConfig
 from gateway.llm.client import HttpUpstream, make_session, make_upstream
 from gateway.llm.events import ChatMessage, ChatRequest, UpstreamEvent
@@ -33,51 +31,6 @@ def request(prompt: str, **kw: Any) -> ChatRequest:
 
 async def collect(upstream: HttpUpstream, prompt: str, **kw: Any) -> list[UpstreamEvent]:
     return [event async for event in upstream.stream(request(prompt, **kw))]
-
-
-class SimProcess:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-
-@pytest.fixture
-async def sim_process():
-    """`python -m gateway fake-upstream` in its own process, on a free port."""
-    import asyncio
-    import os
-    import socket
-    import sys
-
-    import aiohttp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "fake-upstream",
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=dict(os.environ),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):  # until it listens (a subprocess gives no event to await)
-                try:
-                    async with http.get(url + "/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-        yield SimProcess(url)
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 async def sdk_text(
