@@ -214,6 +214,13 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
         # No key anywhere: the offline demo (contract section 2). An OpenAI-compatible
         # endpoint (vLLM, Ollama) may need no key, so `openai` is taken as configured.
         upstream = dataclasses.replace(upstream, kind="fake")
+    if config.redis.url:
+        # Shared state in Redis is the next milestone; running several instances without
+        # it would split conversations between them, so refuse rather than pretend.
+        raise ConfigError(
+            "redis.url: shared state in Redis is not available in this version yet; "
+            "leave it empty (one instance, in memory)"
+        )
     auth = config.auth
     if auth.required and not (auth.jwt_secret or auth.jwt_public_key):
         raise ConfigError("auth.jwt_secret: required when auth.required is true")

@@ -53,6 +53,7 @@ def test_env_overrides_any_key_with_typed_values() -> None:
         ("[assistants.x]\ntemperature = 5\n", "assistants.x.temperature"),
         ("[assistants.x]\nallowed_origins = [1]\n", "assistants.x.allowed_origins"),
         ("[nope]\n", "nope: unknown key"),
+        ("[redis]\nurl = 'redis://127.0.0.1:6379/0'\n", "redis.url: shared state in Redis is not available"),
         ("[auth]\nrequired = true\n", "auth.jwt_secret"),
         ("[auth]\nalgorithms = ['none']\njwt_secret = '%s'\n" % ("s" * 32), "auth.algorithms"),
         ("[auth]\njwt_secret = 'short'\n", "auth.jwt_secret: must be at least 32 bytes"),
