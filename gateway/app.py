@@ -2,8 +2,9 @@
 
 Shutdown runs in this order (aiohttp's): stop listening; ``on_shutdown`` closes every
 socket with 1001 ``going away``; the cleanup contexts unwind in reverse: running replies
-get ``server.shutdown_grace_s`` to finish into the resume store, then the upstream
-session closes, then the simulator (when it was the upstream) stops.
+get ``server.shutdown_grace_s`` to finish into the resume store, then the shared-state
+tasks stop (reply publishers first write what they hold), then the Redis client, the
+upstream session and the simulator (when it was the upstream) close.
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ from yarl import URL
 from . import keys
 from .chat import Chat
 from .config import Config
-from .conversations import MemoryConversationStore
 from .handlers import admin, chat, conversations, generations, health, pages
 from .handlers.errors import json_errors
 from .llm.client import make_session, make_upstream
 from .llm.simulator import start_simulator
 from .metrics import Metrics
-from .ratelimits import RateLimiter
 from .registry import Registry
-from .replies import ReplyStore
 from .rooms import Rooms
+from .stores.backends import memory_backends, redis_backends
+from .stores.redis_client import make_redis
 
 
 async def _simulator_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -66,24 +66,70 @@ async def _upstream_reachable(app: web.Application) -> None:
     await writer.wait_closed()
 
 
-async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Conversations, reply logs and rooms; on the way out, running replies get a grace."""
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The Redis client, when ``redis.url`` is set. No command is sent here: Redis may be
+    down at start-up, and the gateway comes up anyway (``/readyz`` says 503 until it is back)."""
     config = app[keys.CONFIG]
-    replies = ReplyStore(config.limits.resume_window_s)
+    if not config.redis.url:
+        yield
+        return
+    client = make_redis(config.redis)
+    app[keys.REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Shared state: in memory, or in Redis with its event listener and presence heartbeat."""
+    config, registry = app[keys.CONFIG], app[keys.REGISTRY]
+    if keys.REDIS not in app:
+        app[keys.BACKENDS] = backends = memory_backends(config, registry)
+        try:
+            yield
+        finally:
+            await backends.replies.aclose()
+        return
+    shared = redis_backends(config, app[keys.REDIS], registry, app[keys.INSTANCE_ID])
+    app[keys.BACKENDS] = shared
+    shared.bus.on("broadcast", admin.on_broadcast_event(registry))
+    tasks = [
+        asyncio.create_task(shared.redis_bus.run(), name="event bus"),
+        asyncio.create_task(shared.redis_presence.run(), name="presence"),
+    ]
+    try:
+        yield
+    finally:
+        await shared.redis_replies.aclose()
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        await shared.redis_presence.leave()
+
+
+async def _redis_ready(app: web.Application) -> None:
+    """Readiness: Redis answers, and this instance hears the other instances' events."""
+    await app[keys.REDIS].ping()
+    if not app[keys.BACKENDS].bus.ready:
+        raise ConnectionError("not subscribed to the event channel yet")
+
+
+async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Turns and rooms; on the way out, running replies get a grace to finish."""
+    config = app[keys.CONFIG]
     app[keys.CHAT] = chat_service = Chat(
         config,
         app[keys.UPSTREAM],
-        MemoryConversationStore(config.limits.history_max_messages),
-        replies,
+        app[keys.BACKENDS],
         Rooms(),
-        RateLimiter(config.limits.messages_per_minute),
         app[keys.METRICS],
+        app[keys.INSTANCE_ID],
     )
     try:
         yield
     finally:
         await chat_service.drain(config.server.shutdown_grace_s)
-        replies.close()
 
 
 async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -119,9 +165,13 @@ def create_app(config: Config) -> web.Application:
     probes: dict[str, Callable[[], Awaitable[None]]] = {
         "upstream": functools.partial(_upstream_reachable, app)
     }
+    if config.redis.url:
+        probes["redis"] = functools.partial(_redis_ready, app)
     app[keys.READINESS] = probes
     app.cleanup_ctx.append(_simulator_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_backends_ctx)
     app.cleanup_ctx.append(_chat_ctx)
     app.cleanup_ctx.append(_watchdog_ctx)
     app.on_shutdown.append(_close_sockets)

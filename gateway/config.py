@@ -118,8 +118,13 @@ class LimitsConfig:
 
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
-    url: Secret = Secret("")
+    url: Secret = Secret("")  # may carry a password: never printed
     key_prefix: str = "gw:"
+    connect_timeout_s: float = 2.0
+    command_timeout_s: float = 5.0  # a command's answer; XREAD blocks are shorter than this
+    heartbeat_s: float = 2.0  # presence refresh; an instance silent for 3 beats is dead
+    history_ttl_s: float = 30 * 24 * 3600.0  # a conversation idle this long is forgotten
+    max_connections: int = 1000  # the client's pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,13 +219,11 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
         # No key anywhere: the offline demo (contract section 2). An OpenAI-compatible
         # endpoint (vLLM, Ollama) may need no key, so `openai` is taken as configured.
         upstream = dataclasses.replace(upstream, kind="fake")
-    if config.redis.url:
-        # Shared state in Redis is the next milestone; running several instances without
-        # it would split conversations between them, so refuse rather than pretend.
-        raise ConfigError(
-            "redis.url: shared state in Redis is not available in this version yet; "
-            "leave it empty (one instance, in memory)"
-        )
+    redis_url = config.redis.url.reveal()
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
+    if redis_url and config.redis.heartbeat_s <= 0:
+        raise ConfigError("redis.heartbeat_s: must be above 0")
     auth = config.auth
     if auth.required and not (auth.jwt_secret or auth.jwt_public_key):
         raise ConfigError("auth.jwt_secret: required when auth.required is true")

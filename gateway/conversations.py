@@ -20,6 +20,21 @@ SessionType = Literal["person", "group"]
 Status = Literal["complete", "incomplete", "cancelled", "failed", "running"]
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What :meth:`ConversationStore.claim_reply` decided, atomically.
+
+    ``started``: the new reply is the conversation's running one; ``previous`` is the
+    reply it replaced (an interrupt, or a stale one whose instance died: ``stale``).
+    ``duplicate``: the client id was seen; ``previous`` is that message's reply.
+    ``busy``: another reply runs and the message did not ask to interrupt it.
+    """
+
+    outcome: Literal["started", "duplicate", "busy"]
+    previous: str | None = None
+    stale: bool = False
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_urlsafe(12)}"
 
@@ -91,9 +106,21 @@ class ConversationStore(Protocol):
         self, conversation: Conversation, message_id: str, content: str, status: Status
     ) -> None: ...
 
-    async def start_reply(
-        self, conversation: Conversation, message_id: str, client_id: str
-    ) -> None: ...
+    async def claim_reply(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        client_id: str,
+        instance: str,
+        *,
+        interrupt: bool,
+    ) -> Claim:
+        """Make ``message_id`` the running reply unless one runs (or the id was seen)."""
+        ...
+
+    async def transfer(self, conversation: Conversation, user: str) -> None:
+        """An empty anonymous conversation becomes a signed-in user's (re-authentication)."""
+        ...
 
     async def end_reply(self, conversation: Conversation, message_id: str) -> None: ...
 
@@ -147,11 +174,28 @@ class MemoryConversationStore:
                 message.status = status
                 return
 
-    async def start_reply(
-        self, conversation: Conversation, message_id: str, client_id: str
-    ) -> None:
+    async def claim_reply(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        client_id: str,
+        instance: str,
+        *,
+        interrupt: bool,
+    ) -> Claim:
+        seen = conversation.replies_by_client_id.get(client_id)
+        if seen is not None:
+            return Claim("duplicate", seen)
+        previous = conversation.running
+        if previous is not None and not interrupt:
+            return Claim("busy", previous)
         conversation.running = message_id
         conversation.replies_by_client_id[client_id] = message_id
+        return Claim("started", previous)
+
+    async def transfer(self, conversation: Conversation, user: str) -> None:
+        conversation.owner = user
+        conversation.members = {user}
 
     async def end_reply(self, conversation: Conversation, message_id: str) -> None:
         if conversation.running == message_id:

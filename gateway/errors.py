@@ -27,6 +27,7 @@
     │   ├── UpstreamThrottled         upstream_throttled -   503   yes  (429, Throttling*)
     │   ├── ContentFiltered           content_filtered   -   422   no   (DataInspectionFailed)
     │   └── UpstreamTimeout           upstream_timeout   -   504   yes
+    ├── StoreUnavailable              store_unavailable 1013 503   yes  (Redis down; frame: error)
     └── InternalError                 internal         1011  500   yes  (a bug)
 
 Close codes and reasons are the contract's (section 4); a browser reads ``reason``.
@@ -230,6 +231,17 @@ class UpstreamTimeout(UpstreamError):
     default_message = "the model service did not answer in time"
 
 
+class StoreUnavailable(GatewayError):
+    """Shared state (Redis) did not answer. On a handshake: close 1013; on a frame: ``error``."""
+
+    code = "store_unavailable"
+    close_code = 1013
+    reason = "try again later"
+    http_status = 503
+    retryable = True
+    default_message = "shared state is unavailable; try again shortly"
+
+
 class InternalError(GatewayError):
     code = "internal"
     close_code = 1011
@@ -261,3 +273,21 @@ def upstream_error_for(
     if code:
         text = f"{code}: {text}"
     return cls(text, status=status, upstream_code=upstream_code, request_id=request_id)
+
+
+def error_for_code(code: str, message: str) -> GatewayError:
+    """Rebuild an error read back from shared state (a reply produced on another instance)."""
+    for cls in _known():
+        if cls.code == code:
+            return cls(message)
+    return UpstreamError(message)
+
+
+def _known() -> list[type[GatewayError]]:
+    found: list[type[GatewayError]] = []
+    todo: list[type[GatewayError]] = [GatewayError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found

@@ -13,6 +13,8 @@ from .config import Config
 from .llm.events import Upstream
 from .metrics import Metrics
 from .registry import Registry
+from .stores.backends import Backends
+from .stores.redis_client import Redis
 
 CONFIG = web.AppKey("config", Config)
 INSTANCE_ID = web.AppKey("instance_id", str)
@@ -20,6 +22,8 @@ CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 UPSTREAM = web.AppKey("upstream", Upstream)
 UPSTREAM_URL = web.AppKey("upstream_url", str)
 CHAT = web.AppKey("chat", Chat)
+REDIS = web.AppKey("redis", Redis)  # only when redis.url is set
+BACKENDS = web.AppKey("backends", Backends)
 REGISTRY = web.AppKey("registry", Registry)
 METRICS = web.AppKey("metrics", Metrics)
 READINESS = web.AppKey("readiness", dict[str, Callable[[], Awaitable[None]]])

@@ -13,7 +13,10 @@ class RateLimiter:
         self._rate = per_minute / 60.0
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def allow(self, user: str) -> bool:
+    async def allow(self, user: str) -> bool:
+        return self.allow_now(user)
+
+    def allow_now(self, user: str) -> bool:
         if self._capacity <= 0:
             return True  # 0 disables the limit
         now = time.monotonic()

@@ -62,6 +62,8 @@ class ReplyLog:
     first_step_at: float | None = None
     frames_sent: int = 0  # delta frames, over all viewers
     frames_merged: int = 0  # steps that rode in an earlier step's frame
+    remote: bool = False  # a mirror of a reply another instance produces (stores/redis_replies)
+    instance: str = ""  # the instance that produces it
     # steps[i] is step seq=i+1; ends[i] is the UTF-8 byte offset after it.
     _steps: list[str] = field(default_factory=list)
     _ends: list[int] = field(default_factory=list)
@@ -72,6 +74,7 @@ class ReplyLog:
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
     on_orphaned: Callable[[ReplyLog], None] | None = None
     on_adopted: Callable[[ReplyLog], None] | None = None
+    on_change: Callable[[], None] | None = None  # a step or the end (the Redis publisher)
 
     # ---------------------------------------------------------------- reading
 
@@ -110,6 +113,10 @@ class ReplyLog:
             size += len(self._steps[end])
             end += 1
         return "".join(self._steps[after:end]), end
+
+    def steps(self, after: int, upto: int) -> list[str]:
+        """The steps after ``after`` up to and including ``upto``, one string each."""
+        return self._steps[after:upto]
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
@@ -151,6 +158,8 @@ class ReplyLog:
         self._chars += len(text)
         for wake in self._viewers.values():
             wake()
+        if self.on_change is not None:
+            self.on_change()
         return len(self._steps)
 
     async def wait_for_room(self, bound: int) -> None:
@@ -178,6 +187,8 @@ class ReplyLog:
         self._room.set()
         for wake in self._viewers.values():
             wake()
+        if self.on_change is not None:
+            self.on_change()
 
 
 class ReplyStore:
@@ -188,11 +199,21 @@ class ReplyStore:
         self._window = resume_window_s
         self._expiry: dict[str, asyncio.TimerHandle] = {}
 
-    def add(self, log: ReplyLog) -> None:
+    async def add(self, log: ReplyLog) -> None:
+        """A reply this instance produces."""
         self._logs[log.message_id] = log
 
     def get(self, message_id: str) -> ReplyLog | None:
+        """A log held here: produced here, or mirrored from another instance."""
         return self._logs.get(message_id)
+
+    async def find(self, message_id: str) -> ReplyLog | None:
+        """The log wherever it is produced (in memory: only here)."""
+        return self._logs.get(message_id)
+
+    async def watched_elsewhere(self, message_id: str) -> bool:
+        """Whether a viewer on another instance follows this reply (in memory: never)."""
+        return False
 
     def running(self) -> list[ReplyLog]:
         return [log for log in self._logs.values() if not log.ended]
@@ -206,7 +227,7 @@ class ReplyStore:
         self._expiry.pop(message_id, None)
         self._logs.pop(message_id, None)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         for handle in self._expiry.values():
             handle.cancel()
         self._expiry.clear()

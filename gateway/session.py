@@ -9,6 +9,7 @@ aiohttp keeps processing pongs whatever the writer is doing; the writer is its o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from .errors import (
     GatewayError,
     InternalError,
     Refusal,
+    StoreUnavailable,
     TokenExpired,
     Unauthorized,
     UnknownAssistant,
@@ -73,7 +75,7 @@ class ChatSession:
                 return
             await self._open(hs, identity)
             await self._receive_loop()
-        except (Refusal, ClientError) as exc:
+        except (Refusal, ClientError, StoreUnavailable) as exc:
             await self._refuse(exc)
         except Exception:
             log.exception("session failed")
@@ -206,19 +208,21 @@ class ChatSession:
         frame = protocol.parse_client_frame(data)
         reply_to = frame.id if isinstance(frame, protocol.Message) else None
         try:
+            if isinstance(frame, _TOUCHES_CONVERSATION):
+                self.conv = conv = await self.chat.refresh(conv)  # others may have changed it
             match frame:
                 case protocol.Message():
                     await self.chat.message(conn, conv, frame)
                 case protocol.Cancel(message_id=message_id):
                     await self.chat.cancel(conv, message_id)
                 case protocol.Resume():
-                    self.chat.resume(conn, conv, frame)
+                    await self.chat.resume(conn, conv, frame)
                 case protocol.Reset():
                     await self.chat.reset(conv)
                 case protocol.Ping():
                     conn.send(protocol.pong_frame())
                 case protocol.Auth(token=token):
-                    self._reauthenticate(token)
+                    await self._reauthenticate(token)
                 case protocol.Disconnect():
                     await conn.close_with(code=1000, reason="bye")
         except Refusal:
@@ -226,7 +230,7 @@ class ChatSession:
         except GatewayError as exc:
             conn.send(protocol.error_frame(exc, reply_to=reply_to))
 
-    def _reauthenticate(self, token: str) -> None:
+    async def _reauthenticate(self, token: str) -> None:
         """A fresh token on a live connection: same user, or an anonymous one signing in."""
         assert self.conn is not None and self.identity is not None
         identity = verify_token(self.config.auth, token)
@@ -234,8 +238,7 @@ class ChatSession:
         if switched:
             if not self.identity.anonymous or self.conv is None or self.conv.messages:
                 raise BadRequest("the token is for another user; reconnect to switch users")
-            self.conv.owner = identity.user
-            self.conv.members = {identity.user}
+            await self.chat.conversations.transfer(self.conv, identity.user)
             self.registry.rename(self.conn, identity.user)
             structlog.contextvars.bind_contextvars(user=identity.user)
         self.identity = identity
@@ -287,7 +290,9 @@ class ChatSession:
             self.chat.rooms.leave(conn.conversation_id, conn)
             self.registry.remove(conn)
             if self.conv is not None and not self.chat.rooms.viewers(self.conv.id):
-                await self.chat.conversations.forget_if_empty(self.conv)
+                # (One left behind while Redis is down expires with redis.history_ttl_s.)
+                with contextlib.suppress(StoreUnavailable):
+                    await self.chat.conversations.forget_if_empty(self.conv)
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -302,4 +307,5 @@ class ChatSession:
         structlog.contextvars.clear_contextvars()
 
 
+_TOUCHES_CONVERSATION = (protocol.Message, protocol.Cancel, protocol.Resume, protocol.Reset)
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)

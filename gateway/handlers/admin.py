@@ -10,6 +10,8 @@ from aiohttp import web
 from .. import keys, protocol
 from ..auth import Identity, request_identity
 from ..errors import BadRequest, Forbidden, RateLimited, Unprocessable
+from ..registry import Registry
+from ..stores.interfaces import Event, EventHandler
 
 
 def _admin(request: web.Request) -> Identity:
@@ -19,9 +21,9 @@ def _admin(request: web.Request) -> Identity:
     return identity
 
 
-def check_rate(request: web.Request, identity: Identity) -> None:
+async def check_rate(request: web.Request, identity: Identity) -> None:
     """REST writes share the per-user budget of chat messages (limits.messages_per_minute)."""
-    if not request.app[keys.CHAT].rate_limiter.allow(identity.user):
+    if not await request.app[keys.CHAT].rate_limiter.allow(identity.user):
         raise RateLimited("too many requests; slow down")
 
 
@@ -37,7 +39,7 @@ async def list_assistants(request: web.Request) -> web.Response:
 
 async def list_connections(request: web.Request) -> web.Response:
     _admin(request)
-    connections = request.app[keys.REGISTRY].snapshot()
+    connections = await request.app[keys.BACKENDS].presence.connections()  # every instance
     return web.json_response(
         {
             "total_connections": len(connections),
@@ -52,7 +54,7 @@ _BROADCAST_FIELDS = {"message", "assistant", "conversation_id", "user"}
 
 
 async def broadcast(request: web.Request) -> web.Response:
-    check_rate(request, _admin(request))
+    await check_rate(request, _admin(request))
     try:
         body: Any = await request.json()
     except ValueError:
@@ -69,12 +71,28 @@ async def broadcast(request: web.Request) -> web.Response:
     if any(not isinstance(v, str) for v in filters.values()):
         raise Unprocessable("filters must be strings")
     frame = protocol.encode({"type": "broadcast", "message": text, "ts": protocol.now_iso()})
+    delivered = deliver_broadcast(request.app[keys.REGISTRY], frame, filters)
+    await request.app[keys.BACKENDS].bus.publish("broadcast", frame=frame, filters=filters)
+    # ``delivered`` counts this instance's sockets; the other instances deliver on their own.
+    return web.json_response({"status": "accepted", "delivered": delivered}, status=202)
+
+
+def deliver_broadcast(registry: Registry, frame: str, filters: dict[str, str]) -> int:
     delivered = 0
-    for conn in request.app[keys.REGISTRY]:
+    for conn in registry:
         if all(getattr(conn, k) == v for k, v in filters.items()):
             conn.send(frame)
             delivered += 1
-    return web.json_response({"status": "accepted", "delivered": delivered}, status=202)
+    return delivered
+
+
+def on_broadcast_event(registry: Registry) -> EventHandler:
+    async def handle(event: Event) -> None:
+        filters = event.get("filters") or {}
+        if isinstance(filters, dict) and set(filters) <= _BROADCAST_FIELDS - {"message"}:
+            deliver_broadcast(registry, str(event["frame"]), filters)
+
+    return handle
 
 
 def setup(app: web.Application) -> None:

@@ -37,7 +37,7 @@ async def list_messages(request: web.Request) -> web.Response:
     for message in conv.messages:
         body = message.public()
         if message.status == "running":  # the stored text lags; the live log has it all
-            live = chat.replies.get(message.id)
+            live = await chat.replies.find(message.id)
             if live is not None:
                 body["content"] = live.text
         messages.append(body)
@@ -46,7 +46,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 async def reset_conversation(request: web.Request) -> web.Response:
     identity = _identity(request)
-    check_rate(request, identity)
+    await check_rate(request, identity)
     conv = await _conversation(request, identity)
     if conv.owner != identity.user and not identity.admin:
         raise Forbidden("only the owner or an admin may reset a conversation")

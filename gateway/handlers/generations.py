@@ -29,9 +29,9 @@ def status(reply: ReplyLog) -> dict[str, Any]:
     }
 
 
-def _find(request: web.Request) -> ReplyLog:
+async def _find(request: web.Request) -> ReplyLog:
     identity = request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
-    reply = request.app[keys.CHAT].replies.get(request.match_info["message_id"])
+    reply = await request.app[keys.CHAT].replies.find(request.match_info["message_id"])
     if reply is None:
         raise NotFound("no such generation, or it has expired")
     if reply.owner != identity.user and not identity.admin:
@@ -40,14 +40,14 @@ def _find(request: web.Request) -> ReplyLog:
 
 
 async def get_generation(request: web.Request) -> web.Response:
-    return web.json_response(status(_find(request)))
+    return web.json_response(status(await _find(request)))
 
 
 async def watch_generation(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(compress=False, max_msg_size=4096)
     await ws.prepare(request)
     try:
-        reply = _find(request)
+        reply = await _find(request)
     except GatewayError as exc:
         await ws.close(code=1008, message=(exc.reason or exc.code).encode())
         return ws

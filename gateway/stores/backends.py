@@ -1,0 +1,75 @@
+"""The set of shared-state implementations one instance runs with: memory, or Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..config import Config
+from ..conversations import ConversationStore, MemoryConversationStore
+from ..ratelimits import RateLimiter
+from ..registry import Registry
+from ..replies import ReplyStore
+from .interfaces import Bus, Presence
+from .memory import LocalBus, LocalPresence
+from .redis_bus import RedisBus
+from .redis_client import KeySpace, Redis
+from .redis_conversations import RedisConversationStore
+from .redis_presence import RedisPresence
+from .redis_ratelimits import RedisRateLimiter
+from .redis_replies import RedisReplyStore
+
+
+class Limiter(Protocol):
+    async def allow(self, user: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Backends:
+    conversations: ConversationStore
+    replies: ReplyStore
+    bus: Bus
+    presence: Presence
+    rate_limiter: Limiter
+
+
+def memory_backends(config: Config, registry: Registry) -> Backends:
+    limits = config.limits
+    return Backends(
+        conversations=MemoryConversationStore(limits.history_max_messages),
+        replies=ReplyStore(limits.resume_window_s),
+        bus=LocalBus(),
+        presence=LocalPresence(registry),
+        rate_limiter=RateLimiter(limits.messages_per_minute),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RedisBackends(Backends):
+    redis_bus: RedisBus
+    redis_presence: RedisPresence
+    redis_replies: RedisReplyStore
+
+
+def redis_backends(
+    config: Config, redis: Redis, registry: Registry, instance: str
+) -> RedisBackends:
+    limits, keys = config.limits, KeySpace(config.redis.key_prefix)
+    conversations = RedisConversationStore(
+        redis, keys, limits.history_max_messages, config.redis.history_ttl_s
+    )
+    presence = RedisPresence(redis, keys, instance, registry, config.redis.heartbeat_s)
+    replies = RedisReplyStore(
+        redis, keys, instance, limits.resume_window_s, presence.alive, conversations
+    )
+    bus = RedisBus(redis, keys.events, instance)
+    return RedisBackends(
+        conversations=conversations,
+        replies=replies,
+        bus=bus,
+        presence=presence,
+        rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),
+        redis_bus=bus,
+        redis_presence=presence,
+        redis_replies=replies,
+    )

@@ -1,0 +1,114 @@
+"""The Redis client, the key layout, and the one place Redis errors become ours.
+
+Keys (``P`` is ``redis.key_prefix``)::
+
+    P conv:{id}               hash   owner, session_type, assistant, created_at, updated_at,
+                                     title, running, running_instance
+    P conv:{id}:members       set    users who may view (the owner; a group's members)
+    P conv:{id}:order         list   history message ids, oldest first (capped)
+    P conv:{id}:msgs          hash   message id -> JSON
+    P conv:{id}:clients       hash   client message id -> reply message id (idempotency)
+    P user:{user}:convs       zset   conversation id scored by its last update
+    P reply:{mid}             hash   the reply's header (conversation, owner, model, instance)
+    P reply:{mid}:steps       stream entry ``0-{seq}`` holds the steps up to seq; then ``end``
+    P reply:{mid}:watched     string set while a viewer on another instance follows it
+    P instance:{id}           string alive marker, expires after 3 heartbeats
+    P instance:{id}:conns     hash   connection id -> JSON (GET /api/v1/connections)
+    P instances               zset   instance id scored by its last heartbeat
+    P rate:{user}             hash   token bucket
+    P events                  pub/sub channel for every cross-instance event
+
+Every conversation key expires ``redis.history_ttl_s`` after its last write; reply keys
+``limits.resume_window_s`` after the reply ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..config import RedisConfig
+from ..errors import StoreUnavailable
+
+Redis = aioredis.Redis
+
+
+def make_redis(config: RedisConfig) -> Redis:
+    """A pooled client; connect and command timeouts apart; a short retry on a dropped link."""
+    client: Redis = aioredis.Redis.from_url(
+        config.url.reveal(),
+        decode_responses=True,
+        socket_connect_timeout=config.connect_timeout_s,
+        socket_timeout=config.command_timeout_s,
+        health_check_interval=max(1, int(config.heartbeat_s * 5)),
+        max_connections=config.max_connections,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+    return client
+
+
+@contextlib.contextmanager
+def guarded() -> Iterator[None]:
+    """Redis trouble becomes :class:`StoreUnavailable` (an ``error`` frame, a 503, a 1013)."""
+    try:
+        yield
+    except RedisError as exc:
+        raise StoreUnavailable() from exc
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    prefix: str
+
+    def conv(self, cid: str) -> str:
+        return f"{self.prefix}conv:{cid}"
+
+    def members(self, cid: str) -> str:
+        return f"{self.prefix}conv:{cid}:members"
+
+    def order(self, cid: str) -> str:
+        return f"{self.prefix}conv:{cid}:order"
+
+    def msgs(self, cid: str) -> str:
+        return f"{self.prefix}conv:{cid}:msgs"
+
+    def clients(self, cid: str) -> str:
+        return f"{self.prefix}conv:{cid}:clients"
+
+    def user_convs(self, user: str) -> str:
+        return f"{self.prefix}user:{user}:convs"
+
+    def reply(self, mid: str) -> str:
+        return f"{self.prefix}reply:{mid}"
+
+    def steps(self, mid: str) -> str:
+        return f"{self.prefix}reply:{mid}:steps"
+
+    def watched(self, mid: str) -> str:
+        return f"{self.prefix}reply:{mid}:watched"
+
+    def alive(self, instance: str) -> str:
+        return f"{self.prefix}instance:{instance}"
+
+    def instance_conns(self, instance: str) -> str:
+        return f"{self.prefix}instance:{instance}:conns"
+
+    @property
+    def instances(self) -> str:
+        return f"{self.prefix}instances"
+
+    def rate(self, user: str) -> str:
+        return f"{self.prefix}rate:{user}"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"

@@ -1,0 +1,312 @@
+"""Conversations in Redis: any instance reads and writes the same history and running reply.
+
+A :class:`~gateway.conversations.Conversation` here is a snapshot: :meth:`get` reads it
+whole (one pipelined round trip), and each write goes to Redis and to the snapshot in
+hand. The one-reply-at-a-time rule and the idempotent client ids are decided in one Lua
+script (:data:`_CLAIM`), so two instances cannot both start a reply. A running reply whose
+instance stopped heart-beating is stale: the next message replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, cast
+
+from ..conversations import Claim, Conversation, HistoryMessage, SessionType, Status
+from .redis_client import KeySpace, Redis, guarded
+
+# KEYS: conv, members, user_convs. ARGV: owner, session_type, assistant, now, id, ttl
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'session_type', ARGV[2], 'assistant', ARGV[3],
+             'created_at', ARGV[4], 'updated_at', ARGV[4], 'title', '')
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+return 1
+"""
+
+# KEYS: order, msgs, conv. ARGV: id, json, max, now, title, ttl
+_ADD = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local extra = redis.call('LLEN', KEYS[1]) - tonumber(ARGV[3])
+for _ = 1, extra do
+  redis.call('HDEL', KEYS[2], redis.call('LPOP', KEYS[1]))
+end
+redis.call('HSET', KEYS[3], 'updated_at', ARGV[4])
+if ARGV[5] ~= '' and (redis.call('HGET', KEYS[3], 'title') or '') == '' then
+  redis.call('HSET', KEYS[3], 'title', ARGV[5])
+end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
+return 1
+"""
+
+# KEYS: msgs. ARGV: id, json. A message gone (trimmed, reset) stays gone.
+_UPDATE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: conv, clients. ARGV: message id, client id, instance, interrupt, alive key prefix, ttl
+_CLAIM = """
+local seen = redis.call('HGET', KEYS[2], ARGV[2])
+if seen then return {'duplicate', seen, '0'} end
+local current = redis.call('HGET', KEYS[1], 'running')
+local outcome = {'started', '', '0'}
+if current and current ~= '' then
+  local owner = redis.call('HGET', KEYS[1], 'running_instance') or ''
+  local live = redis.call('EXISTS', ARGV[5] .. owner) == 1
+  if live and ARGV[4] ~= '1' then return {'busy', current, '0'} end
+  outcome = {'started', current, live and '0' or '1'}
+end
+redis.call('HSET', KEYS[1], 'running', ARGV[1], 'running_instance', ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+return outcome
+"""
+
+# KEYS: conv. ARGV: message id
+_END = """
+if redis.call('HGET', KEYS[1], 'running') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'running', 'running_instance')
+  return 1
+end
+return 0
+"""
+
+# KEYS: conv, members, order, clients, user_convs. ARGV: id
+_FORGET = """
+if redis.call('LLEN', KEYS[3]) > 0 or (redis.call('HGET', KEYS[1], 'running') or '') ~= '' then
+  return 0
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+"""
+
+
+def _encode(message: HistoryMessage) -> str:
+    return json.dumps(
+        {
+            "id": message.id,
+            "role": message.role,
+            "content": message.content,
+            "status": message.status,
+            "created_at": message.created_at,
+            "user": message.user,
+            "client_id": message.client_id,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _decode(raw: str) -> HistoryMessage:
+    body = json.loads(raw)
+    return HistoryMessage(
+        body["id"],
+        body["role"],
+        body["content"],
+        body["status"],
+        float(body["created_at"]),
+        user=body.get("user", ""),
+        client_id=body.get("client_id", ""),
+    )
+
+
+def _header(cid: str, meta: dict[str, str], members: set[str]) -> Conversation:
+    return Conversation(
+        id=cid,
+        owner=meta["owner"],
+        session_type=cast(SessionType, meta["session_type"]),
+        assistant=meta["assistant"],
+        created_at=float(meta["created_at"]),
+        updated_at=float(meta["updated_at"]),
+        title=meta.get("title", ""),
+        members=members,
+    )
+
+
+class RedisConversationStore:
+    def __init__(self, redis: Redis, keys: KeySpace, max_messages: int, ttl_s: float) -> None:
+        self._redis = redis
+        self._k = keys
+        self._max = max_messages
+        self._ttl = max(1, int(ttl_s))
+        self._create = redis.register_script(_CREATE)
+        self._add = redis.register_script(_ADD)
+        self._update = redis.register_script(_UPDATE)
+        self._claim = redis.register_script(_CLAIM)
+        self._end = redis.register_script(_END)
+        self._forget = redis.register_script(_FORGET)
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        k = self._k
+        with guarded():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hgetall(k.conv(conversation_id))
+            pipe.smembers(k.members(conversation_id))
+            pipe.lrange(k.order(conversation_id), 0, -1)
+            pipe.hgetall(k.msgs(conversation_id))
+            pipe.hgetall(k.clients(conversation_id))
+            meta, members, order, msgs, clients = await pipe.execute()
+            if not meta or "owner" not in meta:
+                return None
+            conv = _header(conversation_id, meta, set(members))
+            conv.messages = [_decode(msgs[i]) for i in order if i in msgs]
+            conv.replies_by_client_id = dict(clients)
+            running = meta.get("running") or None
+            if running is not None:
+                owner = meta.get("running_instance", "")
+                if not await self._redis.exists(k.alive(owner)):
+                    running = None  # its instance died: the next message replaces it
+            conv.running = running
+        return conv
+
+    async def create(
+        self, conversation_id: str, owner: str, session_type: SessionType, assistant: str
+    ) -> Conversation:
+        k = self._k
+        with guarded():
+            await self._create(
+                keys=[k.conv(conversation_id), k.members(conversation_id), k.user_convs(owner)],
+                args=[owner, session_type, assistant, time.time(), conversation_id, self._ttl],
+            )
+        conv = await self.get(conversation_id)
+        if conv is None:  # removed between the two calls: hand back what was asked for
+            conv = Conversation(conversation_id, owner, session_type, assistant, members={owner})
+        return conv
+
+    async def join(self, conversation: Conversation, user: str) -> None:
+        k = self._k
+        with guarded():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.sadd(k.members(conversation.id), user)
+            pipe.zadd(k.user_convs(user), {conversation.id: conversation.updated_at})
+            pipe.expire(k.user_convs(user), self._ttl)
+            await pipe.execute()
+        conversation.members.add(user)
+
+    async def transfer(self, conversation: Conversation, user: str) -> None:
+        k = self._k
+        with guarded():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hset(k.conv(conversation.id), "owner", user)
+            pipe.delete(k.members(conversation.id))
+            pipe.sadd(k.members(conversation.id), user)
+            pipe.expire(k.members(conversation.id), self._ttl)
+            pipe.zrem(k.user_convs(conversation.owner), conversation.id)
+            pipe.zadd(k.user_convs(user), {conversation.id: time.time()})
+            pipe.expire(k.user_convs(user), self._ttl)
+            await pipe.execute()
+        conversation.owner = user
+        conversation.members = {user}
+
+    async def for_user(self, user: str) -> list[Conversation]:
+        k = self._k
+        with guarded():
+            ids = cast(list[str], await self._redis.zrevrange(k.user_convs(user), 0, 199))
+            if not ids:
+                return []
+            pipe = self._redis.pipeline(transaction=False)
+            for cid in ids:
+                pipe.hgetall(k.conv(cid))
+            metas: list[dict[str, str]] = await pipe.execute()
+            gone = [cid for cid, meta in zip(ids, metas, strict=True) if "owner" not in meta]
+            if gone:
+                await self._redis.zrem(k.user_convs(user), *gone)
+        return [
+            _header(cid, meta, {user})
+            for cid, meta in zip(ids, metas, strict=True)
+            if "owner" in meta
+        ]
+
+    async def add_message(self, conversation: Conversation, message: HistoryMessage) -> None:
+        k, cid, now = self._k, conversation.id, time.time()
+        title = message.content[:80] if message.role == "user" and not conversation.title else ""
+        with guarded():
+            await self._add(
+                keys=[k.order(cid), k.msgs(cid), k.conv(cid)],
+                args=[message.id, _encode(message), self._max, now, title, self._ttl],
+            )
+            pipe = self._redis.pipeline(transaction=False)
+            for member in conversation.members:  # newest first in everyone's list
+                pipe.zadd(k.user_convs(member), {cid: now})
+                pipe.expire(k.user_convs(member), self._ttl)
+            await pipe.execute()
+        conversation.messages.append(message)
+        del conversation.messages[: max(0, len(conversation.messages) - self._max)]
+        conversation.updated_at = now
+        conversation.title = conversation.title or title
+
+    async def update_message(
+        self, conversation: Conversation, message_id: str, content: str, status: Status
+    ) -> None:
+        for message in reversed(conversation.messages):
+            if message.id == message_id:
+                message.content, message.status = content, status
+                break
+        else:
+            return  # not in this snapshot: trimmed or cleared
+        with guarded():
+            await self._update(
+                keys=[self._k.msgs(conversation.id)], args=[message_id, _encode(message)]
+            )
+
+    async def claim_reply(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        client_id: str,
+        instance: str,
+        *,
+        interrupt: bool,
+    ) -> Claim:
+        k = self._k
+        with guarded():
+            outcome, previous, stale = await self._claim(
+                keys=[k.conv(conversation.id), k.clients(conversation.id)],
+                args=[message_id, client_id, instance, int(interrupt), k.alive(""), self._ttl],
+            )
+        claim = Claim(cast(Any, outcome), previous or None, stale == "1")
+        if claim.outcome == "started":
+            conversation.running = message_id
+            conversation.replies_by_client_id[client_id] = message_id
+        return claim
+
+    async def end_reply(self, conversation: Conversation, message_id: str) -> None:
+        with guarded():
+            await self._end(keys=[self._k.conv(conversation.id)], args=[message_id])
+        if conversation.running == message_id:
+            conversation.running = None
+
+    async def clear(self, conversation: Conversation) -> None:
+        k, cid = self._k, conversation.id
+        with guarded():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.delete(k.order(cid), k.msgs(cid), k.clients(cid))
+            pipe.hset(k.conv(cid), "updated_at", time.time())
+            await pipe.execute()
+        conversation.messages.clear()
+        conversation.replies_by_client_id.clear()
+
+    async def forget_if_empty(self, conversation: Conversation) -> None:
+        k, cid = self._k, conversation.id
+        with guarded():
+            await self._forget(
+                keys=[
+                    k.conv(cid),
+                    k.members(cid),
+                    k.order(cid),
+                    k.clients(cid),
+                    k.user_convs(conversation.owner),
+                ],
+                args=[cid],
+            )

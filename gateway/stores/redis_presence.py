@@ -1,0 +1,98 @@
+"""Presence in Redis: each instance's alive marker and its connections, by heartbeat.
+
+Every ``redis.heartbeat_s`` an instance refreshes ``instance:{id}`` (expiring after three
+beats) and writes the connections that changed since the last beat into
+``instance:{id}:conns``. ``GET /api/v1/connections`` reads every instance still alive and
+forgets one whose marker expired (a crash, a SIGKILL): its entries go with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any, cast
+
+import structlog
+from redis.exceptions import RedisError
+
+from ..registry import Registry
+from .redis_client import KeySpace, Redis, guarded
+
+log = structlog.get_logger("gateway.presence")
+
+
+class RedisPresence:
+    def __init__(
+        self, redis: Redis, keys: KeySpace, instance: str, registry: Registry, heartbeat_s: float
+    ) -> None:
+        self._redis = redis
+        self._k = keys
+        self._instance = instance
+        self._registry = registry
+        self._beat_s = heartbeat_s
+        self._ttl_ms = max(1, int(heartbeat_s * 3000))
+        self._written: dict[str, str] = {}
+
+    async def alive(self, instance: str) -> bool:
+        if instance == self._instance:
+            return True
+        return bool(await self._redis.exists(self._k.alive(instance)))
+
+    async def beat(self) -> None:
+        now = {c["connection_id"]: json.dumps(c) for c in self._registry.snapshot()}
+        changed = {cid: body for cid, body in now.items() if self._written.get(cid) != body}
+        gone = [cid for cid in self._written if cid not in now]
+        conns = self._k.instance_conns(self._instance)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._k.alive(self._instance), str(time.time()), px=self._ttl_ms)
+        pipe.zadd(self._k.instances, {self._instance: time.time()})
+        if changed:
+            pipe.hset(conns, mapping=changed)
+        if gone:
+            pipe.hdel(conns, *gone)
+        pipe.pexpire(conns, self._ttl_ms)
+        await pipe.execute()
+        self._written = now
+
+    async def run(self) -> None:
+        """Forever: beat; after Redis comes back (maybe empty), write everything again."""
+        while True:
+            try:
+                await self.beat()
+            except RedisError as exc:
+                log.warning("presence waits for redis", error=type(exc).__name__)
+                self._written = {}
+            await asyncio.sleep(self._beat_s)
+
+    async def leave(self) -> None:
+        """A clean shutdown: disappear at once rather than after three beats."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(self._k.alive(self._instance), self._k.instance_conns(self._instance))
+        pipe.zrem(self._k.instances, self._instance)
+        with contextlib.suppress(RedisError):
+            await pipe.execute()
+
+    async def connections(self) -> list[dict[str, Any]]:
+        found = self._registry.snapshot()  # this instance: live, not as of the last beat
+        with guarded():
+            members = cast(list[str], await self._redis.zrange(self._k.instances, 0, -1))
+            others = [i for i in members if i != self._instance]
+            if not others:
+                return found
+            pipe = self._redis.pipeline(transaction=False)
+            for other in others:
+                pipe.exists(self._k.alive(other))
+                pipe.hvals(self._k.instance_conns(other))
+            answers = await pipe.execute()
+            dead = []
+            for i, other in enumerate(others):
+                if answers[2 * i]:
+                    found.extend(json.loads(body) for body in answers[2 * i + 1])
+                else:
+                    dead.append(other)
+            if dead:
+                await self._redis.zrem(self._k.instances, *dead)
+                await self._redis.delete(*(self._k.instance_conns(d) for d in dead))
+        return found

@@ -1,0 +1,302 @@
+"""Reply logs in Redis Streams: produced once, followed from any instance, resumable anywhere.
+
+The instance that reads the upstream keeps the :class:`~gateway.replies.ReplyLog` in memory
+(its local viewers read it there) and a *publisher* task copies it to the stream
+``reply:{mid}:steps``: each entry ``0-{seq}`` carries the steps after the previous entry up
+to ``seq``, their texts concatenated in ``t`` and their lengths in ``n``, so a reader
+rebuilds the exact steps however many one entry holds. Under load one entry carries many
+steps; when Redis is down the publisher waits and then writes the backlog. The last entry
+carries ``end`` (state, finish reason, usage, error).
+
+Another instance that needs the reply (a viewer resumes there, a room member is there)
+builds a *mirror*: a ReplyLog with ``remote=True``, loaded from the stream and kept up to
+date by a follower task (``XREAD BLOCK``). Its local viewers read the mirror like any log.
+While a mirror has viewers it marks ``reply:{mid}:watched`` so the producer does not stop
+the reply as orphaned. When the producing instance dies (its presence key expires), the
+follower ends the reply as failed, in Redis too, keeping the text that reached the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import structlog
+from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
+
+from ..conversations import ConversationStore
+from ..errors import StoreUnavailable, UpstreamError, error_for_code
+from ..replies import ReplyLog, ReplyState, ReplyStore, Usage
+from .redis_client import KeySpace, Redis, guarded
+
+log = structlog.get_logger("gateway.replies")
+
+FOLLOW_BLOCK_MS = 1000
+RETRY_MAX_S = 2.0
+Entries = list[tuple[str, dict[str, str]]]
+RUNNING_TTL_S = 3600  # a running reply's keys outlive a crashed producer by this much
+
+
+def _entry_id(seq: int) -> str:
+    return f"0-{seq}"
+
+
+def _seq_of(entry_id: str) -> int:
+    return int(entry_id.partition("-")[2])
+
+
+def _end_fields(reply: ReplyLog) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "state": str(reply.state),
+        "finish_reason": reply.finish_reason,
+        "finished_at": reply.finished_at,
+        "head": reply.head,
+        "usage": [reply.usage.input_tokens, reply.usage.output_tokens],
+        "orphaned": reply.orphaned,
+        "upstream_request_id": reply.upstream_request_id,
+    }
+    if reply.error is not None:
+        body["error"] = [reply.error.code, reply.error.message]
+    return body
+
+
+class RedisReplyStore(ReplyStore):
+    def __init__(
+        self,
+        redis: Redis,
+        keys: KeySpace,
+        instance: str,
+        resume_window_s: float,
+        alive: Callable[[str], Awaitable[bool]],
+        conversations: ConversationStore,
+    ) -> None:
+        super().__init__(resume_window_s)
+        self._redis = redis
+        self._k = keys
+        self._instance = instance
+        self._alive = alive
+        self._conversations = conversations
+        self._window_ms = max(1000, int(resume_window_s * 1000))
+        self._publishers: set[asyncio.Task[None]] = set()
+        self._followers: set[asyncio.Task[None]] = set()
+        self._loading: dict[str, asyncio.Future[ReplyLog | None]] = {}
+
+    # ---------------------------------------------------------------- producing here
+
+    async def add(self, log_: ReplyLog) -> None:
+        """Write the reply's header (before anyone is told of it), then publish its steps."""
+        log_.instance = self._instance
+        header: dict[FieldT, EncodableT] = {
+            "conversation_id": log_.conversation_id,
+            "owner": log_.owner,
+            "reply_to": log_.reply_to,
+            "model": log_.model,
+            "started_at": log_.started_at,
+            "instance": self._instance,
+        }
+        with guarded():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hset(self._k.reply(log_.message_id), mapping=header)
+            pipe.expire(self._k.reply(log_.message_id), RUNNING_TTL_S)
+            await pipe.execute()
+        await super().add(log_)
+        self._spawn(self._publishers, self._publish(log_), f"publish {log_.message_id}")
+
+    async def _publish(self, reply: ReplyLog) -> None:
+        changed = asyncio.Event()
+        reply.on_change = changed.set
+        sent, delay = 0, 0.05
+        stream, header = self._k.steps(reply.message_id), self._k.reply(reply.message_id)
+        while True:
+            head, ended = reply.head, reply.ended
+            if head == sent and not ended:
+                changed.clear()
+                await changed.wait()
+                continue
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                if head > sent:
+                    steps = reply.steps(sent, head)
+                    pipe.xadd(
+                        stream,
+                        {"t": "".join(steps), "n": ",".join(str(len(s)) for s in steps)},
+                        id=_entry_id(head),
+                    )
+                if ended:
+                    end: dict[FieldT, EncodableT] = {"end": json.dumps(_end_fields(reply))}
+                    pipe.xadd(stream, end, id=_entry_id(head + 1))
+                    pipe.hset(header, "state", str(reply.state))
+                    ttl = self._window_ms
+                else:
+                    ttl = RUNNING_TTL_S * 1000
+                pipe.pexpire(stream, ttl)
+                pipe.pexpire(header, ttl)
+                await pipe.execute()
+            except RedisError as exc:
+                if "equal or smaller" in str(exc):  # written before a lost answer: move on
+                    sent = head
+                    if ended:
+                        return
+                    continue
+                log.warning("reply publish waits for redis", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            sent, delay = head, 0.05
+            if ended:
+                return
+
+    async def watched_elsewhere(self, message_id: str) -> bool:
+        try:
+            return bool(await self._redis.exists(self._k.watched(message_id)))
+        except RedisError:
+            return False  # cannot tell: let the grace decide
+
+    # ---------------------------------------------------------------- mirrors
+
+    async def find(self, message_id: str) -> ReplyLog | None:
+        local = self.get(message_id)
+        if local is not None:
+            return local
+        pending = self._loading.get(message_id)
+        if pending is not None:  # another viewer here is already loading it
+            return await asyncio.shield(pending)
+        future: asyncio.Future[ReplyLog | None] = asyncio.get_running_loop().create_future()
+        self._loading[message_id] = future
+        try:
+            mirror = await self._load(message_id)
+            future.set_result(mirror)
+            return mirror
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning
+            raise
+        finally:
+            del self._loading[message_id]
+
+    async def _load(self, message_id: str) -> ReplyLog | None:
+        with guarded():
+            header = cast(dict[str, str], await self._redis.hgetall(self._k.reply(message_id)))
+            if not header or "conversation_id" not in header:
+                return None
+            mirror = ReplyLog(
+                message_id=message_id,
+                conversation_id=header["conversation_id"],
+                owner=header["owner"],
+                reply_to=header["reply_to"],
+                model=header["model"],
+                started_at=float(header["started_at"]),
+                remote=True,
+                instance=header["instance"],
+            )
+            entries = cast(Entries, await self._redis.xrange(self._k.steps(message_id)))
+        last = self._apply(mirror, entries)
+        self._logs[message_id] = mirror
+        if mirror.ended:
+            self.ended(mirror)
+        else:
+            self._spawn(self._followers, self._follow(mirror, last), f"follow {message_id}")
+        return mirror
+
+    def _apply(self, mirror: ReplyLog, entries: Entries) -> str:
+        last = _entry_id(mirror.head)
+        for entry_id, fields in entries:
+            last = entry_id
+            if "end" in fields:
+                self._finish_mirror(mirror, json.loads(fields["end"]))
+                break
+            text, offset = fields["t"], 0
+            first = _seq_of(entry_id) - len(fields["n"].split(",")) + 1
+            for i, size in enumerate(fields["n"].split(",")):
+                piece = text[offset : offset + int(size)]
+                offset += int(size)
+                if first + i > mirror.head:  # steps already held are skipped
+                    mirror.append(piece)
+        return last
+
+    def _finish_mirror(self, mirror: ReplyLog, end: dict[str, Any]) -> None:
+        mirror.usage = Usage(*end.get("usage", [None, None]))
+        mirror.orphaned = bool(end.get("orphaned"))
+        mirror.upstream_request_id = end.get("upstream_request_id")
+        error = end.get("error")
+        mirror.finish(
+            ReplyState(end["state"]),
+            end.get("finish_reason") or "error",
+            error=error_for_code(error[0], error[1]) if error else None,
+        )
+        if end.get("finished_at"):
+            mirror.finished_at = float(end["finished_at"])
+
+    async def _follow(self, mirror: ReplyLog, last: str) -> None:
+        stream = self._k.steps(mirror.message_id)
+        delay, marked = 0.05, 0.0
+        while not mirror.ended:
+            try:
+                if mirror.viewer_count and time.monotonic() - marked > 1.0:
+                    await self._redis.set(self._k.watched(mirror.message_id), self._instance, ex=5)
+                    marked = time.monotonic()
+                found = cast(
+                    list[tuple[str, Entries]],
+                    await self._redis.xread({stream: last}, block=FOLLOW_BLOCK_MS, count=500),
+                )
+                if found:
+                    last = self._apply(mirror, found[0][1])
+                elif not await self._alive(mirror.instance):
+                    await self._reap(mirror, stream)
+                delay = 0.05
+            except (RedisError, StoreUnavailable) as exc:
+                log.warning("reply follow waits for redis", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+        self.ended(mirror)
+
+    async def _reap(self, mirror: ReplyLog, stream: str) -> None:
+        """The producer died: end the reply as failed, here and in Redis, with the text held."""
+        mirror.finish(
+            ReplyState.FAILED,
+            "error",
+            error=UpstreamError("the instance producing this reply went away"),
+        )
+        claimed = await self._redis.set(
+            self._k.reply(mirror.message_id) + ":reaped", self._instance, nx=True, ex=60
+        )
+        if not claimed:
+            return  # another instance writes the end
+        with contextlib.suppress(RedisError):
+            await self._redis.xadd(
+                stream, {"end": json.dumps(_end_fields(mirror))}, id=_entry_id(mirror.head + 1)
+            )
+        conv = await self._conversations.get(mirror.conversation_id)
+        if conv is not None:
+            await self._conversations.update_message(conv, mirror.message_id, mirror.text, "failed")
+            await self._conversations.end_reply(conv, mirror.message_id)
+        log.warning("reply reaped", message_id=mirror.message_id, instance=mirror.instance)
+
+    async def reap_stale(self, message_id: str) -> None:
+        """A claim replaced a reply whose instance died: mark what reached Redis as failed."""
+        mirror = await self.find(message_id)
+        if mirror is not None and not mirror.ended:
+            await self._reap(mirror, self._k.steps(message_id))
+
+    # ---------------------------------------------------------------- tasks
+
+    def _spawn(self, tasks: set[asyncio.Task[None]], coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def aclose(self, grace_s: float = 2.0) -> None:
+        """Let publishers write what they hold (ends included) for ``grace_s``; stop the rest."""
+        if self._publishers:
+            await asyncio.wait(set(self._publishers), timeout=grace_s)
+        for task in (*self._publishers, *self._followers):
+            task.cancel()
+        pending = {*self._publishers, *self._followers}
+        if pending:
+            await asyncio.wait(pending)
+        await super().aclose()
