@@ -203,3 +203,77 @@ async def sim_process():
     finally:
         proc.terminate()
         await proc.wait()
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free loopback port; ``restart`` keeps port and data."""
+
+    def __init__(self, binary: str, workdir: str) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    async def start(self) -> None:
+        import asyncio
+
+        # Append-only with fsync on every write: a restart (the Redis-restart test) keeps state.
+        self.proc = await asyncio.create_subprocess_exec(
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            self.workdir,
+            "--protected-mode",
+            "no",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(200):  # until it answers (a subprocess gives no event to await)
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(b"PING\r\n")
+                line = await reader.readline()
+                writer.close()
+                if line.startswith(b"+PONG"):
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+@pytest.fixture
+async def redis_server(tmp_path):
+    """A fresh Redis for one test (skipped without redis-server; failed under CI)."""
+    server = RedisServer(need_binary("redis-server"), str(tmp_path))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -1,0 +1,208 @@
+"""Two instances on one Redis act as one: history, replies, rooms, stop, broadcast, stats."""
+
+from __future__ import annotations
+
+from tests.chatclient import check_reply
+from tests.conftest import make_token, wait_until
+
+SLOW = "sim:tokens=40 sim:delay_ms=25"
+
+
+async def end_of(sock, message_id: str) -> dict:
+    """Read until the reply's terminal frame (``done`` or ``error``)."""
+    while True:
+        frame = await sock.recv()
+        if frame["type"] in ("done", "error") and frame.get("message_id") == message_id:
+            return frame
+
+
+async def test_history_written_on_one_instance_reads_the_same_on_the_other(instances) -> None:
+    """A conversation's messages, and the caller's conversation list, are the same from both."""
+    a, b = await instances()
+    token = make_token("alice")
+    sock = await a.chat(token=token)
+    reply = await sock.ask("hello from a")
+    conv = sock.connected["conversation_id"]
+    auth = {"Authorization": f"Bearer {token}"}
+    bodies = []
+    for gw in (a, b):
+        resp = await gw.client.get(f"/api/v1/conversations/{conv}/messages", headers=auth)
+        assert resp.status == 200
+        bodies.append(await resp.json())
+        listed = await (await gw.client.get("/api/v1/conversations", headers=auth)).json()
+        assert [c["id"] for c in listed] == [conv]
+    assert bodies[0] == bodies[1]
+    roles = [(m["role"], m["status"]) for m in bodies[0]["messages"]]
+    assert roles == [("user", "complete"), ("assistant", "complete")]
+    assert bodies[0]["messages"][1]["content"] == reply.text
+
+
+async def test_a_reply_produced_on_a_resumes_exactly_on_b(instances) -> None:
+    """A client cut off from a mid-reply resumes on b from its last seq: nothing lost or repeated."""
+    a, b = await instances()
+    token = make_token("alice")
+    sock = await a.chat(token=token)
+    conv = sock.connected["conversation_id"]
+    await sock.send(type="message", id="c-1", text=f"long story {SLOW}")
+    start = await sock.recv_type("start")
+    held = ""
+    last = 0
+    while last < 10:
+        frame = await sock.recv_type("delta")
+        held += frame["text"]
+        last = frame["seq"]
+    sock.abort()
+    other = await b.chat(token=token, conversation_id=conv)
+    assert other.connected["running_message_id"] == start["message_id"]
+    await other.send(type="resume", message_id=start["message_id"], last_seq=last)
+    rest = await other.reply(after_seq=last)
+    assert rest.start["resumed"] is True
+    assert rest.end["type"] == "done" and rest.end["finish_reason"] == "stop"
+    assert rest.end["content_length"] == len(held + rest.text)
+    history = await (
+        await b.client.get(
+            f"/api/v1/conversations/{conv}/messages",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    ).json()
+    assert history["messages"][-1]["content"] == held + rest.text
+
+
+async def test_a_group_room_across_instances_sees_one_identical_stream(instances) -> None:
+    """Members on a and b see the same user_message and the same reply text, each in order."""
+    a, b = await instances()
+    room = "conv-room-1"
+    alice = await a.chat(token=make_token("alice"), session_type="group", conversation_id=room)
+    bob = await b.chat(token=make_token("bob"), session_type="group", conversation_id=room)
+    await bob.send(type="message", id="b-1", text=f"hi room {SLOW}")
+    seen = []
+    for sock in (alice, bob):
+        user_message = await sock.recv_type("user_message")
+        assert user_message["user"] == "bob" and user_message["text"].startswith("hi room")
+        seen.append(await sock.reply())
+    assert seen[0].message_id == seen[1].message_id
+    assert seen[0].text == seen[1].text and seen[0].text
+    assert seen[0].end["content_length"] == seen[1].end["content_length"]
+
+
+async def test_one_reply_at_a_time_and_idempotent_ids_hold_across_instances(instances) -> None:
+    """While a runs a reply, b refuses a second (busy); a re-sent id on b follows the first."""
+    a, b = await instances()
+    token = make_token("alice")
+    first = await a.chat(token=token)
+    conv = first.connected["conversation_id"]
+    await first.send(type="message", id="c-1", text=f"slow {SLOW}")
+    start = await first.recv_type("start")
+    second = await b.chat(token=token, conversation_id=conv)
+    await second.send(type="message", id="c-2", text="another")
+    error = await second.recv_type("error")
+    assert error["code"] == "busy" and error["reply_to"] == "c-2"
+    await second.send(type="message", id="c-1", text=f"slow {SLOW}")  # a flaky re-send
+    again = await second.reply()
+    assert again.message_id == start["message_id"] and again.start["resumed"] is True
+    done = await end_of(first, start["message_id"])
+    assert done["type"] == "done" and done["content_length"] == len(again.text)
+    assert len(a.sim.state.requests) == 1, "a re-sent id starts no second upstream call"
+
+
+async def test_cancel_on_b_stops_the_reply_running_on_a(instances) -> None:
+    """A cancel sent to b ends a's reply (finish_reason cancelled) and closes its upstream call."""
+    a, b = await instances()
+    token = make_token("alice")
+    producer = await a.chat(token=token)
+    conv = producer.connected["conversation_id"]
+    await producer.send(type="message", id="c-1", text="sim:tokens=400 sim:delay_ms=20 long")
+    start = await producer.recv_type("start")
+    await producer.recv_type("delta")
+    viewer = await b.chat(token=token, conversation_id=conv)
+    await viewer.send(type="cancel")
+    frame = await end_of(producer, start["message_id"])
+    assert frame["type"] == "done" and frame["finish_reason"] == "cancelled"
+    assert frame["seq"] < 400
+    record = await a.sim.state.wait_closed(0)
+    assert record.outcome == "disconnected", "the upstream request was closed"
+
+
+async def test_an_admin_broadcast_reaches_clients_on_both_instances(instances) -> None:
+    """POST /broadcast on a is delivered to a socket on a and a socket on b."""
+    a, b = await instances()
+    on_a = await a.chat(token=make_token("alice"))
+    on_b = await b.chat(token=make_token("bob"))
+    resp = await a.client.post(
+        "/api/v1/broadcast",
+        json={"message": "maintenance at noon"},
+        headers={"Authorization": f"Bearer {make_token('root', admin=True)}"},
+    )
+    assert resp.status == 202
+    for sock in (on_a, on_b):
+        frame = await sock.recv_type("broadcast")
+        assert frame["message"] == "maintenance at noon"
+
+
+async def test_connection_stats_count_every_live_instance_and_forget_a_dead_one(instances) -> None:
+    """GET /connections on a lists b's sockets; once b stops beating, they are gone."""
+    a, b = await instances()
+    await a.chat(token=make_token("alice"))
+    await b.chat(token=make_token("bob"))
+    await b.chat(token=make_token("bob"))
+    admin = {"Authorization": f"Bearer {make_token('root', admin=True)}"}
+    from gateway import keys
+
+    presence_b = b.app[keys.BACKENDS].redis_presence
+    await presence_b.beat()
+    body = await (await a.client.get("/api/v1/connections", headers=admin)).json()
+    assert body["total_connections"] == 3
+    assert sorted(c["instance"] for c in body["connections"]) == ["a", "b", "b"]
+    await b.client.close()  # b shuts down cleanly and leaves at once
+    body = await (await a.client.get("/api/v1/connections", headers=admin)).json()
+    assert [c["instance"] for c in body["connections"]] == ["a"]
+
+
+async def test_the_rate_limit_is_shared_by_the_instances(instances) -> None:
+    """messages_per_minute = 2 counts a user's messages on a and b together."""
+    a, b = await instances("[limits]\nmessages_per_minute = 2\n")
+    token = make_token("alice")
+    on_a = await a.chat(token=token)
+    on_b = await b.chat(token=token)
+    await on_a.ask("one sim:tokens=2 sim:delay_ms=0")
+    await on_b.ask("two sim:tokens=2 sim:delay_ms=0")
+    await on_a.send(type="message", id="c-3", text="three")
+    error = await on_a.recv_type("error")
+    assert error["code"] == "rate_limited" and error["retryable"] is True
+
+
+async def test_a_generation_watched_on_b_follows_the_reply_on_a(instances) -> None:
+    """GET /generations/{id} on b reports a's running reply, then its completion."""
+    a, b = await instances()
+    token = make_token("alice")
+    sock = await a.chat(token=token)
+    await sock.send(type="message", id="c-1", text=f"watch me {SLOW}")
+    start = await sock.recv_type("start")
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"/api/v1/generations/{start['message_id']}"
+    running = await (await b.client.get(url, headers=auth)).json()
+    assert running["status"] == "running" and running["conversation_id"]
+    async with b.client.ws_connect(url + "/ws", headers=auth) as ws:
+        statuses = [msg.json() async for msg in ws]
+    assert statuses[-1]["status"] == "completed" and statuses[-1]["finish_reason"] == "stop"
+    assert statuses[-1]["seq"] == 40
+
+
+async def test_history_survives_a_gateway_restart(instances, redis_server) -> None:
+    """An instance that restarts on the same Redis serves the conversation written before."""
+    (a,) = await instances(names=("a",))
+    token = make_token("alice")
+    sock = await a.chat(token=token)
+    reply = await sock.ask("remember this")
+    conv = sock.connected["conversation_id"]
+    await a.client.close()
+    (again,) = await instances(names=("a2",))
+    resp = await again.client.get(
+        f"/api/v1/conversations/{conv}/messages", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert (await resp.json())["messages"][-1]["content"] == reply.text
+    follow_up = await again.chat(token=token, conversation_id=conv)
+    second = await follow_up.ask("and then?", msg_id="c-2")
+    check_reply(second)
+    sent = again.sim.state.requests[-1].body["input"]["messages"]
+    assert any(m["content"] == reply.text for m in sent), "the history went upstream"
