@@ -334,7 +334,7 @@ class Chat:
             try:
                 if reply is not None:
                     await self.conversations.update_message(
-                        conv, message_id, reply.text, _history_status(reply)
+                        conv, message_id, reply.text, history_status(reply)
                     )
                 await self.conversations.end_reply(conv, message_id)
                 return
@@ -406,7 +406,7 @@ def _min_tokens(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
-def _history_status(reply: ReplyLog) -> Status:
+def history_status(reply: ReplyLog) -> Status:
     match reply.state:
         case ReplyState.COMPLETED:
             return "complete" if reply.finish_reason == "stop" else "incomplete"

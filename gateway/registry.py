@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from .connection import Connection
@@ -19,6 +20,7 @@ class Registry:
         self._per_user: Counter[str] = Counter()
         self._max = max_connections
         self._max_per_user = max_per_user
+        self.on_change: Callable[[], None] | None = None  # a connection came or went
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -36,6 +38,8 @@ class Registry:
         self._connections.add(conn)
         self._per_user[conn.user] += 1
         self._metrics.connections.labels(conn.assistant).inc()
+        if self.on_change is not None:
+            self.on_change()
 
     def remove(self, conn: Connection) -> None:
         if conn in self._connections:
@@ -48,6 +52,8 @@ class Registry:
             self._per_user[conn.user] -= 1
             if self._per_user[conn.user] <= 0:
                 del self._per_user[conn.user]
+            if self.on_change is not None:
+                self.on_change()
 
     def rename(self, conn: Connection, user: str) -> None:
         """The connection re-authenticated as another user."""

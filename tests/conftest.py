@@ -160,6 +160,16 @@ async def wait_until(condition, timeout: float = 10.0, interval: float = 0.02) -
             await asyncio.sleep(interval)
 
 
+async def eventually(probe, timeout: float = 10.0, interval: float = 0.05):
+    """Await ``probe()`` until it returns something truthy (state in another process)."""
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while not (result := await probe()):  # noqa: ASYNC110 - another process: no event
+            await asyncio.sleep(interval)
+    return result
+
+
 class SimProcess:
     def __init__(self, url: str) -> None:
         self.url = url

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .. import keys
 from ..auth import Identity, request_identity
+from ..chat import history_status
 from ..conversations import Conversation
 from ..errors import Forbidden, NotFound
 from .admin import check_rate
@@ -40,6 +41,7 @@ async def list_messages(request: web.Request) -> web.Response:
             live = await chat.replies.find(message.id)
             if live is not None:
                 body["content"] = live.text
+                body["status"] = history_status(live)  # ended, about to be stored
         messages.append(body)
     return web.json_response({"conversation_id": conv.id, "messages": messages})
 

@@ -2,8 +2,10 @@
 
 Every ``redis.heartbeat_s`` an instance refreshes ``instance:{id}`` (expiring after three
 beats) and writes the connections that changed since the last beat into
-``instance:{id}:conns``. ``GET /api/v1/connections`` reads every instance still alive and
-forgets one whose marker expired (a crash, a SIGKILL): its entries go with it.
+``instance:{id}:conns``; a connection opening or closing brings the next beat forward
+(after :data:`SETTLE_S`, so a burst of connections is one write). ``GET
+/api/v1/connections`` reads every instance still alive and forgets one whose marker
+expired (a crash, a SIGKILL): its entries go with it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from .redis_client import KeySpace, Redis, guarded
 
 log = structlog.get_logger("gateway.presence")
 
+SETTLE_S = 0.05
+
 
 class RedisPresence:
     def __init__(
@@ -34,6 +38,8 @@ class RedisPresence:
         self._beat_s = heartbeat_s
         self._ttl_ms = max(1, int(heartbeat_s * 3000))
         self._written: dict[str, str] = {}
+        self._changed = asyncio.Event()
+        registry.on_change = self._changed.set
 
     async def alive(self, instance: str) -> bool:
         if instance == self._instance:
@@ -64,7 +70,10 @@ class RedisPresence:
             except RedisError as exc:
                 log.warning("presence waits for redis", error=type(exc).__name__)
                 self._written = {}
-            await asyncio.sleep(self._beat_s)
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._beat_s)
+                await asyncio.sleep(SETTLE_S)
 
     async def leave(self) -> None:
         """A clean shutdown: disappear at once rather than after three beats."""

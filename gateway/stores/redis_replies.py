@@ -19,7 +19,6 @@ follower ends the reply as failed, in Redis too, keeping the text that reached t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -256,26 +255,32 @@ class RedisReplyStore(ReplyStore):
         self.ended(mirror)
 
     async def _reap(self, mirror: ReplyLog, stream: str) -> None:
-        """The producer died: end the reply as failed, here and in Redis, with the text held."""
-        mirror.finish(
-            ReplyState.FAILED,
-            "error",
-            error=UpstreamError("the instance producing this reply went away"),
-        )
-        claimed = await self._redis.set(
-            self._k.reply(mirror.message_id) + ":reaped", self._instance, nx=True, ex=60
-        )
-        if not claimed:
-            return  # another instance writes the end
-        with contextlib.suppress(RedisError):
-            await self._redis.xadd(
-                stream, {"end": json.dumps(_end_fields(mirror))}, id=_entry_id(mirror.head + 1)
+        """The producer died: end the reply as failed, in Redis (history first), then here."""
+        error = UpstreamError("the instance producing this reply went away")
+        try:
+            claimed = await self._redis.set(
+                self._k.reply(mirror.message_id) + ":reaped", self._instance, nx=True, ex=60
             )
-        conv = await self._conversations.get(mirror.conversation_id)
-        if conv is not None:
-            await self._conversations.update_message(conv, mirror.message_id, mirror.text, "failed")
-            await self._conversations.end_reply(conv, mirror.message_id)
-        log.warning("reply reaped", message_id=mirror.message_id, instance=mirror.instance)
+            if claimed:  # one instance writes the end; the others read it
+                conv = await self._conversations.get(mirror.conversation_id)
+                if conv is not None:
+                    await self._conversations.update_message(
+                        conv, mirror.message_id, mirror.text, "failed"
+                    )
+                    await self._conversations.end_reply(conv, mirror.message_id)
+                end = {
+                    **_end_fields(mirror),
+                    "state": str(ReplyState.FAILED),
+                    "finish_reason": "error",
+                    "finished_at": time.time(),
+                    "error": [error.code, error.message],
+                }
+                await self._redis.xadd(
+                    stream, {"end": json.dumps(end)}, id=_entry_id(mirror.head + 1)
+                )
+                log.warning("reply reaped", message_id=mirror.message_id, instance=mirror.instance)
+        finally:
+            mirror.finish(ReplyState.FAILED, "error", error=error)
 
     async def reap_stale(self, message_id: str) -> None:
         """A claim replaced a reply whose instance died: mark what reached Redis as failed."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.chatclient import check_reply
-from tests.conftest import make_token, wait_until
+from tests.conftest import eventually, make_token
 
 SLOW = "sim:tokens=40 sim:delay_ms=25"
 
@@ -24,6 +24,12 @@ async def test_history_written_on_one_instance_reads_the_same_on_the_other(insta
     reply = await sock.ask("hello from a")
     conv = sock.connected["conversation_id"]
     auth = {"Authorization": f"Bearer {token}"}
+
+    async def settled() -> bool:  # the reply's end reaches Redis a moment after `done`
+        resp = await b.client.get(f"/api/v1/conversations/{conv}/messages", headers=auth)
+        return (await resp.json())["messages"][-1]["status"] == "complete"
+
+    await eventually(settled)
     bodies = []
     for gw in (a, b):
         resp = await gw.client.get(f"/api/v1/conversations/{conv}/messages", headers=auth)
