@@ -45,8 +45,19 @@ def _entry_id(seq: int) -> str:
     return f"0-{seq}"
 
 
-def _seq_of(entry_id: str) -> int:
-    return int(entry_id.partition("-")[2])
+def encode_steps(steps: list[str]) -> dict[FieldT, EncodableT]:
+    """One stream entry for consecutive steps: their texts joined, and their lengths."""
+    return {"t": "".join(steps), "n": ",".join(str(len(step)) for step in steps)}
+
+
+def decode_steps(entry_id: str, fields: dict[str, str]) -> tuple[int, list[str]]:
+    """The seq of the entry's first step, and its steps, exactly as they were appended."""
+    sizes = [int(n) for n in fields["n"].split(",")]
+    text, steps, offset = fields["t"], [], 0
+    for size in sizes:
+        steps.append(text[offset : offset + size])
+        offset += size
+    return int(entry_id.partition("-")[2]) - len(sizes) + 1, steps
 
 
 def _end_fields(reply: ReplyLog) -> dict[str, Any]:
@@ -120,12 +131,7 @@ class RedisReplyStore(ReplyStore):
             try:
                 pipe = self._redis.pipeline(transaction=False)
                 if head > sent:
-                    steps = reply.steps(sent, head)
-                    pipe.xadd(
-                        stream,
-                        {"t": "".join(steps), "n": ",".join(str(len(s)) for s in steps)},
-                        id=_entry_id(head),
-                    )
+                    pipe.xadd(stream, encode_steps(reply.steps(sent, head)), id=_entry_id(head))
                 if ended:
                     end: dict[FieldT, EncodableT] = {"end": json.dumps(_end_fields(reply))}
                     pipe.xadd(stream, end, id=_entry_id(head + 1))
@@ -209,13 +215,10 @@ class RedisReplyStore(ReplyStore):
             if "end" in fields:
                 self._finish_mirror(mirror, json.loads(fields["end"]))
                 break
-            text, offset = fields["t"], 0
-            first = _seq_of(entry_id) - len(fields["n"].split(",")) + 1
-            for i, size in enumerate(fields["n"].split(",")):
-                piece = text[offset : offset + int(size)]
-                offset += int(size)
-                if first + i > mirror.head:  # steps already held are skipped
-                    mirror.append(piece)
+            first, steps = decode_steps(entry_id, fields)
+            for seq, step in enumerate(steps, start=first):
+                if seq > mirror.head:  # steps already held are skipped
+                    mirror.append(step)
         return last
 
     def _finish_mirror(self, mirror: ReplyLog, end: dict[str, Any]) -> None:

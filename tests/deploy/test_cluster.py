@@ -83,7 +83,12 @@ async def test_sigkill_mid_reply_clients_resume_elsewhere_and_get_a_terminal_fra
 ) -> None:
     """Killing the producing instance: its client resumes on the other, gets the stored text
     and then an error frame instead of hanging; the dead instance leaves the stats."""
-    token = make_token("alice")
+    token, bob = make_token("alice"), make_token("bob")
+    left = await cluster.connect_to("gateway1", bob)  # a reply whose viewer left: no one resumes
+    left_conv = left.connected["conversation_id"]
+    await left.send(type="message", id="b-1", text="sim:tokens=400 sim:delay_ms=25 long")
+    left_start, _, _ = await read_deltas(left, 2)
+    left.abort()
     sock = await cluster.connect_to("gateway1", token)
     conv = sock.connected["conversation_id"]
     await sock.send(type="message", id="c-1", text="sim:tokens=400 sim:delay_ms=25 long")
@@ -112,6 +117,21 @@ async def test_sigkill_mid_reply_clients_resume_elsewhere_and_get_a_terminal_fra
     await eventually(only_the_survivor, timeout=5)
     await again.send(type="message", id="c-2", text="are you there? sim:tokens=5")
     check_reply(await again.reply())  # the conversation is not stuck on the dead reply
+
+    # Bob's reply had no viewer to resume it: his next message is not refused as busy, and
+    # the dead reply is stored as failed.
+    back = await cluster.connect(bob, conversation_id=left_conv)
+    assert "running_message_id" not in back.connected
+    check_reply(await back.ask("hello again? sim:tokens=5", msg_id="b-2"))
+
+    async def left_failed() -> bool:
+        body = await cluster.get_json(
+            f"{cluster.nginx_url}/api/v1/conversations/{left_conv}/messages", bob
+        )
+        statuses = {m["id"]: m["status"] for m in body["messages"]}
+        return statuses.get(left_start["message_id"]) == "failed"
+
+    await eventually(left_failed, timeout=5)
 
 
 async def test_redis_restart_mid_reply_the_stream_completes_and_readiness_recovers(
