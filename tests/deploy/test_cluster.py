@@ -172,3 +172,25 @@ async def test_redis_restart_mid_reply_the_stream_completes_and_readiness_recove
     assert gateway1.proc.returncode is None
     await sock.send(type="message", id="c-2", text="still there? sim:tokens=5")
     check_reply(await sock.reply())
+
+
+async def test_sigterm_mid_reply_the_reply_finishes_into_redis_and_resumes_elsewhere(
+    cluster: Cluster,
+) -> None:
+    """A rolling restart: 1001 to the client, which resumes on the other instance and gets
+    the whole reply (finished by the stopping instance within its grace), then `done`."""
+    token = make_token("alice")
+    sock = await cluster.connect_to("gateway1", token)
+    conv = sock.connected["conversation_id"]
+    await sock.send(type="message", id="c-1", text="sim:tokens=60 sim:delay_ms=25 story")
+    start, held, last = await read_deltas(sock, 10)
+    gateway1 = cluster.instances["gateway1"]
+    gateway1.proc.send_signal(signal.SIGTERM)
+    code, _ = await sock.closed()
+    assert code == 1001
+    again = await cluster.connect(token, conversation_id=conv)
+    await again.send(type="resume", message_id=start["message_id"], last_seq=last)
+    rest = await again.reply(after_seq=last, timeout=20)
+    assert rest.end["type"] == "done" and rest.end["finish_reason"] == "stop"
+    assert rest.end["seq"] == 60 and rest.end["content_length"] == len(held + rest.text)
+    assert await gateway1.proc.wait() == 0
