@@ -287,3 +287,25 @@ async def redis_server(tmp_path):
         yield server
     finally:
         await server.stop()
+
+
+# --------------------------------------------------------------------------- nginx
+
+NGINX_MAIN = """
+daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+  access_log {tmp}/access.log;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+{http}
+}}
+"""
+
+
+def nginx_conf(tmp, http: str) -> str:
+    """A whole nginx.conf that runs as this user from ``tmp``, around an ``http {}`` body."""
+    return NGINX_MAIN.format(tmp=tmp, http=http)

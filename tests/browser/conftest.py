@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_binary
+from tests.conftest import free_port, need_binary, nginx_conf
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -49,22 +48,7 @@ async def page(browser):
     assert errors == [], errors  # no script error on any page
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log {tmp}/access.log;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+SITE = """
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
   server {{
     listen 127.0.0.1:{port};
@@ -79,7 +63,6 @@ http {{
       proxy_read_timeout 3600s;
     }}
   }}
-}}
 """
 
 
@@ -92,7 +75,7 @@ async def nginx(tmp_path):
     async def start(upstream: int) -> str:
         port = free_port()
         conf = tmp_path / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=port, upstream=upstream))
+        conf.write_text(nginx_conf(tmp_path, SITE.format(port=port, upstream=upstream)))
         proc = await asyncio.create_subprocess_exec(
             binary,
             "-p",

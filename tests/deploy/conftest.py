@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.chatclient import ChatSocket
-from tests.conftest import SECRET, free_port, make_token, need_binary
+from tests.conftest import SECRET, free_port, make_token, need_binary, nginx_conf
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 
@@ -38,20 +38,6 @@ orphan_grace_s = 30
 heartbeat_s = 0.3
 [log]
 format = "json"
-"""
-
-MAIN_NGINX = """
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-  access_log {tmp}/access.log;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  include {tmp}/site.conf;
-}}
 """
 
 
@@ -185,7 +171,7 @@ async def cluster(tmp_path, redis_server):
             site = site.replace(f"server {name}:8080", f"server 127.0.0.1:{inst.port}")
         site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
         (tmp_path / "site.conf").write_text(site)
-        (tmp_path / "nginx.conf").write_text(MAIN_NGINX.format(tmp=tmp_path))
+        (tmp_path / "nginx.conf").write_text(nginx_conf(tmp_path, f"include {tmp_path}/site.conf;"))
         proc = await asyncio.create_subprocess_exec(
             nginx,
             "-p",

@@ -30,3 +30,10 @@ heartbeat_s = 0.2
         return started
 
     return make
+
+
+async def started(gw, token: str, text: str, msg_id: str = "c-1"):
+    """Connect to ``gw``, send a message, read its ``start``: (socket, conversation, start)."""
+    sock = await gw.chat(token=token)
+    await sock.send(type="message", id=msg_id, text=text)
+    return sock, sock.connected["conversation_id"], await sock.recv_type("start")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.chatclient import check_reply
 from tests.conftest import eventually, make_token
+from tests.stores.conftest import started
 
 SLOW = "sim:tokens=40 sim:delay_ms=25"
 
@@ -47,10 +48,7 @@ async def test_a_reply_produced_on_a_resumes_exactly_on_b(instances) -> None:
     """A client cut off from a mid-reply resumes on b from its last seq: nothing lost or repeated."""
     a, b = await instances()
     token = make_token("alice")
-    sock = await a.chat(token=token)
-    conv = sock.connected["conversation_id"]
-    await sock.send(type="message", id="c-1", text=f"long story {SLOW}")
-    start = await sock.recv_type("start")
+    sock, conv, start = await started(a, token, f"long story {SLOW}")
     held = ""
     last = 0
     while last < 10:
@@ -95,10 +93,7 @@ async def test_one_reply_at_a_time_and_idempotent_ids_hold_across_instances(inst
     """While a runs a reply, b refuses a second (busy); a re-sent id on b follows the first."""
     a, b = await instances()
     token = make_token("alice")
-    first = await a.chat(token=token)
-    conv = first.connected["conversation_id"]
-    await first.send(type="message", id="c-1", text=f"slow {SLOW}")
-    start = await first.recv_type("start")
+    first, conv, start = await started(a, token, f"slow {SLOW}")
     second = await b.chat(token=token, conversation_id=conv)
     await second.send(type="message", id="c-2", text="another")
     error = await second.recv_type("error")
@@ -115,10 +110,7 @@ async def test_cancel_on_b_stops_the_reply_running_on_a(instances) -> None:
     """A cancel sent to b ends a's reply (finish_reason cancelled) and closes its upstream call."""
     a, b = await instances()
     token = make_token("alice")
-    producer = await a.chat(token=token)
-    conv = producer.connected["conversation_id"]
-    await producer.send(type="message", id="c-1", text="sim:tokens=400 sim:delay_ms=20 long")
-    start = await producer.recv_type("start")
+    producer, conv, start = await started(a, token, "sim:tokens=400 sim:delay_ms=20 long")
     await producer.recv_type("delta")
     viewer = await b.chat(token=token, conversation_id=conv)
     await viewer.send(type="cancel")

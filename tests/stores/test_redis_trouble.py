@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import eventually, make_token
+from tests.stores.conftest import started
 from tests.stores.test_redis_instances import end_of
 
 
@@ -43,10 +44,7 @@ async def test_a_reply_watched_only_from_another_instance_is_not_stopped_as_orph
     """The sender leaves a at once; a viewer on b keeps the reply alive past orphan_grace_s."""
     a, b = await instances("[limits]\norphan_grace_s = 0.3\n")
     token = make_token("alice")
-    sender = await a.chat(token=token)
-    conv = sender.connected["conversation_id"]
-    await sender.send(type="message", id="c-1", text="sim:tokens=60 sim:delay_ms=25 story")
-    start = await sender.recv_type("start")
+    sender, conv, start = await started(a, token, "sim:tokens=60 sim:delay_ms=25 story")
     await sender.ws.close()
     viewer = await b.chat(token=token, conversation_id=conv)
     await viewer.send(type="resume", message_id=start["message_id"], last_seq=0)
@@ -61,10 +59,7 @@ async def test_an_interrupt_sent_on_b_ends_a_reply_on_a_before_the_new_one_start
     """Both tabs see the old reply end as interrupted, then the new reply's start."""
     a, b = await instances()
     token = make_token("alice")
-    tab_a = await a.chat(token=token)
-    conv = tab_a.connected["conversation_id"]
-    await tab_a.send(type="message", id="c-1", text="sim:tokens=400 sim:delay_ms=20 long")
-    old = await tab_a.recv_type("start")
+    tab_a, conv, old = await started(a, token, "sim:tokens=400 sim:delay_ms=20 long")
     tab_b = await b.chat(token=token, conversation_id=conv)
     await tab_b.send(type="resume", message_id=old["message_id"], last_seq=0)
     await tab_b.recv_type("start")
