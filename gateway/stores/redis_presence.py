@@ -18,13 +18,14 @@ from typing import Any, cast
 
 import structlog
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 from ..registry import Registry
 from .redis_client import KeySpace, Redis, guarded
 
 log = structlog.get_logger("gateway.presence")
 
-SETTLE_S = 0.05
+SETTLE_S = 0.25
 
 
 class RedisPresence:
@@ -37,7 +38,7 @@ class RedisPresence:
         self._registry = registry
         self._beat_s = heartbeat_s
         self._ttl_ms = max(1, int(heartbeat_s * 3000))
-        self._written: dict[str, str] = {}
+        self._written: dict[str, tuple[object, ...]] = {}  # what Redis holds, by signature
         self._changed = asyncio.Event()
         registry.on_change = self._changed.set
 
@@ -47,30 +48,41 @@ class RedisPresence:
         return bool(await self._redis.exists(self._k.alive(instance)))
 
     async def beat(self) -> None:
-        now = {c["connection_id"]: json.dumps(c) for c in self._registry.snapshot()}
-        changed = {cid: body for cid, body in now.items() if self._written.get(cid) != body}
+        """Refresh the alive marker; write only the connections that changed (idle ones cost a
+        comparison), and remove the ones that left."""
+        now: dict[str, tuple[object, ...]] = {}
+        changed: dict[FieldT, EncodableT] = {}
+        for conn in self._registry:
+            signature = (conn.frames_sent, conn.last_active, conn.user, conn.admin)
+            now[conn.connection_id] = signature
+            if self._written.get(conn.connection_id) != signature:
+                changed[conn.connection_id] = json.dumps(conn.info())
         gone = [cid for cid in self._written if cid not in now]
         conns = self._k.instance_conns(self._instance)
         pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self._k.alive(self._instance), str(time.time()), px=self._ttl_ms)
+        pipe.set(self._k.alive(self._instance), str(time.time()), px=self._ttl_ms, get=True)
         pipe.zadd(self._k.instances, {self._instance: time.time()})
         if changed:
             pipe.hset(conns, mapping=changed)
         if gone:
             pipe.hdel(conns, *gone)
         pipe.pexpire(conns, self._ttl_ms)
-        await pipe.execute()
-        self._written = now
+        answers = await pipe.execute()
+        # Marker gone (Redis restarted empty, or this process stalled past three beats): the
+        # connections' hash may be gone too, so write them all at the next beat.
+        self._written = now if answers[0] is not None else {}
+        if answers[0] is None:
+            self._changed.set()
 
     async def run(self) -> None:
         """Forever: beat; after Redis comes back (maybe empty), write everything again."""
         while True:
+            self._changed.clear()
             try:
                 await self.beat()
             except RedisError as exc:
                 log.warning("presence waits for redis", error=type(exc).__name__)
                 self._written = {}
-            self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self._beat_s)
                 await asyncio.sleep(SETTLE_S)

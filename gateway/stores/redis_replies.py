@@ -10,15 +10,19 @@ carries ``end`` (state, finish reason, usage, error).
 
 Another instance that needs the reply (a viewer resumes there, a room member is there)
 builds a *mirror*: a ReplyLog with ``remote=True``, loaded from the stream and kept up to
-date by a follower task (``XREAD BLOCK``). Its local viewers read the mirror like any log.
-While a mirror has viewers it marks ``reply:{mid}:watched`` so the producer does not stop
-the reply as orphaned. When the producing instance dies (its presence key expires), the
-follower ends the reply as failed, in Redis too, keeping the text that reached the stream.
+date by the instance's one *reader* task, which follows every mirrored stream with a single
+``XREAD BLOCK`` (one connection however many mirrors; a busy round returns at once with the
+entries of many streams). Local viewers read the mirror like any log. While a mirror has
+viewers the reader marks ``reply:{mid}:watched`` so the producer does not stop the reply as
+orphaned. When the producing instance dies (its presence key expires), the reader ends the
+reply as failed, in Redis too, keeping the text that reached the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +30,7 @@ from typing import Any, cast
 
 import structlog
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from ..conversations import ConversationStore
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
@@ -35,7 +39,8 @@ from .redis_client import KeySpace, Redis, guarded
 
 log = structlog.get_logger("gateway.replies")
 
-FOLLOW_BLOCK_MS = 1000
+FOLLOW_BLOCK_MS = 100  # a new mirror joins the reader's XREAD within this
+CHECK_EVERY_S = 1.0  # watched marks and producer liveness
 RETRY_MAX_S = 2.0
 Entries = list[tuple[str, dict[str, str]]]
 RUNNING_TTL_S = 3600  # a running reply's keys outlive a crashed producer by this much
@@ -93,7 +98,9 @@ class RedisReplyStore(ReplyStore):
         self._conversations = conversations
         self._window_ms = max(1000, int(resume_window_s * 1000))
         self._publishers: set[asyncio.Task[None]] = set()
-        self._followers: set[asyncio.Task[None]] = set()
+        self._followed: dict[str, tuple[ReplyLog, str]] = {}  # stream -> (mirror, last id)
+        self._reader: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # reaps, watched marks
         self._loading: dict[str, asyncio.Future[ReplyLog | None]] = {}
 
     # ---------------------------------------------------------------- producing here
@@ -201,11 +208,14 @@ class RedisReplyStore(ReplyStore):
             )
             entries = cast(Entries, await self._redis.xrange(self._k.steps(message_id)))
         last = self._apply(mirror, entries)
+        mirror.on_adopted = self._mark_watched  # a first viewer here: tell the producer now
         self._logs[message_id] = mirror
         if mirror.ended:
             self.ended(mirror)
         else:
-            self._spawn(self._followers, self._follow(mirror, last), f"follow {message_id}")
+            self._followed[self._k.steps(message_id)] = (mirror, last)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="reply reader")
         return mirror
 
     def _apply(self, mirror: ReplyLog, entries: Entries) -> str:
@@ -234,27 +244,66 @@ class RedisReplyStore(ReplyStore):
         if end.get("finished_at"):
             mirror.finished_at = float(end["finished_at"])
 
-    async def _follow(self, mirror: ReplyLog, last: str) -> None:
-        stream = self._k.steps(mirror.message_id)
-        delay, marked = 0.05, 0.0
-        while not mirror.ended:
+    async def _read(self) -> None:
+        """While mirrors run: read every followed stream in one XREAD; check on producers."""
+        delay, checked = 0.05, time.monotonic()
+        while self._followed:
+            streams: dict[KeyT, StreamIdT] = {
+                stream: last for stream, (_, last) in self._followed.items()
+            }
             try:
-                if mirror.viewer_count and time.monotonic() - marked > 1.0:
-                    await self._redis.set(self._k.watched(mirror.message_id), self._instance, ex=5)
-                    marked = time.monotonic()
                 found = cast(
                     list[tuple[str, Entries]],
-                    await self._redis.xread({stream: last}, block=FOLLOW_BLOCK_MS, count=500),
+                    await self._redis.xread(streams, block=FOLLOW_BLOCK_MS, count=500),
                 )
-                if found:
-                    last = self._apply(mirror, found[0][1])
-                elif not await self._alive(mirror.instance):
-                    await self._reap(mirror, stream)
+                for stream, entries in found or ():
+                    mirror, _ = self._followed[stream]
+                    self._followed[stream] = (mirror, self._apply(mirror, entries))
+                    if mirror.ended:
+                        del self._followed[stream]
+                        self.ended(mirror)
+                if time.monotonic() - checked >= CHECK_EVERY_S:
+                    checked = time.monotonic()
+                    await self._check_producers()
                 delay = 0.05
-            except (RedisError, StoreUnavailable) as exc:
-                log.warning("reply follow waits for redis", error=type(exc).__name__)
+            except RedisError as exc:
+                log.warning("reply reader waits for redis", error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _check_producers(self) -> None:
+        """Mark the mirrors that have viewers as watched; reap those whose producer died."""
+        mirrors = [mirror for mirror, _ in self._followed.values()]
+        producers = sorted({m.instance for m in mirrors})
+        pipe = self._redis.pipeline(transaction=False)
+        for mirror in mirrors:
+            if mirror.viewer_count:
+                pipe.set(self._k.watched(mirror.message_id), self._instance, ex=5)
+        for instance in producers:
+            pipe.exists(self._k.alive(instance))
+        answers = await pipe.execute()
+        alive = dict(zip(producers, answers[len(answers) - len(producers) :], strict=True))
+        for mirror in mirrors:
+            if alive.get(mirror.instance) or await self._alive(mirror.instance):
+                continue
+            stream = self._k.steps(mirror.message_id)
+            del self._followed[stream]
+            task = asyncio.create_task(self._reap(mirror, stream), name="reap")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            task.add_done_callback(functools.partial(self._reaped, mirror))
+
+    def _mark_watched(self, mirror: ReplyLog) -> None:
+        if not mirror.ended:
+            task = asyncio.create_task(self._set_watched(mirror), name="watched")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _set_watched(self, mirror: ReplyLog) -> None:
+        with contextlib.suppress(RedisError):  # the reader marks it again within a second
+            await self._redis.set(self._k.watched(mirror.message_id), self._instance, ex=5)
+
+    def _reaped(self, mirror: ReplyLog, task: asyncio.Task[None]) -> None:
         self.ended(mirror)
 
     async def _reap(self, mirror: ReplyLog, stream: str) -> None:
@@ -282,6 +331,8 @@ class RedisReplyStore(ReplyStore):
                     stream, {"end": json.dumps(end)}, id=_entry_id(mirror.head + 1)
                 )
                 log.warning("reply reaped", message_id=mirror.message_id, instance=mirror.instance)
+        except (RedisError, StoreUnavailable) as exc:  # the stale claim path retries later
+            log.warning("reply reaped here only: redis is down", error=type(exc).__name__)
         finally:
             mirror.finish(ReplyState.FAILED, "error", error=error)
 
@@ -302,9 +353,14 @@ class RedisReplyStore(ReplyStore):
         """Let publishers write what they hold (ends included) for ``grace_s``; stop the rest."""
         if self._publishers:
             await asyncio.wait(set(self._publishers), timeout=grace_s)
-        for task in (*self._publishers, *self._followers):
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=grace_s)
+        self._followed.clear()
+        pending = {*self._publishers, *self._background}
+        if self._reader is not None:
+            pending.add(self._reader)
+        for task in pending:
             task.cancel()
-        pending = {*self._publishers, *self._followers}
         if pending:
             await asyncio.wait(pending)
         await super().aclose()
