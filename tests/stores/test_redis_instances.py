@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.chatclient import check_reply
 from tests.conftest import eventually, make_token
 from tests.stores.conftest import started
@@ -204,3 +206,28 @@ async def test_history_survives_a_gateway_restart(instances, redis_server) -> No
     check_reply(second)
     sent = again.sim.state.requests[-1].body["input"]["messages"]
     assert any(m["content"] == reply.text for m in sent), "the history went upstream"
+
+
+async def test_thirty_rooms_spanning_instances_stream_exactly_at_once(instances) -> None:
+    """Thirty concurrent replies produced on a, each followed by a member on b: b's texts equal
+    a's, step for step (b's one stream reader serves every mirror)."""
+    a, b = await instances()
+    pairs = []
+    for i in range(30):
+        room = f"conv-many-{i}"
+        pairs.append(
+            (
+                await a.chat(token=make_token(f"u{i}"), session_type="group", conversation_id=room),
+                await b.chat(token=make_token(f"v{i}"), session_type="group", conversation_id=room),
+            )
+        )
+    for i, (on_a, _) in enumerate(pairs):
+        await on_a.send(type="message", id=f"c-{i}", text=f"room {i} sim:tokens=50 sim:delay_ms=5")
+
+    async def both(on_a, on_b):
+        return await on_a.reply(timeout=30), await on_b.reply(timeout=30)
+
+    results = await asyncio.gather(*(both(x, y) for x, y in pairs))
+    for i, (mine, theirs) in enumerate(results):
+        assert mine.text == theirs.text and f"room {i}" in mine.text
+        assert mine.end["seq"] == theirs.end["seq"] == 50
