@@ -251,21 +251,20 @@ class Chat:
         await self.replies.add(reply)  # in Redis before anyone is told of it
         reply.on_orphaned = self._orphaned
         reply.on_adopted = self._adopted
-        await self._publish_room(
-            conv.id,
-            protocol.encode(
-                {
-                    "type": "user_message",
-                    "id": msg.id,
-                    "conversation_id": conv.id,
-                    "user": conn.user,
-                    "text": msg.text,
-                    "ts": protocol.now_iso(),
-                }
-            ),
+        user_message = protocol.encode(
+            {
+                "type": "user_message",
+                "id": msg.id,
+                "conversation_id": conv.id,
+                "user": conn.user,
+                "text": msg.text,
+                "ts": protocol.now_iso(),
+            }
         )
+        # Viewers here first (the upstream request starts without waiting on Redis), then
+        # the other instances, in the same order: the user's message, then the reply.
+        self.rooms.publish(conv.id, user_message)
         self.rooms.publish_reply(conv.id, reply)
-        await self.bus.publish("reply", conversation_id=conv.id, message_id=reply.message_id)
         task = asyncio.create_task(
             self._run(conv, reply, request), name=f"reply {reply.message_id}"
         )
@@ -273,6 +272,8 @@ class Chat:
         self._per_user[reply.owner] = self._per_user.get(reply.owner, 0) + 1
         if reply.viewer_count == 0:
             self._orphaned(reply)
+        await self.bus.publish("room", conversation_id=conv.id, frame=user_message)
+        await self.bus.publish("reply", conversation_id=conv.id, message_id=reply.message_id)
 
     def _upstream_messages(
         self, conv: Conversation, system_prompt: str, text: str
