@@ -229,11 +229,13 @@ def free_port() -> int:
 class RedisServer:
     """A real ``redis-server`` on a free loopback port; ``restart`` keeps port and data."""
 
-    def __init__(self, binary: str, workdir: str) -> None:
+    def __init__(self, binary: str, workdir: str, password: str = "") -> None:
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.proc = None
 
     async def start(self) -> None:
@@ -265,7 +267,7 @@ class RedisServer:
                 writer.write(b"PING\r\n")
                 line = await reader.readline()
                 writer.close()
-                if line.startswith(b"+PONG"):
+                if line.startswith((b"+PONG", b"-NOAUTH")):
                     return
             except OSError:
                 pass

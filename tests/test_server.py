@@ -7,18 +7,23 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 
 import aiohttp
 
-from tests.conftest import SECRET, make_token
+from tests.conftest import (
+    SECRET,
+    RedisServer,
+    eventually,
+    free_port,
+    make_token,
+    need_binary,
+)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+async def _status(http: aiohttp.ClientSession, url: str, status: int) -> bool:
+    async with http.get(url) as resp:
+        return resp.status == status
 
 
 async def start_gateway(config_text: str, tmp_path, **env: str):
@@ -100,11 +105,15 @@ async def test_sigterm_mid_reply_closes_1001_and_exits_zero(tmp_path) -> None:
 
 
 async def test_logs_never_contain_tokens_or_api_keys(tmp_path, sim) -> None:
-    """JSON log lines of a session carry context but no token, secret or API key."""
+    """JSON log lines of a session, Redis trouble included, carry context but no token, secret,
+    API key or Redis password."""
     api_key = "sk-upstream-key-that-must-not-leak"
+    redis = RedisServer(need_binary("redis-server"), str(tmp_path), password="redis-pass-no-leak")
+    await redis.start()
     config = (
         f'[upstream]\nkind = "dashscope"\nbase_url = "{sim.url}"\napi_key = "{api_key}"\n'
         f'[auth]\nrequired = true\njwt_secret = "{SECRET}"\naudience = "gateway-tests"\n'
+        f'[redis]\nurl = "{redis.url}"\nheartbeat_s = 0.2\n'
         '[log]\nlevel = "debug"\n'
     )
     proc, url, lines = await start_gateway(config, tmp_path)
@@ -124,7 +133,12 @@ async def test_logs_never_contain_tokens_or_api_keys(tmp_path, sim) -> None:
                 headers={"Authorization": f"Bearer {token}"},
             ) as resp:
                 assert resp.status == 200
+            await redis.stop()  # errors while Redis is down must not print its URL either
+            await eventually(lambda: _status(http, url + "/readyz", 503))
+            async with http.get(url + "/readyz") as resp:
+                assert redis.password not in await resp.text()
     finally:
+        await redis.stop()
         proc.terminate()
         await proc.wait()
         await proc.drainer
@@ -132,6 +146,7 @@ async def test_logs_never_contain_tokens_or_api_keys(tmp_path, sim) -> None:
     events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert any(e.get("event") == "reply" and e.get("user") == "alice" for e in events)
     assert any(e.get("event") == "connected" and e.get("connection_id") for e in events)
-    for secret in (token, api_key, SECRET, token.split(".")[2]):
+    assert any("redis" in str(e.get("event")) for e in events), "the outage was logged"
+    for secret in (token, api_key, SECRET, token.split(".")[2], redis.password):
         assert secret not in text
     assert re.search(r"token=\[redacted\]", text)
