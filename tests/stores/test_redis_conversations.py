@@ -1,0 +1,91 @@
+"""The Redis conversation store on a real Redis: the Lua scripts' decisions, caps and TTLs."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.conversations import HistoryMessage
+from gateway.stores.redis_client import KeySpace
+from gateway.stores.redis_conversations import RedisConversationStore
+
+
+@pytest.fixture
+async def store(redis_server):
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    await client.set("t:instance:alive-one", "1")
+    try:
+        yield RedisConversationStore(client, KeySpace("t:"), max_messages=3, ttl_s=60), client
+    finally:
+        await client.aclose()
+
+
+def message(i: int) -> HistoryMessage:
+    return HistoryMessage(f"u-{i}", "user", f"text {i}", "complete", float(i), user="alice")
+
+
+async def test_claim_decides_busy_duplicate_interrupt_and_stale(store) -> None:
+    """One running reply; a seen client id is a duplicate; interrupt and a dead owner replace."""
+    s, client = store
+    conv = await s.create("c1", "alice", "person", "default")
+    first = await s.claim_reply(conv, "m-1", "c-1", "alive-one", interrupt=False)
+    assert (first.outcome, first.previous) == ("started", None)
+    assert (await s.claim_reply(conv, "m-2", "c-2", "alive-one", interrupt=False)).outcome == "busy"
+    dup = await s.claim_reply(conv, "m-3", "c-1", "alive-one", interrupt=True)
+    assert (dup.outcome, dup.previous) == ("duplicate", "m-1")
+    interrupted = await s.claim_reply(conv, "m-4", "c-4", "dead-one", interrupt=True)
+    assert (interrupted.outcome, interrupted.previous, interrupted.stale) == (
+        "started",
+        "m-1",
+        False,
+    )
+    stale = await s.claim_reply(conv, "m-5", "c-5", "alive-one", interrupt=False)
+    assert (stale.outcome, stale.previous, stale.stale) == ("started", "m-4", True)
+    fresh = await s.get("c1")
+    assert fresh is not None and fresh.running == "m-5"
+    await s.end_reply(fresh, "m-4")  # not the running one: nothing changes
+    assert (await s.get("c1")).running == "m-5"
+    await s.end_reply(fresh, "m-5")
+    assert (await s.get("c1")).running is None
+    assert await client.ttl("t:conv:c1:clients") > 0
+
+
+async def test_history_is_capped_and_a_trimmed_message_stays_gone(store) -> None:
+    """Only the newest max_messages are kept; updating a trimmed one does not bring it back."""
+    s, _ = store
+    conv = await s.create("c2", "alice", "person", "default")
+    for i in range(5):
+        await s.add_message(conv, message(i))
+    fresh = await s.get("c2")
+    assert [m.id for m in fresh.messages] == ["u-2", "u-3", "u-4"]
+    assert fresh.title == "text 0"
+    stale_snapshot = await s.get("c2")
+    stale_snapshot.messages.insert(0, message(0))
+    await s.update_message(stale_snapshot, "u-0", "edited", "complete")
+    assert [m.id for m in (await s.get("c2")).messages] == ["u-2", "u-3", "u-4"]
+
+
+async def test_conversations_are_listed_newest_first_and_empty_ones_forgotten(store) -> None:
+    """for_user orders by last write; forget_if_empty drops only a conversation with nothing."""
+    s, _ = store
+    older = await s.create("old", "alice", "person", "default")
+    newer = await s.create("new", "alice", "person", "default")
+    await s.add_message(newer, message(1))
+    await s.add_message(older, message(2))
+    assert [c.id for c in await s.for_user("alice")] == ["old", "new"]
+    empty = await s.create("empty", "alice", "person", "default")
+    await s.forget_if_empty(empty)
+    await s.forget_if_empty(older)
+    assert await s.get("empty") is None and await s.get("old") is not None
+    assert [c.id for c in await s.for_user("alice")] == ["old", "new"]
+
+
+async def test_every_key_of_a_conversation_expires(store) -> None:
+    """History keys carry redis.history_ttl_s, so abandoned conversations do not pile up."""
+    s, client = store
+    conv = await s.create("c3", "alice", "group", "default")
+    await s.join(conv, "bob")
+    await s.add_message(conv, message(1))
+    for key in await client.keys("t:*c3*") + ["t:user:alice:convs", "t:user:bob:convs"]:
+        assert 0 < await client.ttl(key) <= 60, key
