@@ -1,16 +1,24 @@
 """The load generator, run in its own process: ``python -m bench.load '<json spec>'``.
 
-Modes:
-* ``ws``: C WebSocket chats (the gateway, or a reference relay), one message each.
-* ``sse``: C streams read from the simulator directly: the floor.
-* ``idle``: C chat sockets opened and held; prints ``READY`` once all are connected.
-* ``stall``: C chats whose readers stop after the first delta; prints ``READY``.
-* ``churn``: ``ws`` streams while other sockets keep opening and closing.
+Modes (``spec["mode"]``):
 
-For each stream it records the time to the first delta, and for each frame the lateness of
-its last step against the simulator's pace (step k is due ``(k - k0) * delay`` after the
-first frame), counts frames and steps, and checks the text's length against ``done``.
-Prints one JSON result line.
+* ``ws``: C WebSocket chats (the gateway or a reference relay), one message each; with
+  ``churners`` > 0, that many more sockets keep opening and closing while the chats stream.
+* ``sse``: C streams read from the simulator directly, one HTTP stream per "connection":
+  the floor.
+* ``idle``: C chat sockets opened (each gets its ``connected`` frame) and held.
+* ``stall``: C chats whose readers stop reading after the first delta (their sockets'
+  receive buffers fixed at 64 KB, so the reply piles up on the server's side).
+
+``idle`` and ``stall`` print ``READY n`` once every socket is open, then obey stdin:
+``measure`` (prints the reply logs' size, found through ``GET /api/v1/generations/{id}``
+where ``spec["http"]`` names the gateway) and ``quit``.
+
+For each stream it records the time from sending the message to the first delta, and for
+each later frame its lateness against the simulator's pace: step k is due at
+``t_first + (k - k_first) * delay``, a merged frame counting for its last step. It counts
+frames and steps, and checks each reply's text length against ``done.content_length``.
+It prints one JSON line: its results, and its own CPU time.
 """
 
 from __future__ import annotations
@@ -18,14 +26,25 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+try:
+    import orjson
+
+    loads: Callable[[str | bytes], Any] = orjson.loads
+except ImportError:  # pragma: no cover - json does the same, a little slower
+    loads = json.loads
+
 PATH = "/api/v1/services/aigc/text-generation/generation"
+ANON = "anon-benchbenchbench0001"  # one anonymous user for the stalled readers
+RCVBUF = 64 * 1024  # a stalled reader's socket receive buffer
 
 
 @dataclass
@@ -34,28 +53,44 @@ class Stats:
     late: list[float] = field(default_factory=list)
     frames: int = 0
     steps: int = 0
+    chars: int = 0
     errors: list[str] = field(default_factory=list)
     mismatches: int = 0
+    replies: int = 0
 
 
-def _prompt(i: int, spec: dict[str, Any]) -> str:
+def raise_nofile() -> None:
+    """Raise the soft open-file limit to the hard one (10 000 sockets need it)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def prompt(i: int, spec: dict[str, Any]) -> str:
     extra = f" sim:chars={spec['chars']}" if spec.get("chars") else ""
     return f"bench {i} sim:tokens={spec['tokens']} sim:delay_ms={spec['delay_ms']}{extra}"
 
 
-async def _ws_stream(
+async def _connected(ws: aiohttp.ClientWebSocketResponse) -> None:
+    while loads((await ws.receive()).data)["type"] != "connected":
+        pass
+
+
+async def ws_stream(
     http: aiohttp.ClientSession, i: int, spec: dict[str, Any], stats: Stats
 ) -> None:
     delay = spec["delay_ms"] / 1000
-    async with http.ws_connect(spec["url"], max_msg_size=0) as ws:
-        while (await ws.receive_json())["type"] != "connected":
-            pass
+    async with http.ws_connect(spec["url"], max_msg_size=0, autoping=True) as ws:
+        await _connected(ws)
         sent = time.perf_counter()
-        await ws.send_json({"type": "message", "id": f"c-{i}", "text": _prompt(i, spec)})
+        await ws.send_str(json.dumps({"type": "message", "id": f"c-{i}", "text": prompt(i, spec)}))
         first_at, first_seq, length = 0.0, 0, 0
         while True:
-            frame = json.loads((await ws.receive()).data)
+            msg = await ws.receive()
             now = time.perf_counter()
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                stats.errors.append(f"closed {ws.close_code}")
+                return
+            frame = loads(msg.data)
             kind = frame["type"]
             if kind == "delta":
                 stats.frames += 1
@@ -63,10 +98,12 @@ async def _ws_stream(
                 if not first_at:
                     first_at, first_seq = now, frame["seq"]
                     stats.ttfd.append(now - sent)
-                else:
+                elif delay:
                     stats.late.append(now - (first_at + (frame["seq"] - first_seq) * delay))
             elif kind == "done":
                 stats.steps += frame["seq"]
+                stats.chars += length
+                stats.replies += 1
                 stats.mismatches += length != frame["content_length"]
                 return
             elif kind == "error":
@@ -74,121 +111,208 @@ async def _ws_stream(
                 return
 
 
-async def _sse_stream(
+async def sse_stream(
     http: aiohttp.ClientSession, i: int, spec: dict[str, Any], stats: Stats
 ) -> None:
+    """The floor: one DashScope SSE stream, each event with text is one step."""
     delay = spec["delay_ms"] / 1000
     body = {
         "model": "qwen-plus",
-        "input": {"messages": [{"role": "user", "content": _prompt(i, spec)}]},
+        "input": {"messages": [{"role": "user", "content": prompt(i, spec)}]},
         "parameters": {"incremental_output": True, "result_format": "message"},
     }
     sent = time.perf_counter()
-    first_at, seq = 0.0, 0
+    first_at, seq, tail = 0.0, 0, b""
     async with http.post(
         spec["url"] + PATH, json=body, headers={"X-DashScope-SSE": "enable"}
     ) as resp:
-        async for line in resp.content:
-            if not line.startswith(b"data:"):
-                continue
+        async for chunk in resp.content.iter_any():
             now = time.perf_counter()
-            text = json.loads(line[5:])["output"]["choices"][0]["message"]["content"]
-            if not text:
-                continue
-            seq += 1
-            stats.frames += 1
-            if not first_at:
-                first_at = now
-                stats.ttfd.append(now - sent)
-            else:
-                stats.late.append(now - (first_at + (seq - 1) * delay))
+            events = (tail + chunk).split(b"\n\n")
+            tail = events.pop()
+            for event in events:
+                data = event[event.find(b"data:") + 5 :]
+                text = loads(data)["output"]["choices"][0]["message"]["content"]
+                if not text:
+                    continue
+                seq += 1
+                stats.frames += 1
+                stats.chars += len(text)
+                if not first_at:
+                    first_at = now
+                    stats.ttfd.append(now - sent)
+                elif delay:
+                    stats.late.append(now - (first_at + (seq - 1) * delay))
     stats.steps += seq
+    stats.replies += 1
 
 
-async def _hold(
+async def hold(
     http: aiohttp.ClientSession,
     i: int,
     spec: dict[str, Any],
-    ready: list[int],
+    opened: dict[int, str],
     release: asyncio.Event,
-    stall: bool,
 ) -> None:
-    async with http.ws_connect(spec["url"]) as ws:
-        while (await ws.receive_json())["type"] != "connected":
-            pass
-        if stall:
-            await ws.send_json({"type": "message", "id": f"s-{i}", "text": _prompt(i, spec)})
-            while (await ws.receive_json())["type"] != "delta":
-                pass
-        ready.append(i)
+    """Open a chat socket and hold it; a stalled reader first starts a long reply."""
+    headers = {"Cookie": f"gw_anon={ANON}"} if spec["mode"] == "stall" else None
+    async with http.ws_connect(spec["url"], headers=headers, max_msg_size=0) as ws:
+        await _connected(ws)
+        message_id = ""
+        if spec["mode"] == "stall":
+            await ws.send_str(
+                json.dumps({"type": "message", "id": f"s-{i}", "text": prompt(i, spec)})
+            )
+            while True:
+                frame = loads((await ws.receive()).data)
+                if frame["type"] == "start":
+                    message_id = frame["message_id"]
+                elif frame["type"] == "delta":
+                    break
+        opened[i] = message_id
         await release.wait()  # hold the socket without reading it
 
 
-async def _churn(http: aiohttp.ClientSession, spec: dict[str, Any], stop: asyncio.Event) -> int:
-    opened = 0
+async def reply_logs(
+    http: aiohttp.ClientSession, spec: dict[str, Any], ids: list[str]
+) -> dict[str, Any]:
+    """Bytes of step text the gateway holds for these replies: its reply logs, and history.
+
+    The gateway reports each reply's head ``seq``; the simulator's steps are deterministic
+    (``gateway.llm.script``), so a log holds exactly the first ``seq`` of them: each a ``str``
+    plus a list slot and a byte offset (an ``int`` and its slot). A reply that has ended is
+    also in its conversation's history, as one joined ``str``.
+    """
+    from gateway.llm.script import parse_options, reply_steps
+
+    logs = history = 0
+    states: dict[str, int] = {}
+    for i, message_id in enumerate(ids):
+        async with http.get(
+            f"{spec['http']}/api/v1/generations/{message_id}",
+            headers={"Cookie": f"gw_anon={ANON}"},
+        ) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"{resp.status} {await resp.text()}")
+            status = await resp.json()
+        states[status["status"]] = states.get(status["status"], 0) + 1
+        options = parse_options(prompt(i, spec), None)
+        steps = reply_steps(options.prompt, options)[: int(status["seq"])]
+        logs += sum(sys.getsizeof(step) + 8 + 32 + 8 for step in steps)
+        if status["status"] != "running":
+            history += sys.getsizeof("".join(steps))
+    return {"reply_log_bytes": logs, "history_bytes": history, "states": states}
+
+
+def small_rcvbuf(addr_info: Any) -> socket.socket:
+    """A client socket whose receive buffer cannot grow (Linux autotunes it to tcp_rmem's
+    maximum, 32 MB here, where a whole reply would hide from the server under test)."""
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    return sock
+
+
+async def held(http: aiohttp.ClientSession, spec: dict[str, Any]) -> dict[str, Any]:
+    count = spec["connections"]
+    opened: dict[int, str] = {}
+    release = asyncio.Event()
+    holders = []
+    batch, pause = spec.get("batch", 200), spec.get("batch_pause_s", 0.05)
+    for i in range(count):  # open in batches: a listen backlog is finite
+        holders.append(asyncio.create_task(hold(http, i, spec, opened, release)))
+        if i % batch == batch - 1:
+            await asyncio.sleep(pause)
+    deadline = time.monotonic() + 60
+    while len(opened) < count and time.monotonic() < deadline:
+        if sum(t.done() for t in holders) + len(opened) >= count:
+            break  # some failed: report how many are held
+        await asyncio.sleep(0.05)  # counting sockets as they open; no event per socket
+    print("READY", len(opened), flush=True)
+    loop = asyncio.get_running_loop()
+    logs: dict[str, Any] = {}
+    while (command := (await loop.run_in_executor(None, sys.stdin.readline)).strip()) not in (
+        "quit",
+        "",
+    ):
+        if command == "measure":
+            if spec.get("http") and spec["mode"] == "stall":
+                logs = await reply_logs(http, spec, [opened[i] for i in sorted(opened)])
+            print(json.dumps(logs), flush=True)
+    failures = [repr(t.exception()) for t in holders if t.done() and t.exception()]
+    release.set()
+    for task in holders:
+        task.cancel()
+    await asyncio.gather(*holders, return_exceptions=True)
+    return {"held": len(opened), "errors": failures[:5], "error_count": len(failures)}
+
+
+async def churn(http: aiohttp.ClientSession, spec: dict[str, Any], stop: asyncio.Event) -> int:
+    """Open a socket, take its ``connected`` frame, close it; every ``churn_ms`` until stopped."""
+    opened, period = 0, spec.get("churn_ms", 50) / 1000
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
     while not stop.is_set():
         async with http.ws_connect(spec["url"]) as ws:
-            await ws.receive_json()
+            await _connected(ws)
             opened += 1
+        next_at += period
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
     return opened
 
 
-async def run(spec: dict[str, Any]) -> dict[str, Any]:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+async def streams(http: aiohttp.ClientSession, spec: dict[str, Any]) -> dict[str, Any]:
     stats = Stats()
-    mode, count = spec["mode"], spec["connections"]
-    connector = aiohttp.TCPConnector(limit=0, force_close=mode == "sse")
+    count = spec["connections"]
+    stream = sse_stream if spec["mode"] == "sse" else ws_stream
+    gap = spec.get("ramp_s", 0) / count
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(i * gap)
+        await stream(http, i, spec, stats)
+
+    stop = asyncio.Event()
+    churners = [
+        asyncio.create_task(churn(http, spec, stop)) for _ in range(spec.get("churners", 0))
+    ]
     started = time.perf_counter()
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=None)
-    ) as http:
-        if mode == "churn":
-            mode = "ws"
-        if mode in ("idle", "stall"):
-            ready: list[int] = []
-            release = asyncio.Event()
-            holders = []
-            for i in range(count):  # open in batches: a listen backlog is finite
-                holders.append(
-                    asyncio.create_task(_hold(http, i, spec, ready, release, mode == "stall"))
-                )
-                if i % 200 == 199:
-                    await asyncio.sleep(0.05)
-            while len(ready) < count and not any(t.done() for t in holders):  # noqa: ASYNC110
-                await asyncio.sleep(0.05)  # counting sockets as they open; no event per socket
-            print("READY", len(ready), flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-            release.set()
-            await asyncio.gather(*holders, return_exceptions=True)
-        else:
-            stream = _sse_stream if mode == "sse" else _ws_stream
-            stop = asyncio.Event()
-            churners = [
-                asyncio.create_task(_churn(http, spec, stop))
-                for _ in range(spec.get("churners", 0))
-            ]
-            results = await asyncio.gather(
-                *(stream(http, i, spec, stats) for i in range(count)), return_exceptions=True
-            )
-            stop.set()
-            churned = sum(await asyncio.gather(*churners))
-            stats.errors.extend(repr(r) for r in results if isinstance(r, BaseException))
-            if churners:
-                spec["churned"] = churned
+    results = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
     wall = time.perf_counter() - started
+    stop.set()
+    churned = sum(await asyncio.gather(*churners))
+    stats.errors.extend(repr(r) for r in results if isinstance(r, BaseException))
     return {
-        "mode": mode,
         "wall_s": wall,
         "ttfd": stats.ttfd,
         "late": stats.late,
         "frames": stats.frames,
         "steps": stats.steps,
+        "chars": stats.chars,
+        "replies": stats.replies,
         "errors": stats.errors[:5],
         "error_count": len(stats.errors),
         "mismatches": stats.mismatches,
-        "churned": spec.get("churned", 0),
+        "churned": churned,
     }
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    raise_nofile()
+    connector = aiohttp.TCPConnector(
+        limit=0,
+        force_close=spec["mode"] == "sse",
+        socket_factory=small_rcvbuf if spec["mode"] == "stall" else None,
+    )
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+    ) as http:
+        if spec["mode"] in ("idle", "stall"):
+            result = await held(http, spec)
+        else:
+            result = await streams(http, spec)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["load_cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result
 
 
 def main() -> None:
@@ -196,7 +320,7 @@ def main() -> None:
     try:
         import uvloop
 
-        factory = uvloop.new_event_loop
+        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     except ImportError:  # pragma: no cover
         factory = asyncio.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:

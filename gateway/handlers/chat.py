@@ -23,10 +23,13 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         writer_limit=max(limits.outbox_max_bytes // 2, 16 * 1024),
     )
     anon = anonymous_id(request.cookies.get(ANON_COOKIE))
+    new_visitor = anon is None
     if anon is None:
         anon = new_anonymous_id()
         set_anonymous_cookie(ws, anon, request)
     await ws.prepare(request)
+    if new_visitor:
+        ws.cookies.clear()  # sent with the upgrade; not kept for the socket's life (~0.9 KB)
     app[keys.SOCKETS].add(ws)
     handshake = Handshake(
         assistant=request.match_info["assistant"],

@@ -1,0 +1,213 @@
+"""The report: a table, the targets of issue 7 judged on this run's figures, and a chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def _rows(report: dict[str, Any], scenario: str) -> dict[str, Row]:
+    body = report["scenarios"].get(scenario)
+    return {r["kind"]: r for r in body["rows"]} if body else {}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def table(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        f"machine: {m['cpus']} x {m['cpu']}, {m['memory_gb']} GB, Python {m['python']}, "
+        f"pinned={m['pinned']}, {m['date']}",
+        "",
+        f"{'scenario':<17}{'server':<8}{'streams':>8}{'steps':>9}{'frames':>9}{'err':>4}"
+        f"{'ttfd p50':>10}{'late p50':>10}{'late p99':>10}{'CPU ms/1k':>10}{'RSS MB':>8}"
+        f"{'steps/s':>9}{'core0':>7}",
+    ]
+    for name, body in report["scenarios"].items():
+        for row in body["rows"]:
+            if "held" in row:
+                extra = ""
+                if row["mode"] == "stall":
+                    extra = (
+                        f", reply logs {row['reply_logs_mb']:.1f} MB (+ history "
+                        f"{row['history_mb']:.1f} MB), beyond them {row['beyond_logs_mb']:.1f} MB"
+                        f" ({row['beyond_logs_and_history_mb']:.1f} MB beyond both)"
+                    )
+                    if row.get("budget_mb"):
+                        extra += f" (budget {row['budget_mb']:.0f} MB)"
+                lines.append(
+                    f"{name:<17}{row['kind']:<8}{row['held']:>8} held: RSS +"
+                    f"{row['rss_growth_mb']:.1f} MB = {row['kb_per_connection']:.1f} KB each"
+                    + extra
+                )
+                continue
+            late = row["late_p50_ms"] or row["late_p99_ms"]
+            lines.append(
+                f"{name:<17}{row['kind']:<8}{row['streams']:>8}{row['steps']:>9}"
+                f"{row['frames']:>9}{row['errors'] + row['mismatches']:>4}"
+                f"{row['ttfd_p50_ms']:>10.1f}"
+                f"{_ms(row['late_p50_ms'] if late else None):>10}"
+                f"{_ms(row['late_p99_ms'] if late else None):>10}"
+                f"{_ms(row['cpu_ms_per_1000_steps']):>10}"
+                f"{row['peak_rss_mb'] or 0:>8.1f}{row['steps_per_s']:>9.0f}"
+                f"{row['core0_busy']:>7.0%}"
+            )
+        churned = [f"{r['kind']} {r['churned']}" for r in body["rows"] if r.get("churned")]
+        if churned:
+            lines.append(" " * 17 + "sockets opened and closed meanwhile: " + ", ".join(churned))
+        lines.extend(_ratios(_rows(report, name)))
+    return "\n".join(lines)
+
+
+def _ratios(rows: dict[str, Row]) -> list[str]:
+    g, m, f, fa = rows.get("gateway"), rows.get("minimal"), rows.get("floor"), rows.get("fastapi")
+    if not g or "held" in g or not m:
+        return []
+    key = "cpu_ms_per_1000_steps"
+    parts = [f"gateway CPU / minimal {g[key] / m[key]:.2f}x"]
+    if fa:
+        parts.append(f"/ fastapi {g[key] / fa[key]:.2f}x")
+    if f:
+        parts.append(
+            f"added over the floor: first delta p50 {g['ttfd_p50_ms'] - f['ttfd_p50_ms']:+.1f} ms "
+            f"(minimal {m['ttfd_p50_ms'] - f['ttfd_p50_ms']:+.1f}), lateness p99 "
+            f"{g['late_p99_ms'] - f['late_p99_ms']:+.1f} ms "
+            f"(minimal {m['late_p99_ms'] - f['late_p99_ms']:+.1f})"
+        )
+    return [" " * 17 + ", ".join(parts)]
+
+
+def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each target of issue 7 this run has the figures for."""
+    out: list[tuple[str, str, bool | None]] = []
+
+    def cpu(scenario: str, kind: str) -> float | None:
+        row = _rows(report, scenario).get(kind)
+        return row["cpu_ms_per_1000_steps"] if row else None
+
+    ratios = []
+    for name in ("paced", "below_saturation", "overload", "churn"):
+        g, m = cpu(name, "gateway"), cpu(name, "minimal")
+        if g and m:
+            ratios.append((name, g / m))
+    if ratios:
+        out.append(
+            (
+                "CPU per step <= 1.25 x minimal relay",
+                ", ".join(f"{n} {r:.2f}x" for n, r in ratios),
+                all(r <= 1.25 for _, r in ratios),
+            )
+        )
+    ratios = []
+    for name in ("throughput", "paced"):
+        g, fa = cpu(name, "gateway"), cpu(name, "fastapi")
+        if g and fa:
+            ratios.append((name, g / fa))
+    if ratios:
+        out.append(
+            (
+                "CPU per step <= 2/3 x FastAPI relay",
+                ", ".join(f"{n} {r:.2f}x" for n, r in ratios),
+                all(r <= 2 / 3 for _, r in ratios),
+            )
+        )
+    g, m = cpu("throughput", "gateway"), cpu("throughput", "minimal")
+    if g and m:
+        out.append(("at saturation <= 1.0 x minimal relay", f"throughput {g / m:.2f}x", g <= m))
+    rows = _rows(report, "below_saturation")
+    if {"gateway", "minimal", "floor"} <= rows.keys():
+        gw, mi, fl = rows["gateway"], rows["minimal"], rows["floor"]
+        d = gw["late_p99_ms"] - mi["late_p99_ms"]
+        out.append(("below saturation: p99 lateness <= minimal + 5 ms", f"{d:+.1f} ms", d <= 5))
+        d = gw["ttfd_p50_ms"] - fl["ttfd_p50_ms"]
+        out.append(("below saturation: first delta p50 < floor + 2 ms", f"{d:+.1f} ms", d < 2))
+    rows = _rows(report, "overload")
+    if "gateway" in rows:
+        gw = rows["gateway"]
+        whole = gw["errors"] == 0 and gw["mismatches"] == 0 and gw["replies"] == gw["streams"]
+        text = f"p99 {gw['late_p99_ms']:.0f} ms"
+        for kind in ("minimal", "floor"):
+            if kind in rows:
+                text += f" ({kind} {rows[kind]['late_p99_ms']:.0f} ms)"
+        text += ", every character delivered" if whole else ", TEXT LOST OR ERRORS"
+        out.append(("overload: p99 lateness < 250 ms, all text", text, gw["late_p99_ms"] < 250))
+    rows = _rows(report, "idle")
+    if "gateway" in rows:
+        gw = rows["gateway"]
+        text = f"{gw['kb_per_connection']:.1f} KB, {gw['held']} held"
+        out.append(("idle: <= 20 KB per connection", text, gw["kb_per_connection"] <= 20))
+    rows = _rows(report, "slow_readers")
+    if "gateway" in rows:
+        gw = rows["gateway"]
+        text = (
+            f"{gw['beyond_logs_mb']:.1f} MB beyond {gw['reply_logs_mb']:.1f} MB of reply logs"
+            f" ({gw['beyond_logs_and_history_mb']:.1f} MB beyond logs and history)"
+        )
+        out.append(
+            (
+                f"slow readers: <= {gw['held']} x outbox_max_bytes = {gw['budget_mb']:.0f} MB",
+                text,
+                gw["beyond_logs_mb"] <= gw["budget_mb"],
+            )
+        )
+    return out
+
+
+def targets_table(report: dict[str, Any]) -> str:
+    rows = targets(report)
+    width = max((len(t) for t, _, _ in rows), default=10)
+    return "\n".join(
+        f"{'met   ' if ok else 'MISSED' if ok is False else '?     '} {t:<{width}}  {measured}"
+        for t, measured, ok in rows
+    )
+
+
+def chart(report: dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'): no chart")
+        return False
+    kinds = ["floor", "gateway", "minimal", "fastapi"]
+    colors = {"floor": "#999999", "gateway": "#1f77b4", "minimal": "#ff7f0e", "fastapi": "#2ca02c"}
+    streaming = [
+        n for n, b in report["scenarios"].items() if b["rows"] and "held" not in b["rows"][0]
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), gridspec_kw={"width_ratios": [3, 3, 1.4]})
+    for ax, key, label in (
+        (axes[0], "cpu_ms_per_1000_steps", "server CPU ms per 1 000 steps"),
+        (axes[1], "late_p99_ms", "p99 lateness per step, ms"),
+    ):
+        for i, kind in enumerate(kinds):
+            xs, ys = [], []
+            for x, name in enumerate(streaming):
+                row = _rows(report, name).get(kind)
+                if row and row.get(key):
+                    xs.append(x + (i - 1.5) * 0.2)
+                    ys.append(row[key])
+            if xs:
+                ax.bar(xs, ys, 0.2, label=kind, color=colors[kind])
+        ax.set_xticks(range(len(streaming)), [n.replace("_", "\n") for n in streaming])
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend()
+    idle = _rows(report, "idle")
+    names = [k for k in kinds if k in idle]
+    kb = [idle[k]["kb_per_connection"] for k in names]
+    axes[2].bar(names, kb, color=[colors[k] for k in names])
+    axes[2].axhline(20, color="red", linestyle="--", linewidth=1, label="target 20 KB")
+    axes[2].set_ylabel("RSS KB per idle connection")
+    axes[2].legend()
+    m = report["machine"]
+    fig.suptitle(f"qwen-gateway vs reference relays — {m['cpus']} x {m['cpu']}, {m['date']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
