@@ -114,6 +114,12 @@ class Connection:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        elif self.writer is None and not self._closing:
+            # An idle socket has no writer task (~0.8 KB each): the first frame starts one,
+            # and it ends when both lanes are empty again.
+            self.writer = asyncio.get_running_loop().create_task(
+                self.run_writer(), name="ws writer"
+            )
 
     def send(self, frame: str) -> None:
         """Queue a frame that needs no order relative to replies."""
@@ -209,16 +215,24 @@ class Connection:
         return None
 
     async def run_writer(self) -> None:
-        """Send until closed; close with 1013 when the watchdog says a send missed its deadline."""
+        """Send until both lanes are empty (a reply being followed keeps it waiting) or the
+        socket closes; close with 1013 when the watchdog says a send missed its deadline."""
+        try:
+            await self._write()
+        finally:
+            if self.writer is asyncio.current_task():
+                self.writer = None
+
+    async def _write(self) -> None:
         ws = self.ws
         loop = asyncio.get_running_loop()
         while True:
             item = self._next_frame()
             if item is None:
-                if self._closing:
-                    return
-                # Nothing runs between the look above and this wait: a frame queued from
-                # now on resolves the future (``wake``), and the loop looks again.
+                if self._closing or (self._urgent is None and self._ordered is None):
+                    return  # nothing queued: the next frame's ``wake`` starts a writer again
+                # A cursor waits for its reply's next step. Nothing runs between the look
+                # above and this wait: a step from now on resolves the future (``wake``).
                 self._waiter = loop.create_future()
                 await self._waiter
                 continue

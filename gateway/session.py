@@ -65,7 +65,6 @@ class ChatSession:
         self.conn: Connection | None = None
         self.conv: Conversation | None = None
         self.identity: Identity | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._token_watch: asyncio.Task[None] | None = None
 
     async def run(self, hs: Handshake) -> None:
@@ -143,9 +142,7 @@ class ChatSession:
         )
         self.registry.add(conn)
         self.chat.rooms.join(conv.id, conn)
-        conn.send(self._connected_frame())
-        conn.writer = asyncio.create_task(conn.run_writer(), name="ws writer")
-        self._tasks.append(conn.writer)
+        conn.send(self._connected_frame())  # starts the socket's writer task
         self._watch_token()
         log.info("connected", assistant=hs.assistant, session_type=hs.session_type)
 
@@ -293,10 +290,10 @@ class ChatSession:
                 # (One left behind while Redis is down expires with redis.history_ttl_s.)
                 with contextlib.suppress(StoreUnavailable):
                     await self.chat.conversations.forget_if_empty(self.conv)
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks)
+        writer = conn.writer if conn is not None else None
+        if writer is not None:
+            writer.cancel()
+            await asyncio.wait({writer})
         if conn is not None:
             log.info(
                 "disconnected",
