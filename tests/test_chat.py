@@ -284,3 +284,14 @@ async def test_sockets_that_never_chat_leave_no_conversation_behind(gateway) -> 
         kept.connected["conversation_id"]
     ]
     assert await chat.conversations.get(conv_id) is None
+
+
+async def test_consecutive_replies_reuse_one_pooled_upstream_connection(gateway) -> None:
+    """A finished reply returns its upstream connection to the pool: no new TCP (or TLS)
+    handshake before the next reply's first token."""
+    gw = await gateway()
+    sock = await gw.chat(token=make_token("alice"))
+    for i in range(3):
+        await sock.ask(f"turn {i} sim:tokens=5 sim:delay_ms=0", msg_id=f"c-{i}")
+    peers = {record.peer for record in gw.sim.state.requests}
+    assert len(gw.sim.state.requests) == 3 and len(peers) == 1, peers

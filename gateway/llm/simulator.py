@@ -82,6 +82,7 @@ class RequestRecord:
     ended_at: float | None = None
     outcome: str = "running"  # running | completed | disconnected | fault
     steps_sent: int = 0
+    peer: str = ""  # the client's address: the same one twice means a pooled connection
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def end(self, outcome: str) -> None:
@@ -95,6 +96,7 @@ class RequestRecord:
             "path": self.path,
             "outcome": self.outcome,
             "steps_sent": self.steps_sent,
+            "peer": self.peer,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "model": self.body.get("model"),
@@ -194,7 +196,8 @@ async def _handle(request: web.Request, kind: str) -> web.StreamResponse:
     if not isinstance(body, dict):
         return _error(kind, 400, "InvalidParameter", "The request body must be an object.")
     options = parse_options(_last_user_text(body), request.headers.get("X-Simulator"))
-    record = RequestRecord(request.path, body, options)
+    peername = request.transport.get_extra_info("peername") if request.transport else None
+    record = RequestRecord(request.path, body, options, peer=str(peername))
     state.add(record)
     fault = options.fault
     if state.should_fail(options):
