@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 
 import structlog
@@ -49,6 +50,9 @@ async def _serve(app: web.Application, host: str, port: int, config: Config) -> 
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
+        # Everything allocated so far (modules, the app) lives as long as the process: keep it
+        # out of the collector's full passes, which otherwise stall the loop as the heap grows.
+        gc.freeze()
         log.info(
             "serving",
             url=f"http://{host}:{port}/",
