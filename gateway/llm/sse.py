@@ -39,6 +39,9 @@ def _find_colon(raw: memoryview) -> int:
     return raw.tobytes().find(b":")  # an unusually long name: rare
 
 
+_FAST_MAX = 1 << 20  # bytes of complete lines the fast path copies at once
+
+
 class SSEDecoder:
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -75,6 +78,15 @@ class SSEDecoder:
         if self._skip_lf and buf[:1] == b"\n":
             start = 1
         self._skip_lf = False
+        # Fast path, the usual stream: LF-only line ends and lines of ordinary size. The
+        # complete lines are split in C and the common fields read with bytes tests; a CR,
+        # or a region so large that copying it would double a multi-MB event, takes the
+        # general scan below (which decodes each line once, from a view).
+        last_lf = buf.rfind(b"\n", max(start, self._scanned))
+        if 0 <= last_lf - start <= _FAST_MAX and buf.find(b"\r", start, last_lf) < 0:
+            for line in buf[start:last_lf].split(b"\n"):
+                self._fast_line(line, events)
+            start = last_lf + 1
         pos = max(start, self._scanned)
         end = len(buf)
         while pos < end:
@@ -104,6 +116,28 @@ class SSEDecoder:
         return []
 
     # ------------------------------------------------------------------ lines
+
+    def _fast_line(self, line: bytearray, events: list[SSEEvent]) -> None:
+        """One line of the fast path: ``data``, ``event``, ``id`` and blank lines read here,
+        anything else by the general rules of :meth:`_line`."""
+        if not line:
+            self._dispatch(events)
+            return
+        first = line[0]
+        if first == 0x64 and line.startswith(b"data:"):  # d
+            self._has_fields = True
+            self._data.append(line[6 if line[5:6] == b" " else 5 :].decode("utf-8", "replace"))
+        elif first == 0x65 and line.startswith(b"event:"):  # e
+            self._has_fields = True
+            self._event = line[7 if line[6:7] == b" " else 6 :].decode("utf-8", "replace")
+        elif first == 0x69 and line.startswith(b"id:"):  # i
+            self._has_fields = True
+            value = line[4 if line[3:4] == b" " else 3 :]
+            if b"\0" not in value:
+                self._id = value.decode("utf-8", "replace")
+        else:
+            with memoryview(line) as view:
+                self._line(view, events)
 
     def _line(self, raw: memoryview, events: list[SSEEvent]) -> None:
         """One line: the field name is split off in bytes, so a long value is decoded once."""
