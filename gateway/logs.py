@@ -21,6 +21,8 @@ _BEARER = re.compile(r"(bearer[ .])[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
 _access = structlog.get_logger("gateway.access")
+_access_level = logging.INFO  # the configured level: access lines are info
+_level = logging.INFO
 
 
 def redact(text: str) -> str:
@@ -50,6 +52,8 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     numeric = getattr(logging, level.upper())
+    global _level
+    _level = numeric
     structlog.configure(
         processors=[
             *shared,
@@ -77,6 +81,11 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
 
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's access log as one structlog event per request, tokens redacted."""
+
+    @property
+    def enabled(self) -> bool:
+        """Off above ``info``: aiohttp then neither times requests nor calls :meth:`log`."""
+        return _level <= _access_level
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         _access.info(
