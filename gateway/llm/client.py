@@ -7,7 +7,9 @@
   events (``idle_timeout_s``, aiohttp's per-read ``sock_read``).
 * Retries, with exponential backoff and jitter, only for retryable failures and only while
   nothing has been produced: a reply is never restarted after its first step.
-* The body is read with ``iter_any`` into the SSE decoder, so no readline limit applies.
+* The body is read in chunks of at most :data:`READ_CHUNK` bytes into the SSE decoder (no
+  readline limit applies), so a reply paused for a stalled reader holds one small chunk and
+  its few decoded events, not everything the socket had buffered.
   Closing the stream (``aclose()`` or cancelling its task) closes the response, and with it
   the connection, at once: the upstream sees the disconnect and stops billing.
 """
@@ -28,6 +30,8 @@ from .events import ChatRequest, Finish, Step, Upstream, UpstreamEvent
 from .openai import OpenAIWire
 from .sse import SSEDecoder
 from .wire import Wire, error_from_body
+
+READ_CHUNK = 16 * 1024
 
 log = structlog.get_logger("gateway.upstream")
 
@@ -136,7 +140,7 @@ class HttpUpstream:
         """The body's events, decoded and parsed, ending with the parser's verdict."""
         decoder = SSEDecoder()
         parser = self._wire.parser()
-        async for chunk in response.content.iter_any():
+        async for chunk in response.content.iter_chunked(READ_CHUNK):
             batch = decoder.feed(chunk)
             batch.reverse()
             while batch:
