@@ -23,13 +23,10 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         writer_limit=max(limits.outbox_max_bytes // 2, 16 * 1024),
     )
     anon = anonymous_id(request.cookies.get(ANON_COOKIE))
-    new_visitor = anon is None
     if anon is None:
         anon = new_anonymous_id()
         set_anonymous_cookie(ws, anon, request)
     await ws.prepare(request)
-    if new_visitor:
-        ws.cookies.clear()  # sent with the upgrade; not kept for the socket's life (~0.9 KB)
     app[keys.SOCKETS].add(ws)
     handshake = Handshake(
         assistant=request.match_info["assistant"],
@@ -50,16 +47,19 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
 
 
 def set_anonymous_cookie(response: web.StreamResponse, anon: str, request: web.Request) -> None:
+    """The anonymous id's cookie, written as a header: the id is URL-safe base64 (no quoting),
+    and the standard library's cookie objects cost more than the rest of a handshake's
+    headers (and stay attached to a socket for its life)."""
     secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
-    response.set_cookie(
-        ANON_COOKIE,
-        anon,
-        max_age=365 * 24 * 3600,
-        httponly=True,
-        samesite="None" if secure else "Lax",  # the widget's iframe is a third-party context
-        secure=secure,
-        path="/",
+    # The widget's iframe is a third-party context: it needs SameSite=None, hence Secure.
+    same_site = "SameSite=None; Secure" if secure else "SameSite=Lax"
+    response.headers.add(
+        "Set-Cookie",
+        f"{ANON_COOKIE}={anon}; Max-Age={ANON_COOKIE_MAX_AGE_S}; Path=/; HttpOnly; {same_site}",
     )
+
+
+ANON_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 
 def setup(app: web.Application) -> None:

@@ -59,9 +59,7 @@ def redis_backends(
         redis, keys, limits.history_max_messages, config.redis.history_ttl_s
     )
     presence = RedisPresence(redis, keys, instance, registry, config.redis.heartbeat_s)
-    replies = RedisReplyStore(
-        redis, keys, instance, limits.resume_window_s, presence.alive, conversations
-    )
+    replies = RedisReplyStore(redis, keys, instance, limits.resume_window_s, conversations)
     bus = RedisBus(redis, keys.events, instance)
     return RedisBackends(
         conversations=conversations,

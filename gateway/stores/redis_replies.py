@@ -25,7 +25,6 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import structlog
@@ -87,14 +86,12 @@ class RedisReplyStore(ReplyStore):
         keys: KeySpace,
         instance: str,
         resume_window_s: float,
-        alive: Callable[[str], Awaitable[bool]],
         conversations: ConversationStore,
     ) -> None:
         super().__init__(resume_window_s)
         self._redis = redis
         self._k = keys
         self._instance = instance
-        self._alive = alive
         self._conversations = conversations
         self._window_ms = max(1000, int(resume_window_s * 1000))
         self._publishers: set[asyncio.Task[None]] = set()
@@ -184,7 +181,10 @@ class RedisReplyStore(ReplyStore):
             mirror = await self._load(message_id)
             future.set_result(mirror)
             return mirror
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning
             raise
@@ -284,7 +284,7 @@ class RedisReplyStore(ReplyStore):
         answers = await pipe.execute()
         alive = dict(zip(producers, answers[len(answers) - len(producers) :], strict=True))
         for mirror in mirrors:
-            if alive.get(mirror.instance) or await self._alive(mirror.instance):
+            if alive[mirror.instance]:
                 continue
             stream = self._k.steps(mirror.message_id)
             del self._followed[stream]

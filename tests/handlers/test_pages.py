@@ -62,3 +62,19 @@ def test_static_code_has_no_html_injection_sinks() -> None:
         text = path.read_text()
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
             assert sink not in text, f"{path.name} uses {sink}"
+
+
+async def test_the_anonymous_cookie_is_third_party_capable_only_over_https(gateway) -> None:
+    """Plain HTTP: SameSite=Lax. Behind TLS (X-Forwarded-Proto: https): SameSite=None; Secure,
+    so the widget's iframe on another site keeps its id. The upgrade sets the same cookie."""
+    gw = await gateway()
+    plain = (await gw.client.get("/")).headers.getall("Set-Cookie")
+    assert len(plain) == 1 and "SameSite=Lax" in plain[0] and "Secure" not in plain[0]
+    assert "Max-Age=31536000" in plain[0] and "HttpOnly" in plain[0] and "Path=/" in plain[0]
+    gw.client.session.cookie_jar.clear()  # a new visitor each time
+    tls = (await gw.client.get("/", headers={"X-Forwarded-Proto": "https"})).headers["Set-Cookie"]
+    assert "SameSite=None; Secure" in tls
+    gw.client.session.cookie_jar.clear()
+    async with gw.client.ws_connect("/api/v1/assistants/default/ws") as ws:
+        cookie = ws._response.headers["Set-Cookie"]  # the upgrade's 101 response
+        assert cookie.startswith("gw_anon=anon-") and "HttpOnly" in cookie
