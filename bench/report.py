@@ -89,32 +89,23 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         row = _rows(report, scenario).get(kind)
         return row["cpu_ms_per_1000_steps"] if row else None
 
-    ratios = []
-    for name in ("paced", "below_saturation", "overload", "churn"):
-        g, m = cpu(name, "gateway"), cpu(name, "minimal")
-        if g and m:
-            ratios.append((name, g / m))
-    if ratios:
-        out.append(
-            (
-                "CPU per step <= 1.25 x minimal relay",
-                ", ".join(f"{n} {r:.2f}x" for n, r in ratios),
-                all(r <= 1.25 for _, r in ratios),
-            )
-        )
-    ratios = []
-    for name in ("throughput", "paced"):
-        g, fa = cpu(name, "gateway"), cpu(name, "fastapi")
-        if g and fa:
-            ratios.append((name, g / fa))
-    if ratios:
-        out.append(
-            (
-                "CPU per step <= 2/3 x FastAPI relay",
-                ", ".join(f"{n} {r:.2f}x" for n, r in ratios),
-                all(r <= 2 / 3 for _, r in ratios),
-            )
-        )
+    def cpu_ratio(target: str, names: tuple[str, ...], other: str, bound: float) -> None:
+        ratios = []
+        for name in names:
+            g, o = cpu(name, "gateway"), cpu(name, other)
+            if g and o:
+                ratios.append((name, g / o))
+        if ratios:
+            measured = ", ".join(f"{n} {r:.2f}x" for n, r in ratios)
+            out.append((target, measured, all(r <= bound for _, r in ratios)))
+
+    cpu_ratio(
+        "CPU per step <= 1.25 x minimal relay",
+        ("paced", "below_saturation", "overload", "churn"),
+        "minimal",
+        1.25,
+    )
+    cpu_ratio("CPU per step <= 2/3 x FastAPI relay", ("throughput", "paced"), "fastapi", 2 / 3)
     g, m = cpu("throughput", "gateway"), cpu("throughput", "minimal")
     if g and m:
         out.append(("at saturation <= 1.0 x minimal relay", f"throughput {g / m:.2f}x", g <= m))

@@ -26,9 +26,7 @@ from gateway.llm.simulator import create_simulator_app
 
 from .load import raise_nofile
 
-_first_step_at: weakref.WeakKeyDictionary[asyncio.Task[object], float] = (
-    weakref.WeakKeyDictionary()
-)
+_first_step_at: weakref.WeakKeyDictionary[asyncio.Task[object], float] = weakref.WeakKeyDictionary()
 
 
 async def paced(ms: float, step: int) -> None:
