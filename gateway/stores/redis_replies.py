@@ -1,12 +1,14 @@
 """Reply logs in Redis Streams: produced once, followed from any instance, resumable anywhere.
 
 The instance that reads the upstream keeps the :class:`~gateway.replies.ReplyLog` in memory
-(its local viewers read it there) and a *publisher* task copies it to the stream
-``reply:{mid}:steps``: each entry ``0-{seq}`` carries the steps after the previous entry up
-to ``seq``, their texts concatenated in ``t`` and their lengths in ``n``, so a reader
-rebuilds the exact steps however many one entry holds. Under load one entry carries many
-steps; when Redis is down the publisher waits and then writes the backlog. The last entry
-carries ``end`` (state, finish reason, usage, error).
+(its local viewers read it there) and its one *publisher* task copies every running log to
+its stream ``reply:{mid}:steps``, all of them in one pipeline every :data:`PUBLISH_EVERY_S`:
+each entry ``0-{seq}`` carries the steps after the previous entry up to ``seq``, their texts
+concatenated in ``t`` and their lengths in ``n``, so a reader rebuilds the exact steps
+however many one entry holds. So Redis costs a few commands per reply per tick, not a round
+trip per step; a remote viewer sees steps at most a tick late. When Redis is down the
+publisher waits and then writes the backlog. The last entry carries ``end`` (state, finish
+reason, usage, error).
 
 Another instance that needs the reply (a viewer resumes there, a room member is there)
 builds a *mirror*: a ReplyLog with ``remote=True``, loaded from the stream and kept up to
@@ -38,6 +40,7 @@ from .redis_client import KeySpace, Redis, guarded
 
 log = structlog.get_logger("gateway.replies")
 
+PUBLISH_EVERY_S = 0.05  # how often running replies' new steps go to Redis (one pipeline)
 FOLLOW_BLOCK_MS = 100  # a new mirror joins the reader's XREAD within this
 CHECK_EVERY_S = 1.0  # watched marks and producer liveness
 RETRY_MAX_S = 2.0
@@ -94,7 +97,10 @@ class RedisReplyStore(ReplyStore):
         self._instance = instance
         self._conversations = conversations
         self._window_ms = max(1000, int(resume_window_s * 1000))
-        self._publishers: set[asyncio.Task[None]] = set()
+        self._sent: dict[ReplyLog, int] = {}  # local running logs -> steps written to Redis
+        self._dirty: set[ReplyLog] = set()
+        self._publish_wake = asyncio.Event()
+        self._publisher: asyncio.Task[None] | None = None
         self._followed: dict[str, tuple[ReplyLog, str]] = {}  # stream -> (mirror, last id)
         self._reader: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # reaps, watched marks
@@ -119,46 +125,64 @@ class RedisReplyStore(ReplyStore):
             pipe.expire(self._k.reply(log_.message_id), RUNNING_TTL_S)
             await pipe.execute()
         await super().add(log_)
-        self._spawn(self._publishers, self._publish(log_), f"publish {log_.message_id}")
+        self._sent[log_] = 0
+        log_.on_change = functools.partial(self._changed, log_)
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish(), name="reply publisher")
 
-    async def _publish(self, reply: ReplyLog) -> None:
-        changed = asyncio.Event()
-        reply.on_change = changed.set
-        sent, delay = 0, 0.05
-        stream, header = self._k.steps(reply.message_id), self._k.reply(reply.message_id)
-        while True:
-            head, ended = reply.head, reply.ended
-            if head == sent and not ended:
-                changed.clear()
-                await changed.wait()
-                continue
+    def _changed(self, log_: ReplyLog) -> None:
+        self._dirty.add(log_)
+        self._publish_wake.set()
+
+    async def _publish(self) -> None:
+        """While local replies run: write what changed, every reply in one pipeline."""
+        delay = 0.05
+        while self._sent:
+            await self._publish_wake.wait()
+            if not any(log_.ended for log_ in self._dirty):
+                await asyncio.sleep(PUBLISH_EVERY_S)  # gather a tick's steps; ends go at once
+            self._publish_wake.clear()
+            batch, self._dirty = self._dirty, set()
             try:
-                pipe = self._redis.pipeline(transaction=False)
-                if head > sent:
-                    pipe.xadd(stream, encode_steps(reply.steps(sent, head)), id=_entry_id(head))
-                if ended:
-                    end: dict[FieldT, EncodableT] = {"end": json.dumps(_end_fields(reply))}
-                    pipe.xadd(stream, end, id=_entry_id(head + 1))
-                    pipe.hset(header, "state", str(reply.state))
-                    ttl = self._window_ms
-                else:
-                    ttl = RUNNING_TTL_S * 1000
-                pipe.pexpire(stream, ttl)
-                pipe.pexpire(header, ttl)
-                await pipe.execute()
+                await self._write(batch)
+                delay = 0.05
             except RedisError as exc:
-                if "equal or smaller" in str(exc):  # written before a lost answer: move on
-                    sent = head
-                    if ended:
-                        return
-                    continue
+                self._dirty |= batch  # nothing is lost: the next round writes it
+                self._publish_wake.set()
                 log.warning("reply publish waits for redis", error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
-                continue
-            sent, delay = head, 0.05
+
+    async def _write(self, batch: set[ReplyLog]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        written: list[tuple[ReplyLog, int, bool]] = []
+        for reply in batch:
+            # Read once: steps and the end may arrive while the pipeline is on its way.
+            sent, head, ended = self._sent.get(reply, -1), reply.head, reply.ended
+            if sent < 0:
+                continue  # already finished and forgotten
+            stream, header = self._k.steps(reply.message_id), self._k.reply(reply.message_id)
+            if head > sent:
+                pipe.xadd(stream, encode_steps(reply.steps(sent, head)), id=_entry_id(head))
+                if sent == 0:
+                    pipe.pexpire(stream, RUNNING_TTL_S * 1000)
             if ended:
-                return
+                end: dict[FieldT, EncodableT] = {"end": json.dumps(_end_fields(reply))}
+                pipe.xadd(stream, end, id=_entry_id(head + 1))
+                pipe.hset(header, "state", str(reply.state))
+                pipe.pexpire(stream, self._window_ms)
+                pipe.pexpire(header, self._window_ms)
+            written.append((reply, head, ended))
+        answers = await pipe.execute(raise_on_error=False)
+        for answer in answers:
+            # An entry written before a lost answer comes back as "equal or smaller": done.
+            if isinstance(answer, RedisError) and "equal or smaller" not in str(answer):
+                raise answer
+        for reply, head, ended in written:
+            if ended:
+                self._sent.pop(reply, None)
+            else:
+                self._sent[reply] = head
 
     async def watched_elsewhere(self, message_id: str) -> bool:
         try:
@@ -344,19 +368,16 @@ class RedisReplyStore(ReplyStore):
 
     # ---------------------------------------------------------------- tasks
 
-    def _spawn(self, tasks: set[asyncio.Task[None]], coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
     async def aclose(self, grace_s: float = 2.0) -> None:
         """Let publishers write what they hold (ends included) for ``grace_s``; stop the rest."""
-        if self._publishers:
-            await asyncio.wait(set(self._publishers), timeout=grace_s)
+        if self._publisher is not None:
+            await asyncio.wait({self._publisher}, timeout=grace_s)
         if self._background:
             await asyncio.wait(set(self._background), timeout=grace_s)
         self._followed.clear()
-        pending = {*self._publishers, *self._background}
+        pending = {*self._background}
+        if self._publisher is not None:
+            pending.add(self._publisher)
         if self._reader is not None:
             pending.add(self._reader)
         for task in pending:
