@@ -77,7 +77,7 @@ class Chat:
         self._per_user: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.bus.on("room", self._on_room_event)
-        self.bus.on("reply", self._on_reply_event)
+        self.bus.on("turn", self._on_turn_event)
         self.bus.on("stop", self._on_stop_event)
 
     async def refresh(self, conv: Conversation) -> Conversation:
@@ -177,8 +177,10 @@ class Chat:
     async def _on_room_event(self, event: Event) -> None:
         self.rooms.publish(str(event["conversation_id"]), str(event["frame"]))
 
-    async def _on_reply_event(self, event: Event) -> None:
+    async def _on_turn_event(self, event: Event) -> None:
+        """Another instance started a reply: its user message, then the reply, to viewers here."""
         conversation_id = str(event["conversation_id"])
+        self.rooms.publish(conversation_id, str(event["frame"]))
         if not self.rooms.viewers(conversation_id):
             return  # nobody here watches that conversation: no mirror
         reply = await self.replies.find(str(event["message_id"]))
@@ -244,9 +246,8 @@ class Chat:
             top_p=msg.top_p if msg.top_p is not None else assistant.top_p,
             max_tokens=_min_tokens(msg.max_tokens, assistant.max_tokens),
         )
-        await self.conversations.add_message(conv, user_msg)
-        await self.conversations.add_message(
-            conv, HistoryMessage(reply.message_id, "assistant", "", "running", now)
+        await self.conversations.add_messages(
+            conv, user_msg, HistoryMessage(reply.message_id, "assistant", "", "running", now)
         )
         await self.replies.add(reply)  # in Redis before anyone is told of it
         reply.on_orphaned = self._orphaned
@@ -272,8 +273,9 @@ class Chat:
         self._per_user[reply.owner] = self._per_user.get(reply.owner, 0) + 1
         if reply.viewer_count == 0:
             self._orphaned(reply)
-        await self.bus.publish("room", conversation_id=conv.id, frame=user_message)
-        await self.bus.publish("reply", conversation_id=conv.id, message_id=reply.message_id)
+        await self.bus.publish(
+            "turn", conversation_id=conv.id, frame=user_message, message_id=reply.message_id
+        )
 
     def _upstream_messages(
         self, conv: Conversation, system_prompt: str, text: str

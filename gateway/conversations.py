@@ -100,7 +100,9 @@ class ConversationStore(Protocol):
 
     async def for_user(self, user: str) -> list[Conversation]: ...
 
-    async def add_message(self, conversation: Conversation, message: HistoryMessage) -> None: ...
+    async def add_messages(self, conversation: Conversation, *messages: HistoryMessage) -> None:
+        """Append to the history (one write for a turn's user message and reply placeholder)."""
+        ...
 
     async def update_message(
         self, conversation: Conversation, message_id: str, content: str, status: Status
@@ -157,13 +159,14 @@ class MemoryConversationStore:
         found = [c for c in self._conversations.values() if user in c.members]
         return sorted(found, key=lambda c: c.updated_at, reverse=True)
 
-    async def add_message(self, conversation: Conversation, message: HistoryMessage) -> None:
-        conversation.messages.append(message)
+    async def add_messages(self, conversation: Conversation, *messages: HistoryMessage) -> None:
+        conversation.messages.extend(messages)
         if len(conversation.messages) > self._max:
             del conversation.messages[: len(conversation.messages) - self._max]
         conversation.updated_at = time.time()
-        if not conversation.title and message.role == "user":
-            conversation.title = message.content[:80]
+        for message in messages:
+            if not conversation.title and message.role == "user":
+                conversation.title = message.content[:80]
 
     async def update_message(
         self, conversation: Conversation, message_id: str, content: str, status: Status

@@ -85,7 +85,11 @@ class KeySpace:
         return f"{self.prefix}conv:{cid}:clients"
 
     def user_convs(self, user: str) -> str:
-        return f"{self.prefix}user:{user}:convs"
+        return f"{self.user_prefix}{user}:convs"
+
+    @property
+    def user_prefix(self) -> str:  # for a Lua script that builds user_convs keys itself
+        return f"{self.prefix}user:"
 
     def reply(self, mid: str) -> str:
         return f"{self.prefix}reply:{mid}"

@@ -30,19 +30,28 @@ redis.call('EXPIRE', KEYS[2], ARGV[6])
 return 1
 """
 
-# KEYS: order, msgs, conv. ARGV: id, json, max, now, title, ttl
+# KEYS: order, msgs, conv, members. ARGV: max, now, title, ttl, user key prefix, conversation
+# id, then id and JSON of each message. Every member's list of conversations is touched too
+# (the key is built here: one Redis primary, no cluster slots to respect).
 _ADD = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-local extra = redis.call('LLEN', KEYS[1]) - tonumber(ARGV[3])
+for i = 7, #ARGV, 2 do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+local extra = redis.call('LLEN', KEYS[1]) - tonumber(ARGV[1])
 for _ = 1, extra do
   redis.call('HDEL', KEYS[2], redis.call('LPOP', KEYS[1]))
 end
-redis.call('HSET', KEYS[3], 'updated_at', ARGV[4])
-if ARGV[5] ~= '' and (redis.call('HGET', KEYS[3], 'title') or '') == '' then
-  redis.call('HSET', KEYS[3], 'title', ARGV[5])
+redis.call('HSET', KEYS[3], 'updated_at', ARGV[2])
+if ARGV[3] ~= '' and (redis.call('HGET', KEYS[3], 'title') or '') == '' then
+  redis.call('HSET', KEYS[3], 'title', ARGV[3])
 end
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local list = ARGV[5] .. member .. ':convs'
+  redis.call('ZADD', list, ARGV[2], ARGV[6])
+  redis.call('EXPIRE', list, ARGV[4])
+end
 return 1
 """
 
@@ -228,20 +237,17 @@ class RedisConversationStore:
             if "owner" in meta
         ]
 
-    async def add_message(self, conversation: Conversation, message: HistoryMessage) -> None:
+    async def add_messages(self, conversation: Conversation, *messages: HistoryMessage) -> None:
         k, cid, now = self._k, conversation.id, time.time()
-        title = message.content[:80] if message.role == "user" and not conversation.title else ""
+        first_user = next((m for m in messages if m.role == "user"), None)
+        title = first_user.content[:80] if first_user and not conversation.title else ""
+        pairs = [field for m in messages for field in (m.id, _encode(m))]
         with guarded():
             await self._add(
-                keys=[k.order(cid), k.msgs(cid), k.conv(cid)],
-                args=[message.id, _encode(message), self._max, now, title, self._ttl],
+                keys=[k.order(cid), k.msgs(cid), k.conv(cid), k.members(cid)],
+                args=[self._max, now, title, self._ttl, k.user_prefix, cid, *pairs],
             )
-            pipe = self._redis.pipeline(transaction=False)
-            for member in conversation.members:  # newest first in everyone's list
-                pipe.zadd(k.user_convs(member), {cid: now})
-                pipe.expire(k.user_convs(member), self._ttl)
-            await pipe.execute()
-        conversation.messages.append(message)
+        conversation.messages.extend(messages)
         del conversation.messages[: max(0, len(conversation.messages) - self._max)]
         conversation.updated_at = now
         conversation.title = conversation.title or title

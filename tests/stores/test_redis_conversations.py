@@ -56,7 +56,7 @@ async def test_history_is_capped_and_a_trimmed_message_stays_gone(store) -> None
     s, _ = store
     conv = await s.create("c2", "alice", "person", "default")
     for i in range(5):
-        await s.add_message(conv, message(i))
+        await s.add_messages(conv, message(i))
     fresh = await s.get("c2")
     assert [m.id for m in fresh.messages] == ["u-2", "u-3", "u-4"]
     assert fresh.title == "text 0"
@@ -71,8 +71,8 @@ async def test_conversations_are_listed_newest_first_and_empty_ones_forgotten(st
     s, _ = store
     older = await s.create("old", "alice", "person", "default")
     newer = await s.create("new", "alice", "person", "default")
-    await s.add_message(newer, message(1))
-    await s.add_message(older, message(2))
+    await s.add_messages(newer, message(1))
+    await s.add_messages(older, message(2))
     assert [c.id for c in await s.for_user("alice")] == ["old", "new"]
     empty = await s.create("empty", "alice", "person", "default")
     await s.forget_if_empty(empty)
@@ -86,6 +86,6 @@ async def test_every_key_of_a_conversation_expires(store) -> None:
     s, client = store
     conv = await s.create("c3", "alice", "group", "default")
     await s.join(conv, "bob")
-    await s.add_message(conv, message(1))
+    await s.add_messages(conv, message(1))
     for key in await client.keys("t:*c3*") + ["t:user:alice:convs", "t:user:bob:convs"]:
         assert 0 < await client.ttl(key) <= 60, key
