@@ -89,3 +89,22 @@ async def test_a_reset_on_b_clears_the_history_and_tells_viewers_on_a(instances)
             headers={"Authorization": f"Bearer {token}"},
         )
         assert (await resp.json())["messages"] == []
+
+
+async def test_the_gateway_starts_while_redis_is_down_and_joins_when_it_comes_up(
+    gateway, redis_server
+) -> None:
+    """No Redis at start-up: the gateway serves /healthz, says 503 on /readyz, and chats once
+    Redis answers, without a restart."""
+    await redis_server.stop()
+    gw = await gateway(f'[redis]\nurl = "{redis_server.url}"\nheartbeat_s = 0.2\n')
+    assert (await gw.client.get("/healthz")).status == 200
+    assert (await gw.client.get("/readyz")).status == 503
+    await redis_server.start()
+
+    async def ready() -> bool:
+        return (await gw.client.get("/readyz")).status == 200
+
+    await eventually(ready)
+    sock = await gw.chat(token=make_token("alice"))
+    assert (await sock.ask("hello sim:tokens=5")).end["type"] == "done"
