@@ -84,28 +84,27 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
     """Shared state: in memory, or in Redis with its event listener and presence heartbeat."""
     config, registry = app[keys.CONFIG], app[keys.REGISTRY]
-    if keys.REDIS not in app:
-        app[keys.BACKENDS] = backends = memory_backends(config, registry)
-        try:
-            yield
-        finally:
-            await backends.replies.aclose()
-        return
-    shared = redis_backends(config, app[keys.REDIS], registry, app[keys.INSTANCE_ID])
-    app[keys.BACKENDS] = shared
-    shared.bus.on("broadcast", admin.on_broadcast_event(registry))
-    tasks = [
-        asyncio.create_task(shared.redis_bus.run(), name="event bus"),
-        asyncio.create_task(shared.redis_presence.run(), name="presence"),
-    ]
+    shared = None
+    tasks: list[asyncio.Task[None]] = []
+    if keys.REDIS in app:
+        shared = redis_backends(config, app[keys.REDIS], registry, app[keys.INSTANCE_ID])
+        shared.bus.on("broadcast", admin.on_broadcast_event(registry))
+        tasks = [
+            asyncio.create_task(shared.redis_bus.run(), name="event bus"),
+            asyncio.create_task(shared.redis_presence.run(), name="presence"),
+        ]
+    backends = shared if shared is not None else memory_backends(config, registry)
+    app[keys.BACKENDS] = backends
     try:
         yield
     finally:
-        await shared.redis_replies.aclose()
+        await backends.replies.aclose()  # publishers first write what they hold
         for task in tasks:
             task.cancel()
-        await asyncio.wait(tasks)
-        await shared.redis_presence.leave()
+        if tasks:
+            await asyncio.wait(tasks)
+        if shared is not None:
+            await shared.redis_presence.leave()
 
 
 async def _redis_ready(app: web.Application) -> None:

@@ -198,12 +198,10 @@ class Chat:
         task.add_done_callback(self._tasks.discard)
 
     async def _reap_stale(self, message_id: str) -> None:
-        reap = getattr(self.replies, "reap_stale", None)
-        if reap is not None:
-            try:
-                await reap(message_id)
-            except StoreUnavailable:
-                log.warning("stale reply not marked failed: store unavailable")
+        try:
+            await self.replies.reap_stale(message_id)
+        except StoreUnavailable:
+            log.warning("stale reply not marked failed: store unavailable")
 
     # ---------------------------------------------------------------- replies
 

@@ -21,8 +21,7 @@ _BEARER = re.compile(r"(bearer[ .])[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
 _access = structlog.get_logger("gateway.access")
-_access_level = logging.INFO  # the configured level: access lines are info
-_level = logging.INFO
+_level = logging.INFO  # the configured level
 
 
 def redact(text: str) -> str:
@@ -85,7 +84,7 @@ class AccessLogger(AbstractAccessLogger):
     @property
     def enabled(self) -> bool:
         """Off above ``info``: aiohttp then neither times requests nor calls :meth:`log`."""
-        return _level <= _access_level
+        return _level <= logging.INFO  # access lines are info
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         _access.info(

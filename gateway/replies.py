@@ -215,11 +215,16 @@ class ReplyStore:
         """Whether a viewer on another instance follows this reply (in memory: never)."""
         return False
 
+    async def reap_stale(self, message_id: str) -> None:
+        """End, as failed, a reply whose producing instance died (in memory: none can)."""
+
     def running(self) -> list[ReplyLog]:
         return [log for log in self._logs.values() if not log.ended]
 
     def ended(self, log: ReplyLog) -> None:
-        """Schedule the log's removal once the resume window has passed."""
+        """Schedule the log's removal once the resume window has passed (once per log)."""
+        if log.message_id in self._expiry:
+            return
         loop = asyncio.get_running_loop()
         self._expiry[log.message_id] = loop.call_later(self._window, self._drop, log.message_id)
 

@@ -47,8 +47,7 @@ def memory_backends(config: Config, registry: Registry) -> Backends:
 @dataclass(frozen=True, slots=True)
 class RedisBackends(Backends):
     redis_bus: RedisBus
-    redis_presence: RedisPresence
-    redis_replies: RedisReplyStore
+    redis_presence: RedisPresence  # (the two with background loops, typed for app.py)
 
 
 def redis_backends(
@@ -59,15 +58,13 @@ def redis_backends(
         redis, keys, limits.history_max_messages, config.redis.history_ttl_s
     )
     presence = RedisPresence(redis, keys, instance, registry, config.redis.heartbeat_s)
-    replies = RedisReplyStore(redis, keys, instance, limits.resume_window_s, conversations)
     bus = RedisBus(redis, keys.events, instance)
     return RedisBackends(
         conversations=conversations,
-        replies=replies,
+        replies=RedisReplyStore(redis, keys, instance, limits.resume_window_s, conversations),
         bus=bus,
         presence=presence,
         rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),
         redis_bus=bus,
         redis_presence=presence,
-        redis_replies=replies,
     )

@@ -25,8 +25,6 @@ class Bus(Protocol):
 
 
 class Presence(Protocol):
-    """Which instances are alive and which connections each one holds."""
-
-    async def alive(self, instance: str) -> bool: ...
+    """Which connections every live instance holds."""
 
     async def connections(self) -> list[dict[str, Any]]: ...

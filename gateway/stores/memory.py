@@ -26,8 +26,5 @@ class LocalPresence:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
 
-    async def alive(self, instance: str) -> bool:
-        return True
-
     async def connections(self) -> list[dict[str, Any]]:
         return self._registry.snapshot()

@@ -42,11 +42,6 @@ class RedisPresence:
         self._changed = asyncio.Event()
         registry.on_change = self._changed.set
 
-    async def alive(self, instance: str) -> bool:
-        if instance == self._instance:
-            return True
-        return bool(await self._redis.exists(self._k.alive(instance)))
-
     async def beat(self) -> None:
         """Refresh the alive marker; write only the connections that changed (idle ones cost a
         comparison), and remove the ones that left."""

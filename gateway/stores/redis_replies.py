@@ -27,6 +27,7 @@ import contextlib
 import functools
 import json
 import time
+from collections.abc import Coroutine
 from typing import Any, cast
 
 import structlog
@@ -43,6 +44,7 @@ log = structlog.get_logger("gateway.replies")
 PUBLISH_EVERY_S = 0.05  # how often running replies' new steps go to Redis (one pipeline)
 FOLLOW_BLOCK_MS = 100  # a new mirror joins the reader's XREAD within this
 CHECK_EVERY_S = 1.0  # watched marks and producer liveness
+WATCHED_TTL_S = 5  # a mirror's watched mark outlives a few missed checks
 RETRY_MAX_S = 2.0
 Entries = list[tuple[str, dict[str, str]]]
 RUNNING_TTL_S = 3600  # a running reply's keys outlive a crashed producer by this much
@@ -302,7 +304,7 @@ class RedisReplyStore(ReplyStore):
         pipe = self._redis.pipeline(transaction=False)
         for mirror in mirrors:
             if mirror.viewer_count:
-                pipe.set(self._k.watched(mirror.message_id), self._instance, ex=5)
+                pipe.set(self._k.watched(mirror.message_id), self._instance, ex=WATCHED_TTL_S)
         for instance in producers:
             pipe.exists(self._k.alive(instance))
         answers = await pipe.execute()
@@ -311,24 +313,23 @@ class RedisReplyStore(ReplyStore):
             if alive[mirror.instance]:
                 continue
             stream = self._k.steps(mirror.message_id)
-            del self._followed[stream]
-            task = asyncio.create_task(self._reap(mirror, stream), name="reap")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            task.add_done_callback(functools.partial(self._reaped, mirror))
+            del self._followed[stream]  # the reader stops here; the reap writes the end
+            self._spawn(self._reap(mirror, stream), "reap")
 
     def _mark_watched(self, mirror: ReplyLog) -> None:
         if not mirror.ended:
-            task = asyncio.create_task(self._set_watched(mirror), name="watched")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._set_watched(mirror), "watched")
 
     async def _set_watched(self, mirror: ReplyLog) -> None:
         with contextlib.suppress(RedisError):  # the reader marks it again within a second
-            await self._redis.set(self._k.watched(mirror.message_id), self._instance, ex=5)
+            await self._redis.set(
+                self._k.watched(mirror.message_id), self._instance, ex=WATCHED_TTL_S
+            )
 
-    def _reaped(self, mirror: ReplyLog, task: asyncio.Task[None]) -> None:
-        self.ended(mirror)
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _reap(self, mirror: ReplyLog, stream: str) -> None:
         """The producer died: end the reply as failed, in Redis (history first), then here."""
@@ -358,7 +359,9 @@ class RedisReplyStore(ReplyStore):
         except (RedisError, StoreUnavailable) as exc:  # the stale claim path retries later
             log.warning("reply reaped here only: redis is down", error=type(exc).__name__)
         finally:
+            self._followed.pop(stream, None)
             mirror.finish(ReplyState.FAILED, "error", error=error)
+            self.ended(mirror)
 
     async def reap_stale(self, message_id: str) -> None:
         """A claim replaced a reply whose instance died: mark what reached Redis as failed."""
