@@ -179,9 +179,10 @@ async def reply_logs(
     """Bytes of step text the gateway holds for these replies: its reply logs, and history.
 
     The gateway reports each reply's head ``seq``; the simulator's steps are deterministic
-    (``gateway.llm.script``), so a log holds exactly the first ``seq`` of them: each a ``str``
-    plus a list slot and a byte offset (an ``int`` and its slot). A reply that has ended is
-    also in its conversation's history, as one joined ``str``.
+    (``gateway.llm.script``), so a log holds exactly the first ``seq`` of them. They are
+    appended to a :class:`gateway.replies.ReplyLog` here and its containers measured
+    (:func:`log_footprint`). A reply that has ended is also in its conversation's history,
+    as one joined ``str``.
     """
     from gateway.llm.script import parse_options, reply_steps
 
@@ -198,10 +199,29 @@ async def reply_logs(
         states[status["status"]] = states.get(status["status"], 0) + 1
         options = parse_options(prompt(i, spec), None)
         steps = reply_steps(options.prompt, options)[: int(status["seq"])]
-        logs += sum(sys.getsizeof(step) + 8 + 32 + 8 for step in steps)
+        logs += log_footprint(steps)
         if status["status"] != "running":
             history += sys.getsizeof("".join(steps))
     return {"reply_log_bytes": logs, "history_bytes": history, "states": states}
+
+
+def log_footprint(steps: list[str]) -> int:
+    """Bytes a reply log holding ``steps`` takes: its packed chunks, its tail of step
+    strings, the offset arrays, and the lists holding them (the log's own fields aside)."""
+    from gateway.replies import ReplyLog
+
+    log = ReplyLog("m", "c", "u", "r", "model")
+    for step in steps:
+        log.append(step)
+    containers = (log._chunks, log._tail, log._chunk_ends)
+    return (
+        sum(map(sys.getsizeof, containers))
+        + sum(map(sys.getsizeof, log._chunks))
+        + sum(map(sys.getsizeof, log._tail))
+        + sum(map(sys.getsizeof, log._chunk_ends))
+        + sys.getsizeof(log._ends)
+        + sys.getsizeof(log._char_ends)
+    )
 
 
 def small_rcvbuf(addr_info: Any) -> socket.socket:

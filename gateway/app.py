@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from yarl import URL
 
-from . import keys
+from . import heap, keys
 from .chat import Chat
 from .config import Config
 from .handlers import admin, chat, conversations, generations, health, pages
@@ -143,6 +143,17 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _heap_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One task hands the heap's free pages back to the system (:mod:`gateway.heap`)."""
+    trim = heap.malloc_trim()
+    task = asyncio.create_task(heap.trim_forever(trim), name="heap trim") if trim else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _close_sockets(app: web.Application) -> None:
     await app[keys.REGISTRY].close_all(1001, "going away")
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[keys.SOCKETS]
@@ -173,6 +184,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_backends_ctx)
     app.cleanup_ctx.append(_chat_ctx)
     app.cleanup_ctx.append(_watchdog_ctx)
+    app.cleanup_ctx.append(_heap_ctx)
     app.on_shutdown.append(_close_sockets)
     health.setup(app)
     chat.setup(app)

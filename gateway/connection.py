@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import protocol
 from .errors import GatewayError, SlowConsumer
@@ -236,10 +236,13 @@ class Connection:
                 self._waiter = loop.create_future()
                 await self._waiter
                 continue
-            frame, merged = item
+            # Only the UTF-8 payload is held while the send waits for the peer: the frame's
+            # str (up to 4 bytes a character) and the merged text are let go first.
+            payload, merged = item[0].encode("utf-8"), item[1]
+            item = None
             self.sending_since = loop.time()
             try:
-                await ws.send_str(frame)
+                await ws.send_frame(payload, WSMsgType.TEXT)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if not self.slow or task is None:
@@ -251,6 +254,7 @@ class Connection:
                 return  # the socket is gone; the handler's receive loop sees it too
             finally:
                 self.sending_since = 0.0
+                payload = b""  # not held while the writer waits for the next step
             self.frames_sent += 1
             self.frames_merged += merged
 

@@ -5,6 +5,15 @@ them through their own cursor (a ``seq``). Nothing is copied per viewer: a viewe
 for the text between its cursor and the head (:meth:`ReplyLog.read`) and gets every
 pending step merged into one piece, so a slow viewer gets fewer, larger frames.
 
+Storage: the newest steps are ``str``\\ s, as they came (a viewer that keeps up is sent the
+step it was woken for, uncopied). Once they add up to :data:`PACK_BYTES` of UTF-8, all but
+the newest are packed into one ``bytes`` chunk, and two arrays keep each step's end as a
+UTF-8 byte offset and as a code-point offset. A long reply costs about its UTF-8 size plus
+16 bytes a step, instead of a ``str`` object, its list slot and an ``int`` per step (a
+3 000-character step holding one emoji is a 12 KB UCS-4 string and 3.8 KB of UTF-8), and
+its memory is a few large blocks, not one per step: a reply paused behind a stalled reader
+no longer leaves the allocator a hole beside every step.
+
 Backpressure: the producer calls :meth:`ReplyLog.wait_for_room` after each step; it
 returns at once unless every attached viewer is more than ``bound`` bytes behind the
 head, in which case the upstream read pauses until one of them catches up.
@@ -21,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,8 +51,26 @@ class Usage:
     output_tokens: int | None = None
 
 
+# The tail of newest steps is packed into one UTF-8 chunk once it holds this many bytes.
+PACK_BYTES = 32 * 1024
+
+
 def _byte_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _valid(text: str) -> tuple[str, int]:
+    """Non-ASCII text, lone surrogates (UTF-8 cannot carry them) replaced by U+FFFD, and
+    its UTF-8 length.
+
+    JSON can hold one (a ``\\ud83d`` escape without its pair); left in, it would fail the
+    frame's encoding in every viewer's writer.
+    """
+    try:
+        return text, len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return text, len(text.encode("utf-8"))
 
 
 @dataclass(eq=False, slots=True)
@@ -64,10 +93,16 @@ class ReplyLog:
     frames_merged: int = 0  # steps that rode in an earlier step's frame
     remote: bool = False  # a mirror of a reply another instance produces (stores/redis_replies)
     instance: str = ""  # the instance that produces it
-    # steps[i] is step seq=i+1; ends[i] is the UTF-8 byte offset after it.
-    _steps: list[str] = field(default_factory=list)
-    _ends: list[int] = field(default_factory=list)
-    _chars: int = 0
+    # Step seq=i+1 ends at UTF-8 byte _ends[i] and code point _char_ends[i]. Steps up to
+    # _packed are in _chunks (chunk k ends at byte _chunk_ends[k]); the rest, the tail, are
+    # _tail[j] for seq=_packed+j+1, holding _tail_bytes of UTF-8.
+    _ends: array[int] = field(default_factory=lambda: array("q"))
+    _char_ends: array[int] = field(default_factory=lambda: array("q"))
+    _chunks: list[bytes] = field(default_factory=list)
+    _chunk_ends: list[int] = field(default_factory=list)
+    _packed: int = 0
+    _tail: list[str] = field(default_factory=list)
+    _tail_bytes: int = 0
     _viewers: dict[object, Callable[[], None]] = field(default_factory=dict)
     _cursors: dict[object, int] = field(default_factory=dict)
     _room: asyncio.Event = field(default_factory=asyncio.Event)
@@ -81,7 +116,7 @@ class ReplyLog:
     @property
     def head(self) -> int:
         """The seq of the last step (0: no text yet)."""
-        return len(self._steps)
+        return len(self._ends)
 
     @property
     def ended(self) -> bool:
@@ -90,11 +125,11 @@ class ReplyLog:
     @property
     def content_length(self) -> int:
         """The reply's length in Unicode code points."""
-        return self._chars
+        return self._char_ends[-1] if self._char_ends else 0
 
     @property
     def text(self) -> str:
-        return "".join(self._steps)
+        return self._slice(0, self.head)
 
     def bytes_behind(self, seq: int) -> int:
         if seq >= len(self._ends):
@@ -103,20 +138,42 @@ class ReplyLog:
 
     def read(self, after: int, max_chars: int) -> tuple[str, int]:
         """Text of the steps after ``after``, whole steps up to about ``max_chars``; new seq."""
-        head = len(self._steps)
+        head = len(self._ends)
         if after >= head:
             return "", after
-        if after + 1 == head:  # the common case for a reader that keeps up
-            return self._steps[after], head
-        end, size = after, 0
-        while end < head and (size < max_chars or end == after):
-            size += len(self._steps[end])
-            end += 1
-        return "".join(self._steps[after:end]), end
+        if after + 1 == head and after >= self._packed:  # a reader that keeps up
+            return self._tail[after - self._packed], head
+        # Whole steps while fewer than max_chars are taken: up to the first step whose end
+        # reaches max_chars beyond the cursor (at least one step).
+        base = self._char_ends[after - 1] if after > 0 else 0
+        end = min(head, bisect_left(self._char_ends, base + max_chars, after) + 1)
+        return self._slice(after, end), end
 
     def steps(self, after: int, upto: int) -> list[str]:
         """The steps after ``after`` up to and including ``upto``, one string each."""
-        return self._steps[after:upto]
+        packed = self._packed
+        out = [self._slice(seq, seq + 1) for seq in range(after, min(upto, packed))]
+        out.extend(self._tail[max(after, packed) - packed : max(upto, packed) - packed])
+        return out
+
+    def _slice(self, after: int, end: int) -> str:
+        """The text of steps ``after``+1 … ``end`` as one string."""
+        packed = self._packed
+        if after >= packed:
+            return "".join(self._tail[after - packed : end - packed])
+        start = self._ends[after - 1] if after > 0 else 0
+        stop = self._ends[min(end, packed) - 1]
+        pieces: list[bytes] = []
+        k = bisect_right(self._chunk_ends, start)
+        while start < stop:
+            chunk, chunk_end = self._chunks[k], self._chunk_ends[k]
+            chunk_start = chunk_end - len(chunk)
+            pieces.append(chunk[start - chunk_start : min(stop, chunk_end) - chunk_start])
+            start, k = chunk_end, k + 1
+        text = b"".join(pieces).decode("utf-8")
+        if end <= packed:
+            return text
+        return text + "".join(self._tail[: end - packed])
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
@@ -153,14 +210,33 @@ class ReplyLog:
 
     def append(self, text: str) -> int:
         """Add one step (non-empty text); return its seq and wake the viewers."""
-        self._steps.append(text)
-        self._ends.append((self._ends[-1] if self._ends else 0) + _byte_len(text))
-        self._chars += len(text)
+        if text.isascii():
+            size = len(text)
+        else:
+            text, size = _valid(text)
+        ends = self._ends
+        ends.append((ends[-1] if ends else 0) + size)
+        self._char_ends.append(self.content_length + len(text))
+        self._tail.append(text)
+        self._tail_bytes += size
+        if self._tail_bytes >= PACK_BYTES:
+            self._pack()
         for wake in self._viewers.values():
             wake()
         if self.on_change is not None:
             self.on_change()
-        return len(self._steps)
+        return len(ends)
+
+    def _pack(self) -> None:
+        """Pack every tail step but the newest into one UTF-8 chunk."""
+        tail = self._tail
+        if len(tail) < 2:
+            return
+        self._chunks.append("".join(tail[:-1]).encode("utf-8"))
+        self._packed += len(tail) - 1
+        self._chunk_ends.append(self._ends[self._packed - 1])
+        self._tail = [tail[-1]]
+        self._tail_bytes = _byte_len(tail[-1])
 
     async def wait_for_room(self, bound: int) -> None:
         """Pause while every viewer is more than ``bound`` bytes behind (none: no pause)."""

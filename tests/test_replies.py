@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import sys
 
-from gateway.replies import ReplyLog, ReplyState
+from gateway.replies import PACK_BYTES, ReplyLog, ReplyState
 
 
 def _log() -> ReplyLog:
@@ -22,6 +24,58 @@ def test_steps_are_numbered_from_one_and_reads_merge_whole_steps() -> None:
     assert log.read(2, 1) == (", 世界", 3)  # a step longer than the cap is still whole
     assert log.read(4, 10) == ("", 4)
     assert log.content_length == len("Hello, 世界🚀")
+
+
+def _reference_read(steps: list[str], after: int, max_chars: int) -> tuple[str, int]:
+    """Merging as specified, on a plain list: whole steps while fewer than max_chars."""
+    if after >= len(steps):
+        return "", after
+    end, size = after, 0
+    while end < len(steps) and (size < max_chars or end == after):
+        size += len(steps[end])
+        end += 1
+    return "".join(steps[after:end]), end
+
+
+def test_packed_steps_read_back_exactly_from_every_cursor() -> None:
+    """Steps packed into UTF-8 chunks read, merge and number exactly as the steps appended."""
+    rng = random.Random(7)
+    alphabet = ["a", "é", "你", "🚀", "\n", '"']
+    steps = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 3000))) for _ in range(120)]
+    log = _log()
+    for step in steps:
+        log.append(step)
+    assert log.head == len(steps)
+    assert log.text == "".join(steps)
+    assert log.content_length == len(log.text)
+    assert log.steps(0, len(steps)) == steps
+    assert log.steps(37, 41) == steps[37:41]
+    for after in range(len(steps) + 1):
+        for max_chars in (1, 500, 4000, 10**6):
+            assert log.read(after, max_chars) == _reference_read(steps, after, max_chars)
+        expected = sum(len(s.encode()) for s in steps[after:])
+        assert log.bytes_behind(after) == expected
+
+
+def test_a_lone_surrogate_is_replaced_so_every_frame_encodes() -> None:
+    """Text UTF-8 cannot carry (a lone surrogate from a JSON escape) is held as U+FFFD."""
+    log = _log()
+    log.append("a\ud83d")
+    log.append("\ud83d\ude80")  # a pair split into two code points is joined
+    assert log.text == "a\ufffd🚀"
+    assert log.bytes_behind(0) == len("a\ufffd🚀".encode())
+
+
+def test_a_long_reply_costs_about_its_utf8_size() -> None:
+    """A 3 000-step reply is held in a few chunks, not one string per step."""
+    log = _log()
+    step = "token café 你好🚀 " * 20  # UCS-4 as a str: 4 bytes a character
+    for _ in range(3000):
+        log.append(step)
+    utf8 = 3000 * len(step.encode())
+    held = sum(sys.getsizeof(c) for c in log._chunks) + sum(sys.getsizeof(t) for t in log._tail)
+    assert held < utf8 + 2 * PACK_BYTES  # per-step strings would be 4 * 3000 * len(step)
+    assert len(log._chunks) < utf8 / PACK_BYTES + 1
 
 
 def test_bytes_behind_counts_utf8_bytes() -> None:

@@ -51,6 +51,9 @@ def make_session(config: UpstreamConfig) -> aiohttp.ClientSession:
         timeout=timeout,
         cookie_jar=aiohttp.DummyCookieJar(),
         raise_for_status=False,
+        # aiohttp pauses the socket at twice this much unread: a reply paused behind a
+        # stalled reader holds ~32 KB of its body, not the 128 KB of the default.
+        read_bufsize=READ_CHUNK,
     )
 
 
