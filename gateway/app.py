@@ -15,7 +15,8 @@ import functools
 import os
 import socket
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 from yarl import URL
@@ -131,27 +132,29 @@ async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
         await chat_service.drain(config.server.shutdown_grace_s)
 
 
-async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One task enforces every socket's send deadline (cheaper than a timeout per frame)."""
-    config = app[keys.CONFIG]
-    task = asyncio.create_task(
-        app[keys.REGISTRY].watch_sends(config.limits.slow_consumer_timeout_s), name="send watchdog"
-    )
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _heap_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One task hands the heap's free pages back to the system (:mod:`gateway.heap`)."""
-    trim = heap.malloc_trim()
-    task = asyncio.create_task(heap.trim_forever(trim), name="heap trim") if trim else None
+@contextlib.asynccontextmanager
+async def _task(coro: Coroutine[Any, Any, None] | None, name: str) -> AsyncIterator[None]:
+    """Run ``coro`` (none: nothing) as a task for the app's life; cancel it on cleanup."""
+    task = asyncio.create_task(coro, name=name) if coro is not None else None
     yield
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One task enforces every socket's send deadline (cheaper than a timeout per frame)."""
+    timeout = app[keys.CONFIG].limits.slow_consumer_timeout_s
+    async with _task(app[keys.REGISTRY].watch_sends(timeout), "send watchdog"):
+        yield
+
+
+async def _heap_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One task hands the heap's free pages back to the system (:mod:`gateway.heap`)."""
+    trim = heap.malloc_trim()
+    async with _task(heap.trim_forever(trim) if trim else None, "heap trim"):
+        yield
 
 
 async def _close_sockets(app: web.Application) -> None:
