@@ -152,7 +152,7 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _heap_ctx(app: web.Application) -> AsyncIterator[None]:
     """One task hands the heap's free pages back to the system (:mod:`gateway.heap`)."""
-    trim = heap.malloc_trim()
+    trim = heap.heap_trimmer()
     async with _task(heap.trim_forever(trim) if trim else None, "heap trim"):
         yield
 

@@ -1,8 +1,9 @@
 """structlog, configured once: JSON lines off a terminal, a console renderer on one.
 
 Context (``connection_id``, ``conversation_id``, ``message_id``, ``user``) is bound per
-connection and per reply with ``structlog.contextvars``. :func:`redact` scrubs a URL's
-``token`` query parameter before anything logs it.
+connection and per reply with ``structlog.contextvars``; a connection's three keys are bound
+as one object (:func:`bind_connection`) and spelled out only when a line is emitted.
+:func:`redact` scrubs a URL's ``token`` query parameter before anything logs it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 import structlog
 from aiohttp.abc import AbstractAccessLogger
@@ -22,6 +24,50 @@ _BEARER = re.compile(r"(bearer[ .])[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 _access = structlog.get_logger("gateway.access")
 _level = logging.INFO  # the configured level
+
+
+class ConnectionContext(Protocol):
+    """What a connection's log lines carry (read when a line is emitted, not when bound)."""
+
+    @property
+    def connection_id(self) -> str: ...
+    @property
+    def conversation_id(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+
+
+# A socket's context is one variable holding the connection, not three structlog keys:
+# binding three keys per socket (and clearing them by walking the whole context) costs more
+# than the socket's log lines, which at the default level are none. The name carries
+# structlog's prefix, so ``clear_contextvars()`` clears it too (a reply's task drops it), and
+# ``merge_contextvars`` hands it to :func:`_expand_connection` under this key.
+_CONNECTION_KEY = "_gateway_connection"
+_connection: ContextVar[Any] = ContextVar(
+    structlog.contextvars.STRUCTLOG_KEY_PREFIX + _CONNECTION_KEY, default=Ellipsis
+)
+
+
+def bind_connection(conn: ConnectionContext) -> None:
+    """Log this task's lines (and those of tasks it starts) with ``conn``'s ids and user.
+
+    The user is read at emission, so a re-authenticated connection logs its new user.
+    """
+    _connection.set(conn)
+
+
+def unbind_connection() -> None:
+    _connection.set(Ellipsis)
+
+
+def _expand_connection(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    conn = event.pop(_CONNECTION_KEY, None)
+    if conn is not None:
+        # setdefault: like merge_contextvars, a key the line or its logger binds wins.
+        event.setdefault("connection_id", conn.connection_id)
+        event.setdefault("conversation_id", conn.conversation_id)
+        event.setdefault("user", conn.user)
+    return event
 
 
 def redact(text: str) -> str:
@@ -41,6 +87,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _expand_connection,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_event,
@@ -78,13 +125,19 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     )
 
 
+def info_enabled() -> bool:
+    """Whether ``info`` lines are emitted: per-socket ones are skipped before their
+    arguments are built (the filtering logger would drop them, after a lazy-proxy lookup)."""
+    return _level <= logging.INFO
+
+
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's access log as one structlog event per request, tokens redacted."""
 
     @property
     def enabled(self) -> bool:
         """Off above ``info``: aiohttp then neither times requests nor calls :meth:`log`."""
-        return _level <= logging.INFO  # access lines are info
+        return info_enabled()  # access lines are info
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         _access.info(

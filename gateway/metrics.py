@@ -1,8 +1,9 @@
 """Prometheus metrics, one registry per app (so several apps in one test process never clash).
 
-Per-frame and per-step counts are plain integers summed at scrape time by a small
-collector, so the hot path pays an integer add, not a metric lock. Everything else uses
-prometheus-client's own types.
+Per-frame and per-step counts, and the open sockets per assistant (two updates per socket),
+are plain integers read at scrape time by small collectors, so the hot path pays an integer
+add, not a metric lock (nor, for a labelled metric, a ``labels()`` lookup). Everything else
+uses prometheus-client's own types.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -20,9 +21,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.connections = Gauge(
-            "gateway_connections", "Open chat WebSockets", ["assistant"], registry=r
-        )
+        # gateway_connections{assistant}: kept by the registry; an assistant's entry stays at
+        # 0 once its sockets are gone, as a labelled Gauge's child would.
+        self.connections: dict[str, int] = {}
+        r.register(_ConnectionsGauge(self.connections))
         self.replies_in_flight = Gauge(
             "gateway_replies_in_flight", "Replies streaming from the upstream", registry=r
         )
@@ -57,6 +59,26 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ConnectionsGauge(Collector):
+    def __init__(self, counts: dict[str, int]) -> None:
+        self._counts = counts
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for assistant, count in list(self._counts.items()):
+            family.add_metric([assistant], count)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "gateway_connections", "Open chat WebSockets", labels=["assistant"]
+        )
 
 
 class _HotCounters(Collector):

@@ -8,6 +8,7 @@ template instead of encoding a dict, so only the text itself goes through the JS
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -226,6 +227,44 @@ def delta_prefix(message_id: str) -> str:
 
 def delta_frame(prefix: str, seq: int, text: str) -> str:
     return f'{prefix}{seq},"text":{_dumps_text(text)}}}'
+
+
+@functools.lru_cache(maxsize=64, typed=True)  # typed: 30 and 30.0 encode differently
+def _connected_tail(heartbeat_s: float, model: str, offline_demo: bool) -> str:
+    return encode({"heartbeat_s": heartbeat_s, "model": model, "offline_demo": offline_demo})[1:-1]
+
+
+_CONNECTED_HEAD = '{"type":"connected","protocol":' + json.dumps(PROTOCOL_VERSION)
+
+
+def connected_frame(
+    *,
+    connection_id: str,
+    conversation_id: str,
+    assistant: str,
+    session_type: str,
+    user: str,
+    heartbeat_s: float,
+    model: str,
+    offline_demo: bool,
+    running_message_id: str | None = None,
+) -> str:
+    """The ``connected`` frame, the same text as :func:`encode` of its dict (same key order).
+
+    One is sent per socket, so it is built like :func:`delta_frame`: a constant head, the
+    per-socket strings through the C string encoder, and the per-assistant tail (heartbeat,
+    model, offline_demo) encoded once; a dict through :func:`encode` costs ~4x as much.
+    """
+    s = _dumps_text
+    frame = (
+        f'{_CONNECTED_HEAD},"connection_id":{s(connection_id)},'
+        f'"conversation_id":{s(conversation_id)},"assistant":{s(assistant)},'
+        f'"session_type":{s(session_type)},"user":{s(user)},'
+        f"{_connected_tail(heartbeat_s, model, offline_demo)}"
+    )
+    if running_message_id is not None:
+        return f'{frame},"running_message_id":{s(running_message_id)}}}'
+    return frame + "}"
 
 
 def error_frame(

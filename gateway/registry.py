@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,10 @@ class Registry:
         self._metrics = metrics
         metrics.live_frames = self._live_frames
         self._connections: set[Connection] = set()
-        self._per_user: Counter[str] = Counter()
+        # Plain dicts, not a Counter (whose ``__missing__`` and ``__delitem__`` are Python
+        # code): add and remove run once per socket, at hundreds of handshakes a second.
+        self._per_user: dict[str, int] = {}
+        self._by_assistant = metrics.connections  # gateway_connections{assistant}
         self._max = max_connections
         self._max_per_user = max_per_user
         self.on_change: Callable[[], None] | None = None  # a connection came or went
@@ -31,37 +33,43 @@ class Registry:
     def check_capacity(self, user: str) -> None:
         if len(self._connections) >= self._max:
             raise TryAgainLater("the gateway is at its connection limit")
-        if self._per_user[user] >= self._max_per_user:
+        if self._per_user.get(user, 0) >= self._max_per_user:
             raise TryAgainLater("too many connections for this user")
 
     def add(self, conn: Connection) -> None:
         self._connections.add(conn)
-        self._per_user[conn.user] += 1
-        self._metrics.connections.labels(conn.assistant).inc()
+        per_user = self._per_user
+        per_user[conn.user] = per_user.get(conn.user, 0) + 1
+        by_assistant = self._by_assistant
+        by_assistant[conn.assistant] = by_assistant.get(conn.assistant, 0) + 1
         if self.on_change is not None:
             self.on_change()
 
     def remove(self, conn: Connection) -> None:
         if conn in self._connections:
             self._connections.discard(conn)
-            self._metrics.connections.labels(conn.assistant).dec()
-            self._metrics.frames_sent += conn.frames_sent
-            self._metrics.frames_merged += conn.frames_merged
+            self._by_assistant[conn.assistant] -= 1
+            metrics = self._metrics
+            metrics.frames_sent += conn.frames_sent
+            metrics.frames_merged += conn.frames_merged
             if conn.slow:
-                self._metrics.slow_consumer_closes.inc()
-            self._per_user[conn.user] -= 1
-            if self._per_user[conn.user] <= 0:
-                del self._per_user[conn.user]
+                metrics.slow_consumer_closes.inc()
+            self._drop_user(conn.user)
             if self.on_change is not None:
                 self.on_change()
 
     def rename(self, conn: Connection, user: str) -> None:
         """The connection re-authenticated as another user."""
-        self._per_user[conn.user] -= 1
-        if self._per_user[conn.user] <= 0:
-            del self._per_user[conn.user]
+        self._drop_user(conn.user)
         conn.user = user
-        self._per_user[user] += 1
+        self._per_user[user] = self._per_user.get(user, 0) + 1
+
+    def _drop_user(self, user: str) -> None:
+        left = self._per_user.get(user, 0) - 1
+        if left > 0:
+            self._per_user[user] = left
+        else:
+            self._per_user.pop(user, None)
 
     def _live_frames(self) -> tuple[int, int]:
         conns = self._connections

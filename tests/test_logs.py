@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+from types import SimpleNamespace
+from typing import Any
+
+import structlog
+import structlog.testing
 
 from gateway import logs
 
@@ -21,3 +28,57 @@ def test_the_access_logger_is_disabled_above_info(monkeypatch) -> None:
     assert access.enabled is False
     monkeypatch.setattr(logs, "_level", logging.INFO)
     assert access.enabled is True
+
+
+def _capturing_logger() -> tuple[Any, structlog.testing.LogCapture]:
+    capture = structlog.testing.LogCapture()
+    processors = [structlog.contextvars.merge_contextvars, logs._expand_connection, capture]
+    return structlog.wrap_logger(structlog.ReturnLogger(), processors=processors), capture
+
+
+def test_a_connections_lines_carry_its_ids_and_its_current_user() -> None:
+    """bind_connection: every line names the connection, conversation and (current) user;
+    a key the line passes wins; clear_contextvars (a reply's task) and unbind drop them."""
+    log, capture = _capturing_logger()
+    conn = SimpleNamespace(connection_id="c-1", conversation_id="conv-1", user="anon-1")
+
+    def run() -> None:
+        logs.bind_connection(conn)
+        log.info("connected")
+        conn.user = "alice"  # re-authenticated: Registry.rename sets conn.user
+        log.info("switched")
+        log.info("explicit", user="bob")
+        structlog.contextvars.clear_contextvars()
+        log.info("reply task")
+        logs.bind_connection(conn)
+        logs.unbind_connection()
+        log.info("left")
+
+    contextvars.copy_context().run(run)
+    ids = {"connection_id": "c-1", "conversation_id": "conv-1"}
+    assert [{k: e.get(k) for k in ("event", "connection_id", "user")} for e in capture.entries] == [
+        {"event": "connected", "connection_id": "c-1", "user": "anon-1"},
+        {"event": "switched", "connection_id": "c-1", "user": "alice"},
+        {"event": "explicit", "connection_id": "c-1", "user": "bob"},
+        {"event": "reply task", "connection_id": None, "user": None},
+        {"event": "left", "connection_id": None, "user": None},
+    ]
+    assert all(ids.items() <= e.items() for e in capture.entries[:3])
+    assert not any("_gateway_connection" in e for e in capture.entries)
+
+
+async def test_tasks_a_connection_starts_log_with_its_context() -> None:
+    """A task started by the socket's task (its writer, a token watch) inherits the binding."""
+    log, capture = _capturing_logger()
+    conn = SimpleNamespace(connection_id="c-2", conversation_id="conv-2", user="u")
+
+    async def socket_task() -> None:
+        logs.bind_connection(conn)
+        await asyncio.create_task(_log_in_task(log))
+
+    await asyncio.create_task(socket_task())
+    assert capture.entries[0]["connection_id"] == "c-2"
+
+
+async def _log_in_task(log: Any) -> None:
+    log.info("from a child task")

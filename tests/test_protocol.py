@@ -72,3 +72,25 @@ def test_error_frame_has_code_message_retryable() -> None:
         "retryable": True,
         "reply_to": "c-2",
     }
+
+
+@pytest.mark.parametrize("heartbeat_s", [30.0, 30, 0.0, 12.5])
+@pytest.mark.parametrize("running", [None, 'm-"run'])
+def test_connected_frame_template_is_the_encoded_dict(heartbeat_s: float, running) -> None:
+    """The templated connected frame is the very text encode() gives its dict, key order too,
+    with strings that need escaping in every per-socket field."""
+    fields = {
+        "connection_id": "c-1",
+        "conversation_id": 'conv "x" \\ 你好🚀\u2028\x00',
+        "assistant": "défault",
+        "session_type": "group",
+        "user": 'bob"\n',
+        "heartbeat_s": heartbeat_s,
+        "model": "qwen-plus",
+        "offline_demo": True,
+    }
+    expected: dict[str, object] = {"type": "connected", "protocol": 1, **fields}
+    if running is not None:
+        expected["running_message_id"] = running
+    frame = protocol.connected_frame(**fields, running_message_id=running)  # type: ignore[arg-type]
+    assert frame == protocol.encode(expected)
