@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.abc import AbstractStreamWriter
 
 from . import protocol
 from .errors import GatewayError, SlowConsumer
@@ -60,6 +61,15 @@ class GatewaySocket(web.WebSocketResponse):
         for name in _INIT_ATTRS
         if not any(name in vars(cls) for cls in web.WebSocketResponse.__mro__)
     )
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter:
+        writer = await super().prepare(request)
+        if request.transport is not None:
+            # The transport pauses the writer at its high-water mark (asyncio's default is
+            # 64 KB, whatever aiohttp's writer_limit says): hold it to the writer's limit, so
+            # a stalled reader's unsent bytes are that plus the frame being written.
+            request.transport.set_write_buffer_limits(high=self._writer_limit)
+        return writer
 
     async def close(
         self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
