@@ -1,14 +1,17 @@
 """The producer: reads one upstream reply into its log, step by step, with backpressure.
 
-This is the only place where upstream events become numbered steps. After each step the
-producer waits for room (:meth:`ReplyLog.wait_for_room`): when every viewer is more than
-the outbox bound behind, the upstream read pauses, so TCP pushes back on the upstream
-instead of the gateway buffering a reply nobody can read.
+This is the only place where upstream events become numbered steps. Before each read from
+the upstream the client waits for room (:meth:`ReplyLog.wait_for_room`): when every viewer
+is more than the outbox bound behind, the upstream read pauses, so TCP pushes back on the
+upstream instead of the gateway buffering a reply nobody can read. The wait comes once the
+events of the previous read are all in the log, so a paused reply holds no decoded events,
+only aiohttp's small read buffer (the log may pass the bound by one read, 16 KB).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 
 from .errors import UpstreamError
@@ -19,7 +22,8 @@ from .replies import ReplyLog, ReplyState
 async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bound: int) -> None:
     """Stream ``request`` into ``reply`` and end it; cancellation closes the upstream at once."""
     try:
-        async with contextlib.aclosing(upstream.stream(request)) as events:
+        room = functools.partial(reply.wait_for_room, bound)
+        async with contextlib.aclosing(upstream.stream(request, room)) as events:
             async for event in events:
                 if reply.ended:  # stopped while the event was on its way
                     return
@@ -27,7 +31,6 @@ async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bou
                     if reply.first_step_at is None:
                         reply.first_step_at = time.time()
                     reply.append(event.text)
-                    await reply.wait_for_room(bound)
                 elif isinstance(event, Finish):
                     reply.usage.input_tokens = event.input_tokens
                     reply.usage.output_tokens = event.output_tokens

@@ -14,7 +14,7 @@ UTF-8 byte offset and as a code-point offset. A long reply costs about its UTF-8
 its memory is a few large blocks, not one per step: a reply paused behind a stalled reader
 no longer leaves the allocator a hole beside every step.
 
-Backpressure: the producer calls :meth:`ReplyLog.wait_for_room` after each step; it
+Backpressure: the upstream client calls :meth:`ReplyLog.wait_for_room` before each read; it
 returns at once unless every attached viewer is more than ``bound`` bytes behind the
 head, in which case the upstream read pauses until one of them catches up.
 

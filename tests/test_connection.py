@@ -35,13 +35,13 @@ async def test_slow_reader_gets_fewer_larger_frames_and_the_exact_text(gateway) 
     assert conn.frames_merged >= 600 - len(deltas) - 1
 
 
-async def test_a_socket_queues_an_eighth_of_the_outbox_in_its_transport(gateway) -> None:
-    """The transport pauses the writer at outbox_max_bytes / 8, not asyncio's 64 KB."""
+async def test_a_socket_queues_a_sixteenth_of_the_outbox_in_its_transport(gateway) -> None:
+    """The transport pauses the writer at outbox_max_bytes / 16, not asyncio's 64 KB."""
     gw = await gateway("[limits]\noutbox_max_bytes = 1048576")
     await gw.chat()
     conn = next(iter(gw.app[keys.REGISTRY]))
     transport = conn.ws._req.transport
-    assert transport.get_write_buffer_limits()[1] == 1048576 // 8
+    assert transport.get_write_buffer_limits()[1] == 1048576 // 16
 
 
 def rss_mb() -> float:

@@ -20,11 +20,11 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         heartbeat=config.server.heartbeat_s or None,
         compress=False,  # deltas are small and many; deflate costs more CPU than it saves
         max_msg_size=limits.max_frame_bytes,
-        # An eighth of the outbox queued in the transport (GatewaySocket holds the
+        # A sixteenth of the outbox queued in the transport (GatewaySocket holds the
         # transport's high-water mark to it), plus the frame being written (at most
         # max_delta_chars): a stalled reader's socket holds well under the outbox bound,
         # which also has to cover its reply's paused upstream read.
-        writer_limit=max(limits.outbox_max_bytes // 8, 16 * 1024),
+        writer_limit=max(limits.outbox_max_bytes // 16, 16 * 1024),
     )
     anon = anonymous_id(request.cookies.get(ANON_COOKIE))
     if anon is None:

@@ -8,8 +8,9 @@
 * Retries, with exponential backoff and jitter, only for retryable failures and only while
   nothing has been produced: a reply is never restarted after its first step.
 * The body is read in chunks of at most :data:`READ_CHUNK` bytes into the SSE decoder (no
-  readline limit applies), so a reply paused for a stalled reader holds one small chunk and
-  its few decoded events, not everything the socket had buffered.
+  readline limit applies). The consumer's ``room`` is awaited between reads, once a chunk's
+  events are all out, so a reply paused for a stalled reader holds aiohttp's read buffer
+  (twice :data:`READ_CHUNK`) and no decoded event.
   Closing the stream (``aclose()`` or cancelling its task) closes the response, and with it
   the connection, at once: the upstream sees the disconnect and stops billing.
 """
@@ -26,7 +27,7 @@ import structlog
 from ..config import UpstreamConfig
 from ..errors import UpstreamError, UpstreamTimeout
 from .dashscope import DashScopeWire
-from .events import ChatRequest, Finish, Step, Upstream, UpstreamEvent
+from .events import ChatRequest, Finish, Room, Step, Upstream, UpstreamEvent
 from .openai import OpenAIWire
 from .sse import SSEDecoder
 from .wire import Wire, error_from_body
@@ -77,12 +78,14 @@ class HttpUpstream:
         self._url = base_url.rstrip("/") + wire.path
         self._wire = wire
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
+    async def stream(
+        self, request: ChatRequest, room: Room | None = None
+    ) -> AsyncGenerator[UpstreamEvent, None]:
         attempt = 0
         while True:
             produced = False
             try:
-                async for event in self._once(request):
+                async for event in self._once(request, room):
                     if not isinstance(event, Finish):
                         produced = True
                     yield event
@@ -96,7 +99,9 @@ class HttpUpstream:
                 log.debug("upstream retry", attempt=attempt, code=exc.code, delay_s=round(delay, 3))
                 await asyncio.sleep(delay)
 
-    async def _once(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
+    async def _once(
+        self, request: ChatRequest, room: Room | None
+    ) -> AsyncGenerator[UpstreamEvent, None]:
         body, headers = self._wire.request(request, self._config.api_key.reveal())
         response: aiohttp.ClientResponse | None = None
         completed = False
@@ -108,7 +113,7 @@ class HttpUpstream:
                     response = await self._session.post(self._url, json=body, headers=headers)
                     if response.status >= 300:
                         raise error_from_body(response.status, await response.read())
-                    events = self._events(response)
+                    events = self._events(response, room)
                     first = await anext(events)
             except TimeoutError:
                 raise UpstreamTimeout("the model service did not start answering in time") from None
@@ -138,19 +143,23 @@ class HttpUpstream:
                     response.close()
 
     async def _events(
-        self, response: aiohttp.ClientResponse
+        self, response: aiohttp.ClientResponse, room: Room | None
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        """The body's events, decoded and parsed, ending with the parser's verdict."""
+        """The body's events, decoded and parsed, ending with the parser's verdict; waits for
+        ``room`` before each read after the first, once the chunk's events are all out."""
         decoder = SSEDecoder()
         parser = self._wire.parser()
         async for chunk in response.content.iter_chunked(READ_CHUNK):
             batch = decoder.feed(chunk)
+            del chunk  # decoded: not held while a paused reply waits on one of its events
             batch.reverse()
             while batch:
                 # Not bound to a name: a multi-MB cumulative event is freed once parsed,
                 # before the next one is decoded.
                 for event in parser.feed(batch.pop()):
                     yield event
+            if room is not None:
+                await room()
         for event in parser.end():
             yield event
 

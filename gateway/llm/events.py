@@ -10,7 +10,7 @@ the upstream HTTP response at once, which ends the upstream's billing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -55,11 +55,16 @@ class Finish:
 
 
 UpstreamEvent = Step | Reasoning | Finish
+Room = Callable[[], Awaitable[None]]
 
 
 class Upstream(Protocol):
     """An upstream model service."""
 
-    def stream(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
-        """Stream one reply; see the module docstring."""
+    def stream(
+        self, request: ChatRequest, room: Room | None = None
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        """Stream one reply; see the module docstring. ``room`` is awaited before each read
+        from the upstream once the events of the previous one are out: the consumer's
+        backpressure, applied where waiting holds no decoded event in memory."""
         ...

@@ -182,3 +182,34 @@ async def test_five_megabyte_cumulative_reply_reads_in_proportional_memory(sim_p
     # 250 MB cross the socket for the big reply; memory tracks one event, not the stream.
     assert big < 7 * small, (small, big)
     assert big < 12 * 5_000_000, big  # a few copies of one event, UCS-4 text (emoji) included
+
+
+async def test_room_is_awaited_between_reads_and_holds_the_stream(sim) -> None:
+    """While the consumer's room blocks, no event arrives; released, the reply completes."""
+    blocked, waiting = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def room() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            waiting.set()
+            await blocked.wait()
+
+    async with upstream_for(sim.url) as up:
+        stream = up.stream(request("fast sim:tokens=400 sim:delay_ms=0"), room)
+        texts: list[str] = []
+
+        async def read() -> None:
+            async for event in stream:
+                if isinstance(event, Step):
+                    texts.append(event.text)
+
+        task = asyncio.create_task(read())
+        await waiting.wait()
+        held = len(texts)
+        await asyncio.sleep(0.2)  # the stream must stay still this long: nothing to await
+        assert len(texts) == held < 400  # at most the first read's events
+        blocked.set()
+        await asyncio.wait_for(task, 10)
+    assert len(texts) == 400 and calls > 1
