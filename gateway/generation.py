@@ -1,7 +1,7 @@
 """The producer: reads one upstream reply into its log, step by step, with backpressure.
 
 This is the only place where upstream events become numbered steps. Before each read from
-the upstream the client waits for room (:meth:`ReplyLog.wait_for_room`): when every viewer
+the upstream the client asks for room (:meth:`ReplyLog.room`): when every viewer
 is more than the outbox bound behind, the upstream read pauses, so TCP pushes back on the
 upstream instead of the gateway buffering a reply nobody can read. The wait comes once the
 events of the previous read are all in the log, so a paused reply holds no decoded events,
@@ -22,7 +22,7 @@ from .replies import ReplyLog, ReplyState
 async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bound: int) -> None:
     """Stream ``request`` into ``reply`` and end it; cancellation closes the upstream at once."""
     try:
-        room = functools.partial(reply.wait_for_room, bound)
+        room = functools.partial(reply.room, bound)
         async with contextlib.aclosing(upstream.stream(request, room)) as events:
             async for event in events:
                 if reply.ended:  # stopped while the event was on its way

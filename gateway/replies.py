@@ -14,9 +14,9 @@ UTF-8 byte offset and as a code-point offset. A long reply costs about its UTF-8
 its memory is a few large blocks, not one per step: a reply paused behind a stalled reader
 no longer leaves the allocator a hole beside every step.
 
-Backpressure: the upstream client calls :meth:`ReplyLog.wait_for_room` before each read; it
-returns at once unless every attached viewer is more than ``bound`` bytes behind the
-head, in which case the upstream read pauses until one of them catches up.
+Backpressure: the upstream client asks :meth:`ReplyLog.room` before each read; it says
+None unless every attached viewer is more than ``bound`` bytes behind the head, and then
+gives what to await: the upstream read pauses until one of them catches up.
 
 States::
 
@@ -32,7 +32,7 @@ import enum
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .errors import GatewayError
@@ -238,13 +238,25 @@ class ReplyLog:
         self._tail = [tail[-1]]
         self._tail_bytes = _byte_len(tail[-1])
 
+    def room(self, bound: int) -> Awaitable[None] | None:
+        """None while some viewer is within ``bound`` bytes of the head (or none watches);
+        otherwise what to await until one is. The common answer costs no coroutine."""
+        return self.wait_for_room(bound) if self._all_behind(bound) else None
+
     async def wait_for_room(self, bound: int) -> None:
         """Pause while every viewer is more than ``bound`` bytes behind (none: no pause)."""
-        while self._viewers and all(
-            self.bytes_behind(seq) > bound for seq in self._cursors.values()
-        ):
+        while self._all_behind(bound):
             self._room.clear()
             await self._room.wait()
+
+    def _all_behind(self, bound: int) -> bool:
+        if not self._viewers:
+            return False
+        ends = self._ends
+        if not ends:
+            return False
+        limit = ends[-1] - bound  # a cursor ending before this is more than bound behind
+        return all((ends[seq - 1] if seq > 0 else 0) < limit for seq in self._cursors.values())
 
     def finish(
         self,

@@ -102,6 +102,22 @@ async def test_producer_pauses_while_every_viewer_is_behind_the_bound() -> None:
     await asyncio.wait_for(waiter, 1)
 
 
+async def test_room_is_none_while_one_viewer_is_within_the_bound() -> None:
+    """room() answers None (no coroutine) unless every viewer is more than bound behind."""
+    log = _log()
+    log.append("x" * 100)
+    assert log.room(10) is None  # no viewers
+    slow, quick = object(), object()
+    log.attach(slow, lambda: None, 0)
+    wait = log.room(10)
+    assert wait is not None
+    log.attach(quick, lambda: None, 1)  # one viewer at the head is enough
+    assert log.room(10) is None
+    await asyncio.wait_for(wait, 1)  # the earlier wait ends too
+    log.append("y" * 5)
+    assert log.room(10) is None  # 5 bytes behind: within the bound
+
+
 async def test_finish_wakes_viewers_and_is_final() -> None:
     """The first finish wins; viewers are woken."""
     log = _log()

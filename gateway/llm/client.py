@@ -8,7 +8,7 @@
 * Retries, with exponential backoff and jitter, only for retryable failures and only while
   nothing has been produced: a reply is never restarted after its first step.
 * The body is read in chunks of at most :data:`READ_CHUNK` bytes into the SSE decoder (no
-  readline limit applies). The consumer's ``room`` is awaited between reads, once a chunk's
+  readline limit applies). The consumer's ``room`` is asked between reads, once a chunk's
   events are all out, so a reply paused for a stalled reader holds aiohttp's read buffer
   (twice :data:`READ_CHUNK`) and no decoded event.
   Closing the stream (``aclose()`` or cancelling its task) closes the response, and with it
@@ -145,8 +145,8 @@ class HttpUpstream:
     async def _events(
         self, response: aiohttp.ClientResponse, room: Room | None
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        """The body's events, decoded and parsed, ending with the parser's verdict; waits for
-        ``room`` before each read after the first, once the chunk's events are all out."""
+        """The body's events, decoded and parsed, ending with the parser's verdict; waits
+        for ``room`` before each read after the first, once the chunk's events are all out."""
         decoder = SSEDecoder()
         parser = self._wire.parser()
         async for chunk in response.content.iter_chunked(READ_CHUNK):
@@ -158,8 +158,8 @@ class HttpUpstream:
                 # before the next one is decoded.
                 for event in parser.feed(batch.pop()):
                     yield event
-            if room is not None:
-                await room()
+            if room is not None and (wait := room()) is not None:
+                await wait
         for event in parser.end():
             yield event
 

@@ -55,7 +55,8 @@ class Finish:
 
 
 UpstreamEvent = Step | Reasoning | Finish
-Room = Callable[[], Awaitable[None]]
+# The consumer's backpressure: None when there is room for more, else what to await.
+Room = Callable[[], Awaitable[None] | None]
 
 
 class Upstream(Protocol):
@@ -64,7 +65,7 @@ class Upstream(Protocol):
     def stream(
         self, request: ChatRequest, room: Room | None = None
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        """Stream one reply; see the module docstring. ``room`` is awaited before each read
-        from the upstream once the events of the previous one are out: the consumer's
-        backpressure, applied where waiting holds no decoded event in memory."""
+        """Stream one reply; see the module docstring. ``room`` is asked before each read
+        from the upstream once the events of the previous one are out, and what it returns
+        awaited: the consumer's backpressure, applied where waiting holds no decoded event."""
         ...

@@ -185,16 +185,17 @@ async def test_five_megabyte_cumulative_reply_reads_in_proportional_memory(sim_p
 
 
 async def test_room_is_awaited_between_reads_and_holds_the_stream(sim) -> None:
-    """While the consumer's room blocks, no event arrives; released, the reply completes."""
+    """While the consumer's room is awaited, no event arrives; released, the reply completes."""
     blocked, waiting = asyncio.Event(), asyncio.Event()
     calls = 0
 
-    async def room() -> None:
+    def room() -> asyncio.Future[bool] | None:
         nonlocal calls
         calls += 1
         if calls == 1:
             waiting.set()
-            await blocked.wait()
+            return asyncio.ensure_future(blocked.wait())
+        return None
 
     async with upstream_for(sim.url) as up:
         stream = up.stream(request("fast sim:tokens=400 sim:delay_ms=0"), room)
