@@ -55,10 +55,6 @@ class Usage:
 PACK_BYTES = 32 * 1024
 
 
-def _byte_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
 def _valid(text: str) -> tuple[str, int]:
     """Non-ASCII text, lone surrogates (UTF-8 cannot carry them) replaced by U+FFFD, and
     its UTF-8 length.
@@ -95,14 +91,13 @@ class ReplyLog:
     instance: str = ""  # the instance that produces it
     # Step seq=i+1 ends at UTF-8 byte _ends[i] and code point _char_ends[i]. Steps up to
     # _packed are in _chunks (chunk k ends at byte _chunk_ends[k]); the rest, the tail, are
-    # _tail[j] for seq=_packed+j+1, holding _tail_bytes of UTF-8.
+    # _tail[j] for seq=_packed+j+1.
     _ends: array[int] = field(default_factory=lambda: array("q"))
     _char_ends: array[int] = field(default_factory=lambda: array("q"))
     _chunks: list[bytes] = field(default_factory=list)
     _chunk_ends: list[int] = field(default_factory=list)
     _packed: int = 0
     _tail: list[str] = field(default_factory=list)
-    _tail_bytes: int = 0
     _viewers: dict[object, Callable[[], None]] = field(default_factory=dict)
     _cursors: dict[object, int] = field(default_factory=dict)
     _room: asyncio.Event = field(default_factory=asyncio.Event)
@@ -218,9 +213,8 @@ class ReplyLog:
         ends.append((ends[-1] if ends else 0) + size)
         self._char_ends.append(self.content_length + len(text))
         self._tail.append(text)
-        self._tail_bytes += size
-        if self._tail_bytes >= PACK_BYTES:
-            self._pack()
+        if ends[-1] - (self._chunk_ends[-1] if self._chunk_ends else 0) >= PACK_BYTES:
+            self._pack()  # the tail's UTF-8 reached PACK_BYTES
         for wake in self._viewers.values():
             wake()
         if self.on_change is not None:
@@ -236,7 +230,6 @@ class ReplyLog:
         self._packed += len(tail) - 1
         self._chunk_ends.append(self._ends[self._packed - 1])
         self._tail = [tail[-1]]
-        self._tail_bytes = _byte_len(tail[-1])
 
     def room(self, bound: int) -> Awaitable[None] | None:
         """None while some viewer is within ``bound`` bytes of the head (or none watches);
@@ -250,13 +243,9 @@ class ReplyLog:
             await self._room.wait()
 
     def _all_behind(self, bound: int) -> bool:
-        if not self._viewers:
-            return False
-        ends = self._ends
-        if not ends:
-            return False
-        limit = ends[-1] - bound  # a cursor ending before this is more than bound behind
-        return all((ends[seq - 1] if seq > 0 else 0) < limit for seq in self._cursors.values())
+        return bool(self._viewers) and all(
+            self.bytes_behind(seq) > bound for seq in self._cursors.values()
+        )
 
     def finish(
         self,
