@@ -9,11 +9,11 @@ stopped after its viewers left), ``cancelled`` (cancel, interrupt, reset) or ``f
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from .auth import random_token
 from .protocol import iso
 
 SessionType = Literal["person", "group"]
@@ -36,7 +36,8 @@ class Claim:
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_urlsafe(12)}"
+    """``prefix-`` and 16 URL-safe characters: 96 random bits (ids made per socket and turn)."""
+    return f"{prefix}-{random_token(16)}"
 
 
 @dataclass(slots=True)

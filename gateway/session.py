@@ -17,11 +17,11 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from . import logs, protocol
-from .auth import Identity, origin_allowed, random_token, verify_token
+from .auth import Identity, origin_allowed, verify_token
 from .chat import Chat
 from .config import Config
 from .connection import Connection
-from .conversations import Conversation, SessionType
+from .conversations import Conversation, SessionType, new_id
 from .errors import (
     BadRequest,
     ClientError,
@@ -129,9 +129,7 @@ class ChatSession:
         now = time.time()
         conn = Connection(
             ws=self.ws,
-            # Only unique, not secret (it is listed to admins), but the pool is cheaper than
-            # secrets and keeps new_id's shape: a prefix and 16 URL-safe characters.
-            connection_id="c-" + random_token(16),
+            connection_id=new_id("c"),
             user=identity.user,
             admin=identity.admin,
             assistant=hs.assistant,
@@ -159,11 +157,9 @@ class ChatSession:
         if not hs.conversation_id:
             if hs.session_type == "group":
                 raise BadRequest("conversation_id is required for a group session")
-            # A new person conversation: its fresh id (unguessable, 96 bits, the shape of
-            # conversations.new_id("conv")) names nothing yet, so there is nothing to look up
-            # (with Redis, one round trip fewer per socket).
-            conv_id = "conv-" + random_token(16)
-            return await store.create(conv_id, identity.user, hs.session_type, hs.assistant)
+            # A new person conversation: its fresh id names nothing yet, so there is nothing
+            # to look up (with Redis, one round trip fewer per socket).
+            return await store.create(new_id("conv"), identity.user, hs.session_type, hs.assistant)
         conv_id = hs.conversation_id
         conv = await store.get(conv_id)
         if conv is None:
