@@ -14,7 +14,6 @@ import contextlib
 import functools
 import os
 import socket
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -159,8 +158,8 @@ async def _heap_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sockets(app: web.Application) -> None:
     await app[keys.REGISTRY].close_all(1001, "going away")
-    sockets: weakref.WeakSet[web.WebSocketResponse] = app[keys.SOCKETS]
-    for ws in list(sockets):  # sockets still authenticating, and generation watches
+    sockets = app[keys.SOCKETS]  # sockets still authenticating, and generation watches
+    for ws in list(sockets):
         await ws.close(code=1001, message=b"going away")
 
 
@@ -174,7 +173,7 @@ def create_app(config: Config) -> web.Application:
     app[keys.REGISTRY] = Registry(
         config.limits.max_connections, config.limits.max_connections_per_user, metrics
     )
-    app[keys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
+    app[keys.SOCKETS] = set()
     probes: dict[str, Callable[[], Awaitable[None]]] = {
         "upstream": functools.partial(_upstream_reachable, app)
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -28,4 +27,6 @@ REGISTRY = web.AppKey("registry", Registry)
 METRICS = web.AppKey("metrics", Metrics)
 READINESS = web.AppKey("readiness", dict[str, Callable[[], Awaitable[None]]])
 # Every open WebSocket, including those still authenticating: closed with 1001 on shutdown.
-SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+# Each handler adds its socket and discards it in a ``finally`` (a plain set: a WeakSet's
+# weakref and callback cost more than the rest of a socket's bookkeeping).
+SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])

@@ -145,9 +145,15 @@ class ChatSession:
         # connection_id, conversation_id and user on every line this task (and the tasks it
         # starts) logs, read from the connection when a line is emitted.
         logs.bind_connection(conn)
+        # The first frame is sent from here, before the connection is registered anywhere
+        # a frame could be queued for it: the writer task starts with the next frame.
+        try:
+            await self.ws.send_str(self._connected_frame())
+        except (ConnectionError, RuntimeError):
+            return  # the client went away during the handshake: the receive loop sees it
+        conn.frames_sent += 1
         self.registry.add(conn)
         self.chat.rooms.join(conv.id, conn)
-        conn.send(self._connected_frame())  # starts the socket's writer task
         self._watch_token()
         if logs.info_enabled():
             log.info("connected", assistant=hs.assistant, session_type=hs.session_type)

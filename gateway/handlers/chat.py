@@ -31,7 +31,6 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         anon = new_anonymous_id()
         set_anonymous_cookie(ws, anon, request)
     await ws.prepare(request)
-    app[keys.SOCKETS].add(ws)
     handshake = Handshake(
         assistant=request.match_info["assistant"],
         session_type="group" if session_type == "group" else "person",
@@ -42,11 +41,15 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         anonymous_id=anon,
         instance=app[keys.INSTANCE_ID],
     )
-    session = ChatSession(config, app[keys.CHAT], app[keys.REGISTRY], ws)
-    if session_type not in ("person", "group"):
-        await ws.close(code=1008, message=b"session_type must be person or group")
-        return ws
-    await session.run(handshake)
+    sockets = app[keys.SOCKETS]
+    sockets.add(ws)
+    try:
+        if session_type not in ("person", "group"):
+            await ws.close(code=1008, message=b"session_type must be person or group")
+        else:
+            await ChatSession(config, app[keys.CHAT], app[keys.REGISTRY], ws).run(handshake)
+    finally:
+        sockets.discard(ws)
     return ws
 
 

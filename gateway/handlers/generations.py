@@ -51,7 +51,8 @@ async def watch_generation(request: web.Request) -> web.StreamResponse:
     except GatewayError as exc:
         await ws.close(code=1008, message=(exc.reason or exc.code).encode())
         return ws
-    request.app[keys.SOCKETS].add(ws)
+    sockets = request.app[keys.SOCKETS]
+    sockets.add(ws)
     reader = asyncio.create_task(ws.receive())  # notices the client going away
     try:
         while True:
@@ -67,6 +68,7 @@ async def watch_generation(request: web.Request) -> web.StreamResponse:
                 return ws
         await ws.close(code=1000, message=b"done")
     finally:
+        sockets.discard(ws)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader

@@ -4,7 +4,10 @@
   ``upstream.pool_size`` connections, no cookie jar.
 * Three timeouts kept apart: connect (``connect_timeout_s``), first event
   (``first_byte_timeout_s``: the request is sent and the model is thinking), and between
-  events (``idle_timeout_s``, aiohttp's per-read ``sock_read``).
+  events (``idle_timeout_s``, from the first event on, not while the consumer holds the
+  stream for room). The last is a :class:`Silence`: each read stamps the time and one
+  timer per ``idle_timeout_s`` looks at the stamp, where aiohttp's ``sock_read`` re-arms a
+  timer on every read it takes from the socket.
 * Retries, with exponential backoff and jitter, only for retryable failures and only while
   nothing has been produced: a reply is never restarted after its first step.
 * The body is read in chunks of at most :data:`READ_CHUNK` bytes into the SSE decoder (no
@@ -45,7 +48,7 @@ def make_session(config: UpstreamConfig) -> aiohttp.ClientSession:
         total=None,
         connect=config.connect_timeout_s,
         sock_connect=config.connect_timeout_s,
-        sock_read=config.idle_timeout_s,
+        sock_read=None,  # between events: a Silence per stream, not a timer per read
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -67,6 +70,43 @@ def make_upstream(
     else:  # dashscope, or the simulator (which speaks DashScope)
         wire = DashScopeWire(config.incremental_output, config.result_format)
     return HttpUpstream(config, session, base_url, wire)
+
+
+class Silence:
+    """The between-events deadline of one stream, armed once per ``limit`` seconds.
+
+    Each read sets :attr:`last`; the timer, when it fires, re-arms itself for ``limit``
+    after the last read, or, once ``limit`` has passed with no read and the stream is not
+    :attr:`held` (the consumer is out of room: the silence is ours, not the model's), fails
+    the body's reader with aiohttp's own :class:`aiohttp.ServerTimeoutError`.
+    """
+
+    __slots__ = ("_content", "_handle", "_limit", "_loop", "held", "last")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, limit: float, content: aiohttp.StreamReader
+    ) -> None:
+        self._loop, self._limit, self._content = loop, limit, content
+        self.last = loop.time()
+        self.held = False
+        self._handle: asyncio.TimerHandle | None = loop.call_at(self.last + limit, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self.held:
+            self.last = now
+        if now - self.last < self._limit:
+            self._handle = self._loop.call_at(self.last + self._limit, self._check)
+            return
+        self._handle = None
+        self._content.set_exception(
+            aiohttp.ServerTimeoutError(f"no data from the model service for {self._limit} s")
+        )
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 class HttpUpstream:
@@ -146,22 +186,40 @@ class HttpUpstream:
         self, response: aiohttp.ClientResponse, room: Room | None
     ) -> AsyncGenerator[UpstreamEvent, None]:
         """The body's events, decoded and parsed, ending with the parser's verdict; waits
-        for ``room`` before each read after the first, once the chunk's events are all out."""
+        for ``room`` before each read after the first, once the chunk's events are all out.
+        From the first event on, ``idle_timeout_s`` of silence fails the read."""
         decoder = SSEDecoder()
         parser = self._wire.parser()
-        async for chunk in response.content.iter_chunked(READ_CHUNK):
-            batch = decoder.feed(chunk)
-            del chunk  # decoded: not held while a paused reply waits on one of its events
-            batch.reverse()
-            while batch:
-                # Not bound to a name: a multi-MB cumulative event is freed once parsed,
-                # before the next one is decoded.
-                for event in parser.feed(batch.pop()):
-                    yield event
-            if room is not None and (wait := room()) is not None:
-                await wait
-        for event in parser.end():
-            yield event
+        loop = asyncio.get_running_loop()
+        silence: Silence | None = None
+        try:
+            async for chunk in response.content.iter_chunked(READ_CHUNK):
+                batch = decoder.feed(chunk)
+                del chunk  # decoded: not held while a paused reply waits on one of its events
+                if silence is not None:
+                    silence.last = loop.time()
+                elif batch:  # the first event: the first-byte phase ends here
+                    silence = Silence(loop, self._config.idle_timeout_s, response.content)
+                batch.reverse()
+                while batch:
+                    # Not bound to a name: a multi-MB cumulative event is freed once parsed,
+                    # before the next one is decoded.
+                    for event in parser.feed(batch.pop()):
+                        yield event
+                if room is not None and (wait := room()) is not None:
+                    if silence is not None:
+                        silence.held = True
+                    try:
+                        await wait
+                    finally:
+                        if silence is not None:
+                            silence.held = False
+                            silence.last = loop.time()
+            for event in parser.end():
+                yield event
+        finally:
+            if silence is not None:
+                silence.cancel()
 
 
 __all__ = ["HttpUpstream", "Step", "make_session", "make_upstream"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 _STATUS_PREFIX = "HTTP_STATUS/"
+_STATUS_COMMENT = b":" + _STATUS_PREFIX.encode()
 
 
 @dataclass(slots=True)
@@ -118,8 +119,8 @@ class SSEDecoder:
     # ------------------------------------------------------------------ lines
 
     def _fast_line(self, line: bytearray, events: list[SSEEvent]) -> None:
-        """One line of the fast path: ``data``, ``event``, ``id`` and blank lines read here,
-        anything else by the general rules of :meth:`_line`."""
+        """One line of the fast path: ``data``, ``event``, ``id``, comments and blank lines
+        read here, anything else by the general rules of :meth:`_line`."""
         if not line:
             self._dispatch(events)
             return
@@ -130,6 +131,12 @@ class SSEDecoder:
         elif first == 0x65 and line.startswith(b"event:"):  # e
             self._has_fields = True
             self._event = line[7 if line[6:7] == b" " else 6 :].decode("utf-8", "replace")
+        elif first == 0x3A:  # ":" a comment; DashScope's carry the event's HTTP status
+            if line.startswith(_STATUS_COMMENT):
+                code = line[len(_STATUS_COMMENT) :].strip()
+                if code.isdigit():
+                    self._status = int(code)
+                    self._has_fields = True
         elif first == 0x69 and line.startswith(b"id:"):  # i
             self._has_fields = True
             value = line[4 if line[3:4] == b" " else 3 :]

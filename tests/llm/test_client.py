@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tracemalloc
+from collections.abc import Awaitable
 
 import pytest
 
@@ -116,6 +117,42 @@ async def test_first_byte_timeout_is_separate_from_idle(sim) -> None:
         assert info.value.code == "upstream_timeout"
         events = await collect(up, "steady sim:tokens=3 sim:delay_ms=300")
     assert isinstance(events[-1], Finish)
+
+
+async def test_idle_timeout_starts_at_the_first_event(sim) -> None:
+    """idle_timeout_s does not cut a model still thinking; first_byte_timeout_s covers that."""
+    async with upstream_for(sim.url, first_byte_timeout_s=5, idle_timeout_s=0.2) as up:
+        events = await collect(up, "think sim:first_delay_ms=600 sim:tokens=3 sim:delay_ms=0")
+    assert isinstance(events[-1], Finish)
+
+
+async def test_silence_while_the_consumer_holds_the_stream_is_not_a_timeout(sim) -> None:
+    """A room held past idle_timeout_s is the consumer's pause, not the model's silence."""
+    holds = 0
+
+    def room() -> Awaitable[None] | None:
+        nonlocal holds
+        holds += 1
+        return asyncio.sleep(0.5) if holds == 1 else None  # the hold itself is the test
+
+    async with upstream_for(sim.url, idle_timeout_s=0.2) as up:
+        stream = up.stream(request("held sim:tokens=50 sim:delay_ms=1"), room)
+        events = [event async for event in stream]
+    assert isinstance(events[-1], Finish) and holds > 1
+
+
+async def test_a_stall_after_the_first_event_times_out_after_idle(sim) -> None:
+    """The model going silent mid-reply fails with upstream_timeout about idle_timeout_s later."""
+    loop = asyncio.get_running_loop()
+    async with upstream_for(sim.url, idle_timeout_s=0.3) as up:
+        stream = up.stream(request("x sim:tokens=10 sim:delay_ms=0 sim:fault=stall sim:fault_at=3"))
+        assert isinstance(await anext(stream), Step)
+        started = loop.time()
+        with pytest.raises(UpstreamError) as info:
+            async for _ in stream:
+                pass
+    assert info.value.code == "upstream_timeout"
+    assert 0.25 <= loop.time() - started < 1.5
 
 
 async def test_closing_the_stream_closes_the_upstream_within_a_second(sim) -> None:
