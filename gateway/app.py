@@ -143,9 +143,14 @@ async def _task(coro: Coroutine[Any, Any, None] | None, name: str) -> AsyncItera
 
 
 async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One task enforces every socket's send deadline (cheaper than a timeout per frame)."""
-    timeout = app[keys.CONFIG].limits.slow_consumer_timeout_s
-    async with _task(app[keys.REGISTRY].watch_sends(timeout), "send watchdog"):
+    """One task enforces every socket's send deadline (cheaper than a timeout per frame),
+    and one keeps them alive with pings (cheaper than a heartbeat timer per socket)."""
+    config, registry = app[keys.CONFIG], app[keys.REGISTRY]
+    heartbeat_s = config.server.heartbeat_s
+    async with (
+        _task(registry.watch_sends(config.limits.slow_consumer_timeout_s), "send watchdog"),
+        _task(registry.keep_alive(heartbeat_s) if heartbeat_s > 0 else None, "heartbeat"),
+    ):
         yield
 
 

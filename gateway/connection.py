@@ -25,6 +25,7 @@ The bytes held for a viewer are that buffer, bounded by ``writer_limit`` (set fr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ log = structlog.get_logger("gateway.connection")
 
 # How long a closing socket may take to flush before its transport is aborted.
 CLOSE_FLUSH_S = 5.0
+
+_pings: set[asyncio.Task[None]] = set()  # pings on their way (a task needs a reference)
 
 
 # Attributes aiohttp's WebSocketResponse sets in ``__init__`` and has no class-level default
@@ -104,6 +107,10 @@ class Connection:
     admin: bool = False
     created_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.time)
+    # The heartbeat (Registry.keep_alive), in time.monotonic(): when a frame (a pong too)
+    # last came in, and when the ping now unanswered went out (0.0: none).
+    heard_at: float = field(default_factory=time.monotonic)
+    pinged_at: float = 0.0
     frames_sent: int = 0
     frames_merged: int = 0
     # The lanes are created at the first frame and dropped once drained, and the writer
@@ -269,6 +276,28 @@ class Connection:
                 payload = b""  # not held while the writer waits for the next step
             self.frames_sent += 1
             self.frames_merged += merged
+
+    def ping(self, now: float) -> None:
+        """Send a WebSocket ping. A control frame goes out whole, beside the writer's
+        frames (as aiohttp's own heartbeat sends it), from a task of its own: a socket
+        that is not being read must not hold up the sweep."""
+        self.pinged_at = now
+        task = asyncio.get_running_loop().create_task(self._ping(), name="ws ping")
+        _pings.add(task)
+        task.add_done_callback(_pings.discard)
+
+    async def _ping(self) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.ping()
+
+    def drop(self) -> None:
+        """Drop a peer that answered no ping: its transport is closed with no close frame
+        (it is not reading), as aiohttp's heartbeat does; the receive loop then ends."""
+        self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+        self.detach_all()
+        transport = self.ws._req.transport if self.ws._req is not None else None
+        if transport is not None:
+            transport.close()
 
     def detach_all(self) -> None:
         """Let go of every reply this socket follows (the socket is going away)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -88,6 +89,30 @@ class Registry:
                     conn.slow = True
                     if conn.writer is not None:
                         conn.writer.cancel()
+
+    async def keep_alive(self, heartbeat_s: float) -> None:
+        """Forever, the contract's heartbeat in one sweep every ``heartbeat_s / 2`` instead
+        of a timer per socket: a socket silent for ``heartbeat_s`` gets a ping; one that
+        has answered nothing ``heartbeat_s`` after its ping is dropped.
+
+        Any frame counts as an answer. A silent socket is pinged ``heartbeat_s`` to
+        1.5 x ``heartbeat_s`` after it was last heard, so an idle chat sees a frame at least
+        that often (nginx's 60 s read timeout never cuts one at the default 30 s).
+        """
+        interval = heartbeat_s / 2
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for conn in list(self._connections):
+                pinged = conn.pinged_at
+                if pinged:
+                    if conn.heard_at >= pinged:
+                        conn.pinged_at = pinged = 0.0  # answered
+                    elif now - pinged >= heartbeat_s:
+                        conn.drop()
+                        continue
+                if not pinged and now - conn.heard_at >= heartbeat_s:
+                    conn.ping(now)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [conn.info() for conn in self._connections]

@@ -209,11 +209,12 @@ class ReplyLog:
             size = len(text)
         else:
             text, size = _valid(text)
-        ends = self._ends
-        ends.append((ends[-1] if ends else 0) + size)
-        self._char_ends.append(self.content_length + len(text))
+        ends, char_ends = self._ends, self._char_ends
+        end = (ends[-1] if ends else 0) + size
+        ends.append(end)
+        char_ends.append((char_ends[-1] if char_ends else 0) + len(text))
         self._tail.append(text)
-        if ends[-1] - (self._chunk_ends[-1] if self._chunk_ends else 0) >= PACK_BYTES:
+        if end - (self._chunk_ends[-1] if self._chunk_ends else 0) >= PACK_BYTES:
             self._pack()  # the tail's UTF-8 reached PACK_BYTES
         for wake in self._viewers.values():
             wake()
@@ -233,8 +234,12 @@ class ReplyLog:
 
     def room(self, bound: int) -> Awaitable[None] | None:
         """None while some viewer is within ``bound`` bytes of the head (or none watches);
-        otherwise what to await until one is. The common answer costs no coroutine."""
-        return self.wait_for_room(bound) if self._all_behind(bound) else None
+        otherwise what to await until one is. The common answer costs no coroutine, and
+        no look at the cursors while the whole reply is within the bound."""
+        ends = self._ends
+        if not ends or ends[-1] <= bound or not self._all_behind(bound):
+            return None
+        return self.wait_for_room(bound)
 
     async def wait_for_room(self, bound: int) -> None:
         """Pause while every viewer is more than ``bound`` bytes behind (none: no pause)."""

@@ -109,6 +109,11 @@ class ChatSession:
                 raise Unauthorized("no token within the auth deadline") from None
             if msg.type in _CLOSED:
                 return None
+            if msg.type is WSMsgType.PING:
+                await self._pong(msg.data)
+                continue
+            if msg.type is WSMsgType.PONG:
+                continue
             if msg.type is not WSMsgType.TEXT:
                 raise Unauthorized("send an auth frame first")
             try:
@@ -202,6 +207,7 @@ class ChatSession:
         conn = self.conn
         async for msg in self.ws:
             conn.last_active = time.time()
+            conn.heard_at = time.monotonic()
             if msg.type is WSMsgType.TEXT:
                 try:
                     await self._on_frame(msg.data)
@@ -209,8 +215,16 @@ class ChatSession:
                     conn.send(protocol.error_frame(exc.error, reply_to=exc.reply_to))
             elif msg.type is WSMsgType.BINARY:
                 conn.send(protocol.error_frame(UnsupportedData()))
+            elif msg.type is WSMsgType.PING:
+                await self._pong(msg.data)
             if self.ws.closed or conn.close_code is not None:
                 break
+
+    async def _pong(self, data: bytes) -> None:
+        """Answer a client's ping (aiohttp's autoping is off: it would hide the pongs that
+        answer the heartbeat's pings). A control frame, sent whole beside the writer's."""
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.pong(data)
 
     async def _on_frame(self, data: str) -> None:
         assert self.conn is not None and self.conv is not None

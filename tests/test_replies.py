@@ -109,6 +109,7 @@ async def test_room_is_none_while_one_viewer_is_within_the_bound() -> None:
     assert log.room(10) is None  # no viewers
     slow, quick = object(), object()
     log.attach(slow, lambda: None, 0)
+    assert log.room(100) is None  # the whole reply is within the bound
     wait = log.room(10)
     assert wait is not None
     log.attach(quick, lambda: None, 1)  # one viewer at the head is enough

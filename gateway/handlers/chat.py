@@ -17,7 +17,9 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
     session_type = request.query.get("session_type", "person")
     ws = GatewaySocket(
         protocols=(SUBPROTOCOL,),
-        heartbeat=config.server.heartbeat_s or None,
+        # The heartbeat is one sweep over all sockets (Registry.keep_alive), not a timer
+        # per socket; pongs reach the session, which answers pings itself.
+        autoping=False,
         compress=False,  # deltas are small and many; deflate costs more CPU than it saves
         max_msg_size=limits.max_frame_bytes,
         # A sixteenth of the outbox queued in the transport (GatewaySocket holds the
