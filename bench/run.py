@@ -46,7 +46,7 @@ def scenario_specs(quick: bool = False) -> dict[str, dict[str, Any]]:
         },
         "churn": {  # 20 sockets, each opened and closed every 50 ms: 400 a second
             "connections": n(100), "tokens": 100, "delay_ms": 20, "churners": 20, "churn_ms": 50,
-            "servers": relays,
+            "rounds": 3, "servers": relays,
         },
         "idle": {
             "connections": n(10_000), "tokens": 1, "delay_ms": 0, "mode": "idle",
