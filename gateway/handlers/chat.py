@@ -33,23 +33,23 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         anon = new_anonymous_id()
         set_anonymous_cookie(ws, anon, request)
     await ws.prepare(request)
-    handshake = Handshake(
-        assistant=request.match_info["assistant"],
-        session_type="group" if session_type == "group" else "person",
-        conversation_id=request.query.get("conversation_id") or None,
-        origin=request.headers.get("Origin"),
-        host=request.headers.get("X-Forwarded-Host", request.host),
-        token=handshake_token(request.headers, request.query),
-        anonymous_id=anon,
-        instance=app[keys.INSTANCE_ID],
-    )
     sockets = app[keys.SOCKETS]
     sockets.add(ws)
     try:
         if session_type not in ("person", "group"):
             await ws.close(code=1008, message=b"session_type must be person or group")
-        else:
-            await ChatSession(config, app[keys.CHAT], app[keys.REGISTRY], ws).run(handshake)
+            return ws
+        handshake = Handshake(
+            assistant=request.match_info["assistant"],
+            session_type="group" if session_type == "group" else "person",
+            conversation_id=request.query.get("conversation_id") or None,
+            origin=request.headers.get("Origin"),
+            host=request.headers.get("X-Forwarded-Host", request.host),
+            token=handshake_token(request.headers, request.query),
+            anonymous_id=anon,
+            instance=app[keys.INSTANCE_ID],
+        )
+        await ChatSession(config, app[keys.CHAT], app[keys.REGISTRY], ws).run(handshake)
     finally:
         sockets.discard(ws)
     return ws

@@ -73,23 +73,27 @@ def make_upstream(
 
 
 class Silence:
-    """The between-events deadline of one stream, armed once per ``limit`` seconds.
+    """The between-events deadline of one stream: one timer per ``limit`` seconds, not one
+    per read.
 
-    Each read sets :attr:`last`; the timer, when it fires, re-arms itself for ``limit``
-    after the last read, or, once ``limit`` has passed with no read and the stream is not
-    :attr:`held` (the consumer is out of room: the silence is ours, not the model's), fails
-    the body's reader with aiohttp's own :class:`aiohttp.ServerTimeoutError`.
+    Each read sets :attr:`last`. Once armed (at the first event), the timer, when
+    it fires, re-arms itself for ``limit`` after the last read, or, once ``limit`` has passed
+    with no read and the stream is not :attr:`held` (the consumer is out of room: that
+    silence is ours, not the model's), fails the body's reader with aiohttp's own
+    :class:`aiohttp.ServerTimeoutError`.
     """
 
     __slots__ = ("_content", "_handle", "_limit", "_loop", "held", "last")
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, limit: float, content: aiohttp.StreamReader
-    ) -> None:
-        self._loop, self._limit, self._content = loop, limit, content
-        self.last = loop.time()
+    def __init__(self, limit: float, content: aiohttp.StreamReader) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._limit, self._content = limit, content
+        self.last = self._loop.time()
         self.held = False
-        self._handle: asyncio.TimerHandle | None = loop.call_at(self.last + limit, self._check)
+        self._handle: asyncio.TimerHandle | None = None
+
+    def arm(self) -> None:
+        self._handle = self._loop.call_at(self.last + self._limit, self._check)
 
     def _check(self) -> None:
         now = self._loop.time()
@@ -144,6 +148,7 @@ class HttpUpstream:
     ) -> AsyncGenerator[UpstreamEvent, None]:
         body, headers = self._wire.request(request, self._config.api_key.reveal())
         response: aiohttp.ClientResponse | None = None
+        silence: Silence | None = None
         completed = False
         try:
             # One deadline covers connect, headers and the model's thinking, up to the first
@@ -153,10 +158,12 @@ class HttpUpstream:
                     response = await self._session.post(self._url, json=body, headers=headers)
                     if response.status >= 300:
                         raise error_from_body(response.status, await response.read())
-                    events = self._events(response, room)
+                    silence = Silence(self._config.idle_timeout_s, response.content)
+                    events = self._events(response, room, silence)
                     first = await anext(events)
             except TimeoutError:
                 raise UpstreamTimeout("the model service did not start answering in time") from None
+            silence.arm()  # from the first event on, the silence between events counts
             event: UpstreamEvent = first
             while True:
                 completed = isinstance(event, Finish)
@@ -175,6 +182,8 @@ class HttpUpstream:
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"the model service failed ({type(exc).__name__})") from None
         finally:
+            if silence is not None:
+                silence.cancel()
             if response is not None:
                 # A finished body goes back to the pool; anything else drops the connection.
                 if completed and response.content.at_eof():
@@ -183,43 +192,33 @@ class HttpUpstream:
                     response.close()
 
     async def _events(
-        self, response: aiohttp.ClientResponse, room: Room | None
+        self, response: aiohttp.ClientResponse, room: Room | None, silence: Silence
     ) -> AsyncGenerator[UpstreamEvent, None]:
         """The body's events, decoded and parsed, ending with the parser's verdict; waits
         for ``room`` before each read after the first, once the chunk's events are all out.
-        From the first event on, ``idle_timeout_s`` of silence fails the read."""
+        Each read is stamped on ``silence``; a wait for room holds it."""
         decoder = SSEDecoder()
         parser = self._wire.parser()
         loop = asyncio.get_running_loop()
-        silence: Silence | None = None
-        try:
-            async for chunk in response.content.iter_chunked(READ_CHUNK):
-                batch = decoder.feed(chunk)
-                del chunk  # decoded: not held while a paused reply waits on one of its events
-                if silence is not None:
+        async for chunk in response.content.iter_chunked(READ_CHUNK):
+            silence.last = loop.time()
+            batch = decoder.feed(chunk)
+            del chunk  # decoded: not held while a paused reply waits on one of its events
+            batch.reverse()
+            while batch:
+                # Not bound to a name: a multi-MB cumulative event is freed once parsed,
+                # before the next one is decoded.
+                for event in parser.feed(batch.pop()):
+                    yield event
+            if room is not None and (wait := room()) is not None:
+                silence.held = True
+                try:
+                    await wait
+                finally:
+                    silence.held = False
                     silence.last = loop.time()
-                elif batch:  # the first event: the first-byte phase ends here
-                    silence = Silence(loop, self._config.idle_timeout_s, response.content)
-                batch.reverse()
-                while batch:
-                    # Not bound to a name: a multi-MB cumulative event is freed once parsed,
-                    # before the next one is decoded.
-                    for event in parser.feed(batch.pop()):
-                        yield event
-                if room is not None and (wait := room()) is not None:
-                    if silence is not None:
-                        silence.held = True
-                    try:
-                        await wait
-                    finally:
-                        if silence is not None:
-                            silence.held = False
-                            silence.last = loop.time()
-            for event in parser.end():
-                yield event
-        finally:
-            if silence is not None:
-                silence.cancel()
+        for event in parser.end():
+            yield event
 
 
 __all__ = ["HttpUpstream", "Step", "make_session", "make_upstream"]
