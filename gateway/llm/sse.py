@@ -67,6 +67,21 @@ class SSEDecoder:
         if not chunk:
             return []
         buf = self._buf
+        if (
+            not buf
+            and self._started
+            and not self._skip_lf
+            and chunk[-1] == 0x0A
+            and len(chunk) <= _FAST_MAX
+            and b"\r" not in chunk
+        ):
+            # The usual read: whole LF-ended lines and nothing held over, so the chunk is
+            # split as it is, without a copy into the buffer.
+            events: list[SSEEvent] = []
+            lines = chunk.split(b"\n")
+            lines.pop()  # after the last LF: empty
+            self._fast_lines(lines, events)
+            return events
         buf += chunk
         if not self._started:
             if len(buf) < 3 and b"\xef\xbb\xbf".startswith(bytes(buf)):
@@ -74,7 +89,7 @@ class SSEDecoder:
             if buf.startswith(b"\xef\xbb\xbf"):
                 del buf[:3]
             self._started = True
-        events: list[SSEEvent] = []
+        events = []
         start = 0
         if self._skip_lf and buf[:1] == b"\n":
             start = 1
@@ -85,8 +100,7 @@ class SSEDecoder:
         # general scan below (which decodes each line once, from a view).
         last_lf = buf.rfind(b"\n", max(start, self._scanned))
         if 0 <= last_lf - start <= _FAST_MAX and buf.find(b"\r", start, last_lf) < 0:
-            for line in buf[start:last_lf].split(b"\n"):
-                self._fast_line(line, events)
+            self._fast_lines(buf[start:last_lf].split(b"\n"), events)
             start = last_lf + 1
         pos = max(start, self._scanned)
         end = len(buf)
@@ -118,33 +132,34 @@ class SSEDecoder:
 
     # ------------------------------------------------------------------ lines
 
-    def _fast_line(self, line: bytearray, events: list[SSEEvent]) -> None:
-        """One line of the fast path: ``data``, ``event``, ``id``, comments and blank lines
-        read here, anything else by the general rules of :meth:`_line`."""
-        if not line:
-            self._dispatch(events)
-            return
-        first = line[0]
-        if first == 0x64 and line.startswith(b"data:"):  # d
-            self._has_fields = True
-            self._data.append(line[6 if line[5:6] == b" " else 5 :].decode("utf-8", "replace"))
-        elif first == 0x65 and line.startswith(b"event:"):  # e
-            self._has_fields = True
-            self._event = line[7 if line[6:7] == b" " else 6 :].decode("utf-8", "replace")
-        elif first == 0x3A:  # ":" a comment; DashScope's carry the event's HTTP status
-            if line.startswith(_STATUS_COMMENT):
-                code = line[len(_STATUS_COMMENT) :].strip()
-                if code.isdigit():
-                    self._status = int(code)
-                    self._has_fields = True
-        elif first == 0x69 and line.startswith(b"id:"):  # i
-            self._has_fields = True
-            value = line[4 if line[3:4] == b" " else 3 :]
-            if b"\0" not in value:
-                self._id = value.decode("utf-8", "replace")
-        else:
-            with memoryview(line) as view:
-                self._line(view, events)
+    def _fast_lines(self, lines: list[bytes] | list[bytearray], events: list[SSEEvent]) -> None:
+        """Complete lines of the fast path: ``data``, blank lines, ``event``, ``id`` and
+        comments read here, anything else by the general rules of :meth:`_line`."""
+        for line in lines:
+            if not line:
+                self._dispatch(events)
+                continue
+            first = line[0]
+            if first == 0x64 and line.startswith(b"data:"):  # d
+                self._has_fields = True
+                self._data.append(line[6 if line[5:6] == b" " else 5 :].decode("utf-8", "replace"))
+            elif first == 0x65 and line.startswith(b"event:"):  # e
+                self._has_fields = True
+                self._event = line[7 if line[6:7] == b" " else 6 :].decode("utf-8", "replace")
+            elif first == 0x3A:  # ":" a comment; DashScope's carry the event's HTTP status
+                if line.startswith(_STATUS_COMMENT):
+                    code = line[len(_STATUS_COMMENT) :].strip()
+                    if code.isdigit():
+                        self._status = int(code)
+                        self._has_fields = True
+            elif first == 0x69 and line.startswith(b"id:"):  # i
+                self._has_fields = True
+                value = line[4 if line[3:4] == b" " else 3 :]
+                if b"\0" not in value:
+                    self._id = value.decode("utf-8", "replace")
+            else:
+                with memoryview(line) as view:
+                    self._line(view, events)
 
     def _line(self, raw: memoryview, events: list[SSEEvent]) -> None:
         """One line: the field name is split off in bytes, so a long value is decoded once."""
@@ -183,11 +198,11 @@ class SSEDecoder:
         if self._data:
             events.append(
                 SSEEvent(
-                    event=self._event or "message",
-                    data="\n".join(self._data),
-                    id=self._last_id,
-                    retry=self._retry,
-                    status=self._status,
+                    self._event or "message",
+                    "\n".join(self._data),
+                    self._last_id,
+                    self._retry,
+                    self._status,
                 )
             )
         self._data = []
