@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -40,3 +43,33 @@ async def test_the_app_runs_one_trim_task_and_stops_it_on_cleanup(gateway) -> No
     assert names.count("heap trim") == 1
     await gw.client.close()
     assert "heap trim" not in [t.get_name() for t in asyncio.all_tasks() if not t.done()]
+
+
+_MAPPED = textwrap.dedent("""
+    import ctypes, sys
+    from gateway import heap
+    info = ctypes.CDLL(None).mallinfo2
+    info.restype = heap._MallInfo2
+    if sys.argv[1] == "fixed":
+        assert heap.map_big_blocks()
+    big = bytearray(8 << 20)
+    del big  # a mapped block freed: glibc on its own raises its threshold to 8 MB
+    before = info().hblks
+    block = bytearray(200 << 10)
+    print(info().hblks - before)
+""")
+
+
+@glibc
+@pytest.mark.parametrize(("mode", "mapped"), [("fixed", "1"), ("glibc", "0")])
+def test_big_blocks_stay_mapped_once_the_threshold_is_fixed(mode: str, mapped: str) -> None:
+    """Fixed, a 200 KB block is still mapped after an 8 MB one was freed; left to glibc, it
+    comes out of the heap."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MAPPED, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == mapped
