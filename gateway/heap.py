@@ -12,8 +12,8 @@ threshold is fixed at :data:`MMAP_THRESHOLD`: blocks that big are mapped and unm
 own. glibc starts there too, but raises the threshold to the size of every mapped block freed
 (up to 32 MB); after that, big short-lived buffers (a merged frame for a lagging reader, the
 text of a log chunk being packed, a cumulative event) are carved out of the heap and leave
-holes between the long-lived log chunks. Fixed, the slow-readers benchmark holds 23.6 MB
-beyond its logs instead of 25.3 (four runs each).
+holes between the long-lived log chunks. Fixed, the slow-readers benchmark holds 23.3 MB
+beyond its logs instead of 25.7 (means of six and twelve runs).
 
 And every :data:`TRIM_EVERY_S` one task asks glibc how much of its heap is free
 (``mallinfo2``) and, when that is at least :data:`TRIM_AT_BYTES`, calls ``malloc_trim(0)``,
