@@ -1,8 +1,10 @@
 """A viewer: one WebSocket, its two outbound lanes, its cursors, and its one writer task.
 
-Once a connection is registered, nothing but its writer task sends on the socket (before
-that, the session alone has it: a ``pong`` while signing in, then ``connected``). The
-writer is fed by two lanes:
+Once a connection is registered, nothing but its writer task sends data frames on the
+socket (before that, the session alone has it: a ``pong`` while signing in, then
+``connected``). Control frames, the heartbeat's pings and the pongs answering the client's,
+go out whole beside them, as aiohttp's own heartbeat and autoping send theirs. The writer is
+fed by two lanes:
 
 * ``urgent``: frames that need no order relative to a reply (``pong``, ``error`` about a
   client frame, ``broadcast``, ``token_expiring``); sent as soon as the socket can take them;
