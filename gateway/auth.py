@@ -119,11 +119,7 @@ _POOL_BYTES = 3 * 1024  # a multiple of 3: 4 096 characters, no padding
 _pools: dict[int, deque[str]] = {}  # by token length
 
 
-def _drop_pools() -> None:
-    _pools.clear()
-
-
-os.register_at_fork(after_in_child=_drop_pools)
+os.register_at_fork(after_in_child=_pools.clear)
 
 
 def anonymous_id(cookie: str | None) -> str | None:

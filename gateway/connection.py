@@ -297,9 +297,13 @@ class Connection:
         (it is not reading), as aiohttp's heartbeat does; the receive loop then ends."""
         self.close_code = WSCloseCode.ABNORMAL_CLOSURE
         self.detach_all()
-        transport = self.ws._req.transport if self.ws._req is not None else None
+        transport = self._transport()
         if transport is not None:
             transport.close()
+
+    def _transport(self) -> asyncio.Transport | None:
+        req = self.ws._req  # aiohttp's request; its transport is the socket's
+        return req.transport if req is not None else None
 
     def detach_all(self) -> None:
         """Let go of every reply this socket follows (the socket is going away)."""
@@ -319,7 +323,7 @@ class Connection:
             code, reason = error.close_code, error.reason
         self.close_code = code
         self.detach_all()
-        transport = self.ws._req.transport if self.ws._req is not None else None
+        transport = self._transport()
         try:
             async with asyncio.timeout(CLOSE_FLUSH_S):
                 await self.ws.close(code=code, message=reason.encode())

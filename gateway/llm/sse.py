@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_STATUS_PREFIX = "HTTP_STATUS/"
-_STATUS_COMMENT = b":" + _STATUS_PREFIX.encode()
+_STATUS_COMMENT = b":HTTP_STATUS/"
 
 
 @dataclass(slots=True)
@@ -146,12 +145,8 @@ class SSEDecoder:
             elif first == 0x65 and line.startswith(b"event:"):  # e
                 self._has_fields = True
                 self._event = line[7 if line[6:7] == b" " else 6 :].decode("utf-8", "replace")
-            elif first == 0x3A:  # ":" a comment; DashScope's carry the event's HTTP status
-                if line.startswith(_STATUS_COMMENT):
-                    code = line[len(_STATUS_COMMENT) :].strip()
-                    if code.isdigit():
-                        self._status = int(code)
-                        self._has_fields = True
+            elif first == 0x3A:  # ":" a comment
+                self._comment(line)
             elif first == 0x69 and line.startswith(b"id:"):  # i
                 self._has_fields = True
                 value = line[4 if line[3:4] == b" " else 3 :]
@@ -161,18 +156,22 @@ class SSEDecoder:
                 with memoryview(line) as view:
                     self._line(view, events)
 
+    def _comment(self, line: bytes | bytearray | memoryview) -> None:
+        """A comment line (``:`` first); DashScope's ``:HTTP_STATUS/429`` carries the
+        event's HTTP status, read in bytes (an ASCII number) on both paths."""
+        if line[: len(_STATUS_COMMENT)] == _STATUS_COMMENT:
+            code = bytes(line[len(_STATUS_COMMENT) :]).strip()
+            if code.isdigit():
+                self._status = int(code)
+                self._has_fields = True
+
     def _line(self, raw: memoryview, events: list[SSEEvent]) -> None:
         """One line: the field name is split off in bytes, so a long value is decoded once."""
         if not raw:
             self._dispatch(events)
             return
         if raw[0] == 0x3A:  # ":" a comment
-            comment = str(raw[1:], "utf-8", "replace")
-            if comment.startswith(_STATUS_PREFIX):
-                code = comment[len(_STATUS_PREFIX) :].strip()
-                if code.isdigit():
-                    self._status = int(code)
-                    self._has_fields = True
+            self._comment(raw)
             return
         colon = _find_colon(raw)
         if colon < 0:
