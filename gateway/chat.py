@@ -255,7 +255,7 @@ class Chat:
                 "type": "user_message",
                 "id": msg.id,
                 "conversation_id": conv.id,
-                "user": conn.user,
+                "user": conn.public_user or conn.user,
                 "text": msg.text,
                 "ts": protocol.now_iso(),
             }

@@ -95,6 +95,8 @@ class AuthConfig:
     audience: str = ""
     issuer: str = ""
     auth_timeout_s: float = 10.0
+    # Signs anonymous credentials; empty: made at start (memory) or once, kept in Redis.
+    anonymous_secret: Secret = Secret("")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +231,8 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
         raise ConfigError("auth.jwt_secret: required when auth.required is true")
     if auth.jwt_secret and len(auth.jwt_secret.reveal().encode()) < 32:
         raise ConfigError("auth.jwt_secret: must be at least 32 bytes (RFC 7518 section 3.2)")
+    if auth.anonymous_secret and len(auth.anonymous_secret.reveal().encode()) < 32:
+        raise ConfigError("auth.anonymous_secret: must be at least 32 bytes")
     for alg in auth.algorithms:
         if alg.lower() == "none":
             raise ConfigError("auth.algorithms: 'none' is not allowed")

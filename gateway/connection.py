@@ -107,6 +107,7 @@ class Connection:
     send_timeout_s: float
     max_delta_chars: int
     admin: bool = False
+    public_user: str = ""  # what others see of ``user`` (Identity.shown); empty: ``user``
     created_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.time)
     # The heartbeat (Registry.keep_alive), in time.monotonic(): when a frame (a pong too)
@@ -184,7 +185,7 @@ class Connection:
     def info(self) -> dict[str, Any]:
         return {
             "connection_id": self.connection_id,
-            "user": self.user,
+            "user": self.public_user or self.user,
             "assistant": self.assistant,
             "session_type": self.session_type,
             "conversation_id": self.conversation_id,

@@ -35,6 +35,8 @@ class ConnectionContext(Protocol):
     def conversation_id(self) -> str: ...
     @property
     def user(self) -> str: ...
+    @property
+    def public_user(self) -> str: ...
 
 
 # A socket's context is one variable holding the connection, not three structlog keys:
@@ -66,7 +68,7 @@ def _expand_connection(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]
         # setdefault: like merge_contextvars, a key the line or its logger binds wins.
         event.setdefault("connection_id", conn.connection_id)
         event.setdefault("conversation_id", conn.conversation_id)
-        event.setdefault("user", conn.user)
+        event.setdefault("user", conn.public_user or conn.user)  # never an anonymous private id
     return event
 
 

@@ -17,7 +17,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from . import logs, protocol
-from .auth import Identity, origin_allowed, verify_token
+from .auth import AnonymousIds, Identity, identify, origin_allowed
 from .chat import Chat
 from .config import Config
 from .connection import Connection
@@ -50,17 +50,34 @@ class Handshake:
     origin: str | None
     host: str
     token: str | None
-    anonymous_id: str
+    anonymous: Identity | None  # the cookie's (or a fresh) one; None: Redis was down
     instance: str
+    auth_frame: bool = False  # ?auth=frame: the client sends its token in a first frame
 
 
 class ChatSession:
-    __slots__ = ("_token_watch", "chat", "config", "conn", "conv", "identity", "registry", "ws")
+    __slots__ = (
+        "_token_watch",
+        "anonymous",
+        "chat",
+        "config",
+        "conn",
+        "conv",
+        "identity",
+        "registry",
+        "ws",
+    )
 
     def __init__(
-        self, config: Config, chat: Chat, registry: Registry, ws: web.WebSocketResponse
+        self,
+        config: Config,
+        chat: Chat,
+        registry: Registry,
+        ws: web.WebSocketResponse,
+        anonymous: AnonymousIds,
     ) -> None:
         self.config = config
+        self.anonymous = anonymous
         self.chat = chat
         self.registry = registry
         self.ws = ws
@@ -94,9 +111,11 @@ class ChatSession:
         if not origin_allowed(hs.origin, hs.host, allowed):
             raise Forbidden("this site may not use this assistant")
         if hs.token is not None:
-            return verify_token(auth, hs.token)
-        if not auth.required:
-            return Identity(user=hs.anonymous_id, anonymous=True)
+            return await identify(auth, self.anonymous, hs.token)
+        if not auth.required and not hs.auth_frame:
+            if hs.anonymous is None:
+                raise StoreUnavailable()
+            return hs.anonymous
         # The page and the widget send {"type":"auth"} first; only ping is answered before it.
         deadline = time.monotonic() + auth.auth_timeout_s
         while True:
@@ -124,7 +143,7 @@ class ChatSession:
                 await self.ws.send_str(protocol.pong_frame())
                 continue
             if isinstance(frame, protocol.Auth):
-                return verify_token(auth, frame.token)
+                return await identify(auth, self.anonymous, frame.token)
             raise Unauthorized("send an auth frame first")
 
     async def _open(self, hs: Handshake, identity: Identity) -> None:
@@ -137,6 +156,7 @@ class ChatSession:
             connection_id=new_id("c"),
             user=identity.user,
             admin=identity.admin,
+            public_user=identity.shown,
             assistant=hs.assistant,
             session_type=hs.session_type,
             conversation_id=conv.id,
@@ -192,7 +212,7 @@ class ChatSession:
             conversation_id=self.conv.id,
             assistant=conn.assistant,
             session_type=conn.session_type,
-            user=conn.user,
+            user=conn.public_user,
             heartbeat_s=config.server.heartbeat_s,
             model=config.assistant_model(conn.assistant),
             offline_demo=config.offline_demo,
@@ -257,13 +277,14 @@ class ChatSession:
     async def _reauthenticate(self, token: str) -> None:
         """A fresh token on a live connection: same user, or an anonymous one signing in."""
         assert self.conn is not None and self.identity is not None
-        identity = verify_token(self.config.auth, token)
+        identity = await identify(self.config.auth, self.anonymous, token)
         switched = identity.user != self.identity.user
         if switched:
             if not self.identity.anonymous or self.conv is None or self.conv.messages:
                 raise BadRequest("the token is for another user; reconnect to switch users")
             await self.chat.conversations.transfer(self.conv, identity.user)
             self.registry.rename(self.conn, identity.user)  # the logs' user follows conn.user
+            self.conn.public_user = identity.shown
         self.identity = identity
         self.conn.admin = identity.admin
         self._watch_token()

@@ -40,12 +40,14 @@ def test_a_connections_lines_carry_its_ids_and_its_current_user() -> None:
     """bind_connection: every line names the connection, conversation and (current) user;
     a key the line passes wins; clear_contextvars (a reply's task) and unbind drop them."""
     log, capture = _capturing_logger()
-    conn = SimpleNamespace(connection_id="c-1", conversation_id="conv-1", user="anon-1")
+    conn = SimpleNamespace(
+        connection_id="c-1", conversation_id="conv-1", user="anon-private", public_user="anon-1"
+    )
 
     def run() -> None:
         logs.bind_connection(conn)
         log.info("connected")
-        conn.user = "alice"  # re-authenticated: Registry.rename sets conn.user
+        conn.user = conn.public_user = "alice"  # re-authenticated: the session sets both
         log.info("switched")
         log.info("explicit", user="bob")
         structlog.contextvars.clear_contextvars()
@@ -70,7 +72,7 @@ def test_a_connections_lines_carry_its_ids_and_its_current_user() -> None:
 async def test_tasks_a_connection_starts_log_with_its_context() -> None:
     """A task started by the socket's task (its writer, a token watch) inherits the binding."""
     log, capture = _capturing_logger()
-    conn = SimpleNamespace(connection_id="c-2", conversation_id="conv-2", user="u")
+    conn = SimpleNamespace(connection_id="c-2", conversation_id="conv-2", user="u", public_user="")
 
     async def socket_task() -> None:
         logs.bind_connection(conn)

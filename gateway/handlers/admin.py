@@ -14,8 +14,10 @@ from ..registry import Registry
 from ..stores.interfaces import Event, EventHandler
 
 
-def _admin(request: web.Request) -> Identity:
-    identity = request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
+async def _admin(request: web.Request) -> Identity:
+    identity = await request_identity(
+        request.app[keys.CONFIG].auth, request.app[keys.ANONYMOUS], request.headers, request.cookies
+    )
     if not identity.admin:
         raise Forbidden("admins only")
     return identity
@@ -38,7 +40,7 @@ async def list_assistants(request: web.Request) -> web.Response:
 
 
 async def list_connections(request: web.Request) -> web.Response:
-    _admin(request)
+    await _admin(request)
     connections = await request.app[keys.BACKENDS].presence.connections()  # every instance
     return web.json_response(
         {
@@ -54,7 +56,7 @@ _BROADCAST_FIELDS = {"message", "assistant", "conversation_id", "user"}
 
 
 async def broadcast(request: web.Request) -> web.Response:
-    await check_rate(request, _admin(request))
+    await check_rate(request, await _admin(request))
     try:
         body: Any = await request.json()
     except ValueError:
@@ -77,10 +79,14 @@ async def broadcast(request: web.Request) -> web.Response:
     return web.json_response({"status": "accepted", "delivered": delivered}, status=202)
 
 
+_FILTERED = {"user": "public_user"}
+
+
 def deliver_broadcast(registry: Registry, frame: str, filters: dict[str, str]) -> int:
     delivered = 0
     for conn in registry:
-        if all(getattr(conn, k) == v for k, v in filters.items()):
+        # "user": the id the connections list shows (an anonymous user's public id)
+        if all(getattr(conn, _FILTERED.get(k, k)) == v for k, v in filters.items()):
             conn.send(frame)
             delivered += 1
     return delivered

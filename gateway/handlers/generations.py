@@ -30,7 +30,9 @@ def status(reply: ReplyLog) -> dict[str, Any]:
 
 
 async def _find(request: web.Request) -> ReplyLog:
-    identity = request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
+    identity = await request_identity(
+        request.app[keys.CONFIG].auth, request.app[keys.ANONYMOUS], request.headers, request.cookies
+    )
     reply = await request.app[keys.CHAT].replies.find(request.match_info["message_id"])
     if reply is None:
         raise NotFound("no such generation, or it has expired")

@@ -15,8 +15,9 @@ import jinja2
 from aiohttp import web
 
 from .. import keys
-from ..auth import ANON_COOKIE, anonymous_id, new_anonymous_id
-from .chat import set_anonymous_cookie
+from ..auth import request_identity
+from ..errors import Forbidden, Unauthorized
+from .chat import anonymous_caller
 
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"
@@ -29,7 +30,7 @@ _CSP = (
 )
 
 
-def _page(request: web.Request, *, widget: bool) -> web.Response:
+async def _page(request: web.Request, *, widget: bool) -> web.Response:
     config = request.app[keys.CONFIG]
     name = request.query.get("assistant", "default")
     assistant = config.assistants.get(name)
@@ -54,17 +55,36 @@ def _page(request: web.Request, *, widget: bool) -> web.Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
-    if anonymous_id(request.cookies.get(ANON_COOKIE)) is None:
-        set_anonymous_cookie(response, new_anonymous_id(), request)
+    if not config.auth.required:
+        await anonymous_caller(request, response)
     return response
 
 
 async def chat_page(request: web.Request) -> web.Response:
-    return _page(request, widget=False)
+    return await _page(request, widget=False)
 
 
 async def widget_page(request: web.Request) -> web.Response:
-    return _page(request, widget=True)
+    return await _page(request, widget=True)
+
+
+async def anonymous_token(request: web.Request) -> web.Response:
+    """``POST /api/v1/anonymous``: an anonymous credential for a page or an iframe that cannot
+    keep a cookie (the widget on another site), to send in its first ``auth`` frame. The
+    caller's own when it already has one (cookie or bearer), else a fresh one."""
+    config = request.app[keys.CONFIG]
+    if config.auth.required:
+        raise Forbidden("this gateway does not accept anonymous users")
+    anonymous = request.app[keys.ANONYMOUS]
+    try:
+        identity = await request_identity(config.auth, anonymous, request.headers, request.cookies)
+    except Unauthorized:
+        identity = None
+    if identity is None or not identity.anonymous:
+        token, identity = await anonymous.issue()
+    else:
+        token = await anonymous.token_for(identity)
+    return web.json_response({"token": token, "user": identity.shown})
 
 
 async def embed_script(request: web.Request) -> web.FileResponse:
@@ -81,4 +101,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", chat_page)
     app.router.add_get("/widget", widget_page)
     app.router.add_get("/embed.js", embed_script)
+    app.router.add_post("/api/v1/anonymous", anonymous_token)
     app.router.add_static("/static/", STATIC, append_version=False)

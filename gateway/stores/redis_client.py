@@ -17,6 +17,7 @@ Keys (``P`` is ``redis.key_prefix``)::
     P instances               zset   instance id scored by its last heartbeat
     P rate:{user}             hash   token bucket
     P events                  pub/sub channel for every cross-instance event
+    P anonymous_secret        string signs anonymous credentials (set once, NX; no expiry)
 
 Every conversation key expires ``redis.history_ttl_s`` after its last write; reply keys
 ``limits.resume_window_s`` after the reply ends.
@@ -116,3 +117,7 @@ class KeySpace:
     @property
     def events(self) -> str:
         return f"{self.prefix}events"
+
+    @property
+    def anonymous_secret(self) -> str:
+        return f"{self.prefix}anonymous_secret"

@@ -231,3 +231,19 @@ async def test_thirty_rooms_spanning_instances_stream_exactly_at_once(instances)
     for i, (mine, theirs) in enumerate(results):
         assert mine.text == theirs.text and f"room {i}" in mine.text
         assert mine.end["seq"] == theirs.end["seq"] == 50
+
+
+async def test_a_generated_anonymous_secret_is_shared_through_redis(instances) -> None:
+    """No auth.anonymous_secret: the first instance keeps one in Redis (SET NX), so a
+    credential issued by a is the same identity on b; the cookie's value is not the id."""
+    a, b = await instances()
+    resp = await a.client.post("/api/v1/anonymous")
+    body = await resp.json()
+    b.client.session.cookie_jar.clear()
+    ws = await b.client.ws_connect("/api/v1/assistants/default/ws", params={"auth": "frame"})
+    await ws.send_json({"type": "auth", "token": body["token"]})
+    connected = await ws.receive_json(timeout=5)
+    assert connected["type"] == "connected" and connected["user"] == body["user"]
+    assert body["user"] not in body["token"]
+    await ws.close()
+
