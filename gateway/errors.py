@@ -13,7 +13,8 @@
     │   ├── Busy                      busy              -    409   yes
     │   ├── RateLimited               rate_limited      -    429   yes
     │   ├── ResumeUnavailable         resume_unavailable -   404   no
-    │   └── NotFound                  not_found         -    404   no
+    │   ├── NotFound                  not_found         -    404   no
+    │   └── NotAllowed                forbidden         -    403   no   (the socket stays open)
     ├── Refusal                       (ends the connection, or refuses a request)
     │   ├── Unauthorized              unauthorized     1008  401   no
     │   ├── Forbidden                 forbidden        1008  403   no
@@ -114,6 +115,15 @@ class NotFound(ClientError):
     code = "not_found"
     http_status = 404
     default_message = "not found"
+
+
+class NotAllowed(ClientError):
+    """A frame the caller may not send here (a member's ``reset``): refused, nothing changes,
+    the connection stays open. (:class:`Forbidden` ends the connection.)"""
+
+    code = "forbidden"
+    http_status = 403
+    default_message = "not allowed"
 
 
 # -- refusals that end a connection --------------------------------------------------------

@@ -28,6 +28,7 @@ from .errors import (
     Forbidden,
     GatewayError,
     InternalError,
+    NotAllowed,
     Refusal,
     StoreUnavailable,
     TokenExpired,
@@ -262,6 +263,8 @@ class ChatSession:
                 case protocol.Resume():
                     await self.chat.resume(conn, conv, frame)
                 case protocol.Reset():
+                    if conv.owner != conn.user and not conn.admin:  # REST's rule
+                        raise NotAllowed("only the owner or an admin may reset a conversation")
                     await self.chat.reset(conv)
                 case protocol.Ping():
                     conn.send(protocol.pong_frame())

@@ -170,3 +170,37 @@ def test_random_tokens_are_urlsafe_unique_and_of_the_asked_length() -> None:
     tokens = [random_token(16) for _ in range(2000)] + [random_token(22) for _ in range(2000)]
     assert len(set(tokens)) == len(tokens)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{16}|[A-Za-z0-9_-]{22}", t) for t in tokens)
+
+
+async def _history(gw, conv: str, sub: str) -> tuple[int, list[str]]:
+    resp = await gw.client.get(
+        f"/api/v1/conversations/{conv}/messages",
+        headers={"Authorization": f"Bearer {make_token(sub)}"},
+    )
+    body = await resp.json()
+    return resp.status, [m["role"] for m in body.get("messages", [])]
+
+
+async def test_only_the_owner_or_an_admin_resets_a_room_over_the_socket(gateway) -> None:
+    """A room member's reset gets error forbidden and history stays; the owner's and an
+    admin's reset clear it (REST's rule, on the socket)."""
+    gw = await gateway()
+    owner = await gw.chat(token=make_token("alice"), session_type="group", conversation_id="r3")
+    await owner.ask("keep this sim:tokens=3 sim:delay_ms=0")
+    member = await gw.chat(token=make_token("bob"), session_type="group", conversation_id="r3")
+    await member.send(type="reset")
+    error = await member.recv_type("error")
+    assert error["code"] == "forbidden" and error["retryable"] is False
+    assert await _history(gw, "r3", "alice") == (200, ["user", "assistant"])
+    await member.send(type="ping")
+    assert (await member.recv_type("pong"))["type"] == "pong"  # still open
+    admin = await gw.chat(
+        token=make_token("root", admin=True), session_type="group", conversation_id="r3"
+    )
+    await admin.send(type="reset")
+    assert (await owner.recv_type("history_cleared"))["conversation_id"] == "r3"
+    assert await _history(gw, "r3", "alice") == (200, [])
+    await owner.ask("again sim:tokens=3 sim:delay_ms=0")
+    await owner.send(type="reset")
+    await owner.recv_type("history_cleared")
+    assert await _history(gw, "r3", "alice") == (200, [])
