@@ -121,10 +121,6 @@ class ConversationStore(Protocol):
         """Make ``message_id`` the running reply unless one runs (or the id was seen)."""
         ...
 
-    async def transfer(self, conversation: Conversation, user: str) -> None:
-        """An empty anonymous conversation becomes a signed-in user's (re-authentication)."""
-        ...
-
     async def end_reply(self, conversation: Conversation, message_id: str) -> None: ...
 
     async def clear(self, conversation: Conversation) -> None: ...
@@ -196,10 +192,6 @@ class MemoryConversationStore:
         conversation.running = message_id
         conversation.replies_by_client_id[client_id] = message_id
         return Claim("started", previous)
-
-    async def transfer(self, conversation: Conversation, user: str) -> None:
-        conversation.owner = user
-        conversation.members = {user}
 
     async def end_reply(self, conversation: Conversation, message_id: str) -> None:
         if conversation.running == message_id:

@@ -278,14 +278,18 @@ class ChatSession:
             conn.send(protocol.error_frame(exc, reply_to=reply_to))
 
     async def _reauthenticate(self, token: str) -> None:
-        """A fresh token on a live connection: same user, or an anonymous one signing in."""
-        assert self.conn is not None and self.identity is not None
+        """A fresh token on a live connection. It changes who the caller is, never who owns
+        or belongs to the conversation: a new user stays in it only where a new connection of
+        theirs could (a room joins them; someone else's person conversation refuses)."""
+        assert self.conn is not None and self.identity is not None and self.conv is not None
         identity = await identify(self.config.auth, self.anonymous, token)
         switched = identity.user != self.identity.user
         if switched:
-            if not self.identity.anonymous or self.conv is None or self.conv.messages:
-                raise BadRequest("the token is for another user; reconnect to switch users")
-            await self.chat.conversations.transfer(self.conv, identity.user)
+            conv = self.conv
+            if conv.session_type == "group":
+                await self.chat.conversations.join(conv, identity.user)
+            elif conv.owner != identity.user and not identity.admin:
+                raise NotAllowed("the token is for another user; reconnect to switch users")
             self.registry.rename(self.conn, identity.user)  # the logs' user follows conn.user
             self.conn.public_user = identity.shown
         self.identity = identity

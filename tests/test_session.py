@@ -204,3 +204,42 @@ async def test_only_the_owner_or_an_admin_resets_a_room_over_the_socket(gateway)
     await owner.send(type="reset")
     await owner.recv_type("history_cleared")
     assert await _history(gw, "r3", "alice") == (200, [])
+
+
+async def test_signing_in_inside_a_room_takes_nothing_from_its_owner(gateway) -> None:
+    """An anonymous member of alice's empty room sends an auth frame with bob's token: bob
+    joins as a member; alice still owns the room and is still in it."""
+    gw = await gateway()
+    alice = await gw.chat(token=make_token("alice"), session_type="group", conversation_id="r4")
+    gw.client.session.cookie_jar.clear()
+    intruder = await gw.chat(session_type="group", conversation_id="r4")
+    assert intruder.connected["user"].startswith("anon-")
+    await intruder.send(type="auth", token=make_token("bob"))
+    assert (await intruder.recv_type("connected"))["user"] == "bob"
+    assert await _history(gw, "r4", "alice") == (200, [])
+    listed = await gw.client.get(
+        "/api/v1/conversations", headers={"Authorization": f"Bearer {make_token('alice')}"}
+    )
+    assert [c["id"] for c in await listed.json()] == ["r4"]
+    await alice.ask("still mine sim:tokens=3 sim:delay_ms=0")
+    assert (await _history(gw, "r4", "alice"))[1] == ["user", "assistant"]
+    await intruder.send(type="reset")
+    assert (await intruder.recv_type("error"))["code"] == "forbidden"
+
+
+async def test_signing_in_inside_an_anonymous_person_conversation_is_refused(gateway) -> None:
+    """Someone else's token in an anonymous person conversation: error forbidden, nothing
+    changes (the page sends its token first, with ?auth=frame, instead)."""
+    gw = await gateway()
+    anon = await gw.chat()
+    await anon.send(type="auth", token=make_token("bob"))
+    error = await anon.recv_type("error")
+    assert error["code"] == "forbidden" and "reconnect" in error["message"]
+    reply = await anon.ask("still anonymous sim:tokens=3 sim:delay_ms=0")
+    assert reply.end["type"] == "done"
+    assert (await _history(gw, anon.connected["conversation_id"], "bob"))[0] == 403
+    gw.client.session.cookie_jar.clear()
+    ws = await gw.client.ws_connect("/api/v1/assistants/default/ws", params={"auth": "frame"})
+    await ws.send_json({"type": "auth", "token": make_token("bob")})
+    assert (await ws.receive_json(timeout=5))["user"] == "bob"
+    await ws.close()

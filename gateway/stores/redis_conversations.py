@@ -203,21 +203,6 @@ class RedisConversationStore:
             await pipe.execute()
         conversation.members.add(user)
 
-    async def transfer(self, conversation: Conversation, user: str) -> None:
-        k = self._k
-        with guarded():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(k.conv(conversation.id), "owner", user)
-            pipe.delete(k.members(conversation.id))
-            pipe.sadd(k.members(conversation.id), user)
-            pipe.expire(k.members(conversation.id), self._ttl)
-            pipe.zrem(k.user_convs(conversation.owner), conversation.id)
-            pipe.zadd(k.user_convs(user), {conversation.id: time.time()})
-            pipe.expire(k.user_convs(user), self._ttl)
-            await pipe.execute()
-        conversation.owner = user
-        conversation.members = {user}
-
     async def for_user(self, user: str) -> list[Conversation]:
         k = self._k
         with guarded():
