@@ -28,6 +28,7 @@ from .config import Config
 from .errors import StoreUnavailable
 from .handlers import admin, chat, conversations, generations, health, pages
 from .handlers.errors import json_errors
+from .handlers.origins import same_site_writes
 from .llm.client import make_session, make_upstream
 from .llm.simulator import start_simulator
 from .metrics import Metrics
@@ -193,7 +194,7 @@ async def _close_sockets(app: web.Application) -> None:
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        client_max_size=config.limits.max_request_bytes, middlewares=[json_errors]
+        client_max_size=config.limits.max_request_bytes, middlewares=[json_errors, same_site_writes]
     )
     app[keys.CONFIG] = config
     app[keys.INSTANCE_ID] = config.server.instance_id or f"{socket.gethostname()}:{os.getpid()}"
