@@ -78,6 +78,8 @@ def verify_token(config: AuthConfig, token: str) -> Identity:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("the token has no subject")
+    if sub.startswith("anon-"):  # anonymous ids' namespace: no token may name (or mimic) one
+        raise Unauthorized("the token's subject starts with anon-, which is reserved")
     return Identity(user=sub, admin=claims.get("role") == "admin", expires_at=float(claims["exp"]))
 
 

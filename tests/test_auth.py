@@ -156,3 +156,18 @@ async def test_a_configured_secret_is_shared_and_never_shown(gateway) -> None:
     ]
     assert secret not in repr(a.config.auth)
     assert a.app[keys.ANONYMOUS] is not b.app[keys.ANONYMOUS]
+
+
+async def test_no_token_may_take_an_anonymous_name(gateway) -> None:
+    """A JWT whose sub starts with anon- (a member's public id, say) is refused: no signed-in
+    user can pose as, or own the conversations of, an anonymous one."""
+    gw = await gateway()
+    shown = (await (await gw.client.post("/api/v1/anonymous")).json())["user"]
+    ws = await gw.client.ws_connect("/api/v1/assistants/default/ws", params={"auth": "frame"})
+    sock = ChatSocket(ws)
+    await sock.send(type="auth", token=make_token(shown))
+    assert await sock.closed() == (1008, "unauthorized")
+    resp = await gw.client.get(
+        "/api/v1/conversations", headers={"Authorization": f"Bearer {make_token(shown)}"}
+    )
+    assert resp.status == 401
