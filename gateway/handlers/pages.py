@@ -8,6 +8,7 @@ the assistant's ``allowed_origins`` (``Content-Security-Policy: frame-ancestors`
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from .. import keys
 from ..auth import request_identity
-from ..errors import Forbidden, Unauthorized
+from ..errors import Forbidden, StoreUnavailable, Unauthorized
 from .chat import anonymous_caller
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -56,7 +57,9 @@ async def _page(request: web.Request, *, widget: bool) -> web.Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
     if not config.auth.required:
-        await anonymous_caller(request, response)
+        # Redis down: the page still loads; the socket's upgrade sets the cookie later.
+        with contextlib.suppress(StoreUnavailable):
+            await anonymous_caller(request, response)
     return response
 
 
