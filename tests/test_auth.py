@@ -96,7 +96,7 @@ async def test_widget_token_from_rest_works_in_the_first_auth_frame(gateway) -> 
     gw = await gateway()
     gw.client.session.cookie_jar.clear()
     resp = await gw.client.post("/api/v1/anonymous", headers={"Cookie": ""})
-    assert resp.status == 200
+    assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
     body = await resp.json()
     token, public = body["token"], body["user"]
     assert token.startswith("gwa1.") and public.startswith("anon-")

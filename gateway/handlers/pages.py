@@ -87,7 +87,9 @@ async def anonymous_token(request: web.Request) -> web.Response:
         token, identity = await anonymous.issue()
     else:
         token = await anonymous.token_for(identity)
-    return web.json_response({"token": token, "user": identity.shown})
+    return web.json_response(
+        {"token": token, "user": identity.shown}, headers={"Cache-Control": "no-store"}
+    )
 
 
 async def embed_script(request: web.Request) -> web.FileResponse:
