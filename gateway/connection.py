@@ -259,7 +259,11 @@ class Connection:
                 continue
             # Only the UTF-8 payload is held while the send waits for the peer: the frame's
             # str (up to 4 bytes a character) and the merged text are let go first.
-            payload, merged = item[0].encode("utf-8"), item[1]
+            try:
+                payload, merged = item[0].encode("utf-8"), item[1]
+            except UnicodeEncodeError:  # a lone surrogate got past the input checks: a bug
+                log.error("a frame held a lone surrogate; sent with '?' in its place")
+                payload, merged = item[0].encode("utf-8", "replace"), item[1]
             item = None
             self.sending_since = loop.time()
             try:
