@@ -31,7 +31,8 @@ def status(reply: ReplyLog) -> dict[str, Any]:
 
 async def _find(request: web.Request) -> ReplyLog:
     identity = request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
-    reply = await request.app[keys.CHAT].replies.find(request.match_info["message_id"])
+    message_id = protocol.check_id(request.match_info["message_id"], "the message id")
+    reply = await request.app[keys.CHAT].replies.find(message_id)
     if reply is None:
         raise NotFound("no such generation, or it has expired")
     if reply.owner != identity.user and not identity.admin:
