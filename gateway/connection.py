@@ -39,6 +39,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from . import protocol
 from .errors import GatewayError, SlowConsumer
+from .framing import MaskedSocket
 from .replies import ReplyLog, ReplyState
 
 log = structlog.get_logger("gateway.connection")
@@ -60,8 +61,9 @@ _INIT_ATTRS = (
 )  # fmt: skip
 
 
-class GatewaySocket(web.WebSocketResponse):
-    """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's."""
+class GatewaySocket(MaskedSocket):
+    """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's.
+    Unmasked client frames close it with 1002 (:class:`~gateway.framing.MaskedSocket`)."""
 
     __slots__ = tuple(
         name

@@ -11,6 +11,7 @@ from aiohttp import web
 from .. import keys, protocol
 from ..auth import request_identity
 from ..errors import Forbidden, GatewayError, NotFound
+from ..framing import MaskedSocket
 from ..replies import ReplyLog
 
 WATCH_INTERVAL_S = 1.0
@@ -45,7 +46,7 @@ async def get_generation(request: web.Request) -> web.Response:
 
 
 async def watch_generation(request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(compress=False, max_msg_size=4096)
+    ws = MaskedSocket(compress=False, max_msg_size=4096)
     await ws.prepare(request)
     try:
         reply = await _find(request)
