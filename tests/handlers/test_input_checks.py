@@ -77,3 +77,37 @@ async def test_every_bad_broadcast_body_gets_a_json_error(
     assert resp.status == status
     error = (await resp.json())["error"]
     assert error["code"] == code and fragment in error["message"]
+
+
+@pytest.mark.parametrize(
+    "value", [b"Bearer \xff\xfe", b"Bearer \xed\xa0\x80", "Bearer é".encode()], ids=str
+)
+async def test_a_token_that_is_not_ascii_is_a_401_not_a_500(gateway, value: bytes) -> None:
+    """aiohttp hands header bytes that are not UTF-8 on as lone surrogates: such a token is
+    refused as unauthorized, on REST and on the socket handshake."""
+    import asyncio
+
+    gw = await gateway()
+    upgrade = (
+        b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    )
+    for path, extra in (
+        (b"/api/v1/conversations", b"Connection: close\r\n"),
+        (b"/api/v1/assistants/default/ws", upgrade),
+    ):
+        reader, writer = await asyncio.open_connection(gw.client.host, gw.client.port)
+        writer.write(
+            b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"Authorization: " + value
+        )
+        writer.write(b"\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        if extra == upgrade:  # upgraded, then the close frame: 1008 unauthorized
+            assert b" 101 " in head.split(b"\r\n")[0]
+            close = await asyncio.wait_for(reader.readexactly(4), 10)
+            assert close[0] == 0x88 and close[2:4] == (1008).to_bytes(2, "big")
+        else:
+            assert b" 401 " in head.split(b"\r\n")[0]
+            assert b'"unauthorized"' in await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        await writer.wait_closed()
