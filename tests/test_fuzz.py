@@ -230,30 +230,39 @@ async def rest_fuzz(gw, values: list[Any]) -> list[int]:
         ):
             async with gw.client.request(method, path, headers=admin, json={}) as resp:
                 await check(resp)
+        for page in ("/", "/widget"):  # HTML, not JSON: a page or the missing-assistant page
+            async with gw.client.get(f"{page}?assistant={cid}&auth={cid}") as resp:
+                statuses.append(resp.status)
+                assert resp.status in (200, 404)
     return statuses
 
 
 async def handshake_fuzz(gw, values: list[Any]) -> list[int | None]:
-    """The socket's query parameters: each handshake either connects or closes with 1008."""
+    """The socket's path and query parameters: each handshake connects or closes with 1008."""
     codes: list[int | None] = []
     token = make_token("mallory")
-    for name in ("conversation_id", "session_type", "token"):
+    for name in ("assistant", "conversation_id", "session_type", "token"):
         for value in values:
             if not isinstance(value, str) or len(value) > 1000:
                 continue
             raw = quote(value.encode("utf-8", "surrogatepass"), safe="")
-            path = f"/api/v1/assistants/default/ws?session_type=group&{name}={raw}"
-            if name != "conversation_id":
-                path += "&conversation_id=hs-room"
-            async with gw.client.ws_connect(
-                path, headers={"Authorization": f"Bearer {token}"}
-            ) as ws:
-                msg = await ws.receive(timeout=15)
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    assert json.loads(msg.data)["type"] == "connected"
-                    codes.append(None)
-                else:
-                    codes.append(ws.close_code)
+            assistant = raw or "%20" if name == "assistant" else "default"
+            path = f"/api/v1/assistants/{assistant}/ws?session_type=group"
+            if name not in ("assistant", "conversation_id"):
+                path += f"&{name}={raw}"
+            path += f"&conversation_id={raw if name == 'conversation_id' else 'hs-room'}"
+            try:
+                async with gw.client.ws_connect(
+                    path, headers={"Authorization": f"Bearer {token}"}
+                ) as ws:
+                    msg = await ws.receive(timeout=15)
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        assert json.loads(msg.data)["type"] == "connected"
+                        codes.append(None)
+                    else:
+                        codes.append(ws.close_code)
+            except aiohttp.WSServerHandshakeError as exc:  # no such route: a braced name
+                codes.append(exc.status)
     return codes
 
 
@@ -313,4 +322,4 @@ async def test_hostile_input_everywhere_disturbs_nobody(gw) -> None:
         e["code"] for e in room.errors
     }
     assert max(statuses) < 500 and 400 in statuses and 202 in statuses
-    assert set(codes) <= {None, 1008} and 1008 in codes and None in codes
+    assert set(codes) <= {None, 1008, 404} and 1008 in codes and None in codes
