@@ -59,6 +59,8 @@ def mint_token(config: AuthConfig, sub: str, *, admin: bool = False, ttl_s: int 
 
 def verify_token(config: AuthConfig, token: str) -> Identity:
     """Check signature (algorithms pinned by config), ``exp``, ``aud``, ``iss``; or raise."""
+    if not token.isascii():  # a JWT is base64url and dots; aiohttp hands undecodable
+        raise Unauthorized("invalid token: not ASCII")  # header bytes on as surrogates
     key = config.jwt_public_key or (config.jwt_secret.reveal() if config.jwt_secret else "")
     if not key:
         raise Unauthorized("this gateway has no token key configured")

@@ -39,6 +39,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from . import protocol
 from .errors import GatewayError, SlowConsumer
+from .framing import MaskedSocket
 from .replies import ReplyLog, ReplyState
 
 log = structlog.get_logger("gateway.connection")
@@ -60,8 +61,9 @@ _INIT_ATTRS = (
 )  # fmt: skip
 
 
-class GatewaySocket(web.WebSocketResponse):
-    """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's."""
+class GatewaySocket(MaskedSocket):
+    """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's.
+    Unmasked client frames close it with 1002 (:class:`~gateway.framing.MaskedSocket`)."""
 
     __slots__ = tuple(
         name
@@ -260,7 +262,11 @@ class Connection:
                 continue
             # Only the UTF-8 payload is held while the send waits for the peer: the frame's
             # str (up to 4 bytes a character) and the merged text are let go first.
-            payload, merged = item[0].encode("utf-8"), item[1]
+            try:
+                payload, merged = item[0].encode("utf-8"), item[1]
+            except UnicodeEncodeError:  # a lone surrogate got past the input checks: a bug
+                log.error("a frame held a lone surrogate; sent with '?' in its place")
+                payload, merged = item[0].encode("utf-8", "replace"), item[1]
             item = None
             self.sending_since = loop.time()
             try:

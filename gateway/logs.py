@@ -3,7 +3,8 @@
 Context (``connection_id``, ``conversation_id``, ``message_id``, ``user``) is bound per
 connection and per reply with ``structlog.contextvars``; a connection's three keys are bound
 as one object (:func:`bind_connection`) and spelled out only when a line is emitted.
-:func:`redact` scrubs a URL's ``token`` query parameter before anything logs it.
+:func:`redact` scrubs a URL's ``token`` query parameter before anything logs it, and
+:class:`WithholdRequestText` keeps the bytes of a malformed request out of aiohttp's log.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 _TOKEN_IN_QUERY = re.compile(r"([?&](?:token|access_token|api_key)=)[^&\s\"]*", re.IGNORECASE)
@@ -82,6 +84,30 @@ def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and ("=" in value or "earer" in value):
             event[key] = redact(value)
     return event
+
+
+class WithholdRequestText(logging.Filter):
+    """aiohttp logs a request it cannot parse with the parser's error, which quotes the
+    offending bytes: a header line over the size limit is an ``Authorization``, ``Cookie`` or
+    request line (``?token=``) with the credential in it. This filter keeps the line and the
+    error's class and status and drops the quoted text and the traceback, whatever the
+    level and whoever configured logging (it sits on aiohttp's own logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = (
+                f"{record.getMessage()}: {type(exc).__name__}, HTTP {exc.code}"
+                " (the request's text is not logged)"
+            )
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+# On aiohttp's server logger from import on, not in :func:`configure`: a gateway whose
+# logging someone else set up (tests, an embedding program) must not log credentials either.
+logging.getLogger("aiohttp.server").addFilter(WithholdRequestText())
 
 
 def configure(level: str = "info", fmt: str = "auto") -> None:

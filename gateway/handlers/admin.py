@@ -9,9 +9,10 @@ from aiohttp import web
 
 from .. import keys, protocol
 from ..auth import Identity, request_identity
-from ..errors import BadRequest, Forbidden, RateLimited, Unprocessable
+from ..errors import Forbidden, RateLimited, Unprocessable
 from ..registry import Registry
 from ..stores.interfaces import Event, EventHandler
+from .errors import json_body
 
 
 async def _admin(request: web.Request) -> Identity:
@@ -57,10 +58,7 @@ _BROADCAST_FIELDS = {"message", "assistant", "conversation_id", "user"}
 
 async def broadcast(request: web.Request) -> web.Response:
     await check_rate(request, await _admin(request))
-    try:
-        body: Any = await request.json()
-    except ValueError:
-        raise BadRequest("the body must be JSON") from None
+    body: Any = await json_body(request)
     if not isinstance(body, dict):
         raise Unprocessable("the body must be a JSON object")
     unknown = sorted(set(body) - _BROADCAST_FIELDS)
@@ -69,9 +67,14 @@ async def broadcast(request: web.Request) -> web.Response:
     text = body.get("message")
     if not isinstance(text, str) or not text.strip():
         raise Unprocessable("field 'message' must be a non-empty string")
+    protocol.check_text(text, "message")
     filters = {k: body[k] for k in ("assistant", "conversation_id", "user") if k in body}
-    if any(not isinstance(v, str) for v in filters.values()):
-        raise Unprocessable("filters must be strings")
+    for name, value in filters.items():
+        if not isinstance(value, str):
+            raise Unprocessable(f"field {name!r} must be a string")
+        protocol.check_text(value, name)
+    if "conversation_id" in filters:
+        protocol.check_id(filters["conversation_id"], "field 'conversation_id'")
     frame = protocol.encode({"type": "broadcast", "message": text, "ts": protocol.now_iso()})
     delivered = deliver_broadcast(request.app[keys.REGISTRY], frame, filters)
     await request.app[keys.BACKENDS].bus.publish("broadcast", frame=frame, filters=filters)

@@ -6,7 +6,7 @@ import contextlib
 
 from aiohttp import web
 
-from .. import keys
+from .. import keys, protocol
 from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
 from ..connection import GatewaySocket
 from ..errors import StoreUnavailable
@@ -43,10 +43,16 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         if session_type not in ("person", "group"):
             await ws.close(code=1008, message=b"session_type must be person or group")
             return ws
+        conversation_id = request.query.get("conversation_id") or None
+        if conversation_id is not None and not protocol.valid_id(conversation_id):
+            await ws.close(
+                code=1008, message=f"conversation_id must be {protocol.ID_RULE}".encode()
+            )
+            return ws
         handshake = Handshake(
             assistant=request.match_info["assistant"],
             session_type="group" if session_type == "group" else "person",
-            conversation_id=request.query.get("conversation_id") or None,
+            conversation_id=conversation_id,
             origin=request.headers.get("Origin"),
             host=request.headers.get("X-Forwarded-Host", request.host),
             token=handshake_token(request.headers, request.query),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import keys
+from .. import keys, protocol
 from ..auth import Identity, request_identity
 from ..chat import history_status
 from ..conversations import Conversation
@@ -19,7 +19,8 @@ async def _identity(request: web.Request) -> Identity:
 
 
 async def _conversation(request: web.Request, identity: Identity) -> Conversation:
-    conv = await request.app[keys.CHAT].conversations.get(request.match_info["conversation_id"])
+    cid = protocol.check_id(request.match_info["conversation_id"], "the conversation id")
+    conv = await request.app[keys.CHAT].conversations.get(cid)
     if conv is None:
         raise NotFound("no such conversation")
     if not conv.may_view(identity.user, admin=identity.admin):

@@ -11,6 +11,7 @@ from aiohttp import web
 from .. import keys, protocol
 from ..auth import request_identity
 from ..errors import Forbidden, GatewayError, NotFound
+from ..framing import MaskedSocket
 from ..replies import ReplyLog
 
 WATCH_INTERVAL_S = 1.0
@@ -33,7 +34,8 @@ async def _find(request: web.Request) -> ReplyLog:
     identity = await request_identity(
         request.app[keys.CONFIG].auth, request.app[keys.ANONYMOUS], request.headers, request.cookies
     )
-    reply = await request.app[keys.CHAT].replies.find(request.match_info["message_id"])
+    message_id = protocol.check_id(request.match_info["message_id"], "the message id")
+    reply = await request.app[keys.CHAT].replies.find(message_id)
     if reply is None:
         raise NotFound("no such generation, or it has expired")
     if reply.owner != identity.user and not identity.admin:
@@ -46,7 +48,7 @@ async def get_generation(request: web.Request) -> web.Response:
 
 
 async def watch_generation(request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(compress=False, max_msg_size=4096)
+    ws = MaskedSocket(compress=False, max_msg_size=4096)
     await ws.prepare(request)
     try:
         reply = await _find(request)
