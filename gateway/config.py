@@ -160,14 +160,24 @@ class Config:
 def load(
     path: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    required: bool = True,
 ) -> Config:
-    """Read the TOML file at *path* (absent file: defaults), apply env overrides, validate."""
+    """Read the TOML file at *path*, apply env overrides, validate.
+
+    A missing file is an error naming the path, unless ``required`` is false (the CLI's
+    default ``./config.toml``): then the defaults apply.
+    """
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
-    if path is not None and Path(path).exists():
+    if path is not None and (required or Path(path).exists()):
         try:
             with open(path, "rb") as fh:
                 raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file (check --config or GATEWAY_CONFIG)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     _apply_env(raw, env)
