@@ -242,9 +242,45 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
     for alg in auth.algorithms:
         if alg.lower() == "none":
             raise ConfigError("auth.algorithms: 'none' is not allowed")
+    _check_token_keys(auth)
     return dataclasses.replace(
         config, upstream=upstream, assistants=types.MappingProxyType(assistants)
     )
+
+
+def _check_token_keys(auth: AuthConfig) -> None:
+    """Every listed algorithm has its key, and the public key parses: a mismatch would
+    otherwise surface as every token of that algorithm failing at run time.
+
+    HS* tokens are checked with ``auth.jwt_secret``, every other algorithm with
+    ``auth.jwt_public_key``. A gateway with no key at all (anonymous visitors only) is
+    left alone: it refuses every token.
+    """
+    if not (auth.jwt_secret or auth.jwt_public_key):
+        return
+    import jwt  # here, not at the top: the CLI's other commands do not need it
+
+    known = jwt.algorithms.get_default_algorithms()
+    for alg in auth.algorithms:
+        if alg not in known:
+            choices = ", ".join(sorted(set(known) - {"none"}))
+            raise ConfigError(f"auth.algorithms: unknown algorithm {alg!r} (known: {choices})")
+        if alg.startswith("HS"):
+            if not auth.jwt_secret:
+                raise ConfigError(f"auth.jwt_secret: required by {alg} in auth.algorithms")
+            continue
+        if not auth.jwt_public_key:
+            raise ConfigError(f"auth.jwt_public_key: required by {alg} in auth.algorithms")
+        try:
+            key = known[alg].prepare_key(auth.jwt_public_key)
+        except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"auth.jwt_public_key: not a PEM public key for {alg} ({type(exc).__name__})"
+            ) from None
+        if hasattr(key, "private_bytes"):
+            raise ConfigError(
+                "auth.jwt_public_key: is a private key; give the public key (never the private one)"
+            )
 
 
 def _build(cls: type[Any], raw: Any, prefix: str) -> Any:

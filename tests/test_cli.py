@@ -67,6 +67,24 @@ def test_only_the_default_config_toml_may_be_absent(tmp_path) -> None:
     assert "ok" in result.stdout
 
 
+def test_algorithm_without_its_key_is_refused_naming_the_key(tmp_path) -> None:
+    """HS256 listed beside RS256 with only a public key: check-config names auth.jwt_secret."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    path = tmp_path / "c.toml"
+    path.write_text(f"[auth]\nalgorithms = ['RS256', 'HS256']\njwt_public_key = '''{public}'''\n")
+    result = run_cli("check-config", "--config", str(path))
+    assert result.returncode == 2
+    assert "auth.jwt_secret" in one_line(result)
+
+
 def test_token_on_the_shipped_config_names_auth_jwt_secret() -> None:
     """`token` on the shipped config.toml (no secret set) is one line naming auth.jwt_secret."""
     result = run_cli("token", "--sub", "alice", "--config", str(ROOT / "config.toml"))

@@ -58,6 +58,10 @@ def test_env_overrides_any_key_with_typed_values() -> None:
         ("[auth]\nrequired = true\n", "auth.jwt_secret"),
         ("[auth]\nalgorithms = ['none']\njwt_secret = '%s'\n" % ("s" * 32), "auth.algorithms"),
         ("[auth]\njwt_secret = 'short'\n", "auth.jwt_secret: must be at least 32 bytes"),
+        ("[auth]\nalgorithms = ['RS256']\njwt_secret = '%s'\n" % ("s" * 32), "auth.jwt_public_key"),
+        ("[auth]\nalgorithms = ['RS256']\njwt_public_key = 'nope'\n", "auth.jwt_public_key: not"),
+        ("[auth]\nalgorithms = ['HS256']\njwt_public_key = 'k'\n", "auth.jwt_secret: required"),
+        ("[auth]\nalgorithms = ['XS1']\njwt_secret = '%s'\n" % ("s" * 32), "auth.algorithms: unk"),
     ],
 )
 def test_bad_values_name_the_key(text: str, key: str) -> None:
