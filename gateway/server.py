@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import signal
+import sys
 
 import structlog
 from aiohttp import web
@@ -26,13 +28,35 @@ def _event_loop_factory() -> asyncio.AbstractEventLoop:
     return loop
 
 
+class AddressUnavailable(Exception):
+    """The listening socket could not be opened; the message names the address and the fix."""
+
+
 def serve(config: Config, *, host: str | None = None, port: int | None = None) -> int:
-    """Serve until SIGINT or SIGTERM, shut down gracefully, return the exit status (0)."""
+    """Serve until SIGINT or SIGTERM, shut down gracefully, return the exit status: 0, or 2
+    (one line on stderr) when the address cannot be listened on."""
     host = host or config.server.host
     port = config.server.port if port is None else port
-    with asyncio.Runner(loop_factory=_event_loop_factory) as runner:
-        runner.run(_serve(create_app(config), host, port, config))
+    try:
+        with asyncio.Runner(loop_factory=_event_loop_factory) as runner:
+            runner.run(_serve(create_app(config), host, port, config))
+    except AddressUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _listen_error(exc: OSError, host: str, port: int) -> AddressUnavailable:
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        why = "already in use"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = "not allowed for this user"
+    else:
+        why = exc.strerror or str(exc)
+    return AddressUnavailable(
+        f"cannot listen on {address}: {why} (choose another with --port or server.port)"
+    )
 
 
 async def _serve(app: web.Application, host: str, port: int, config: Config) -> None:
@@ -49,7 +73,10 @@ async def _serve(app: web.Application, host: str, port: int, config: Config) -> 
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise _listen_error(exc, host, port) from None
         # Everything allocated so far (modules, the app) lives as long as the process: keep it
         # out of the collector's full passes, which otherwise stall the loop as the heap grows.
         gc.freeze()

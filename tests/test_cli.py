@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,20 @@ def test_shipped_config_shows_where_jwt_secret_goes() -> None:
     auth = text.split("[auth]", 1)[1].split("\n[", 1)[0]
     assert any(line.lstrip().startswith("# jwt_secret") for line in auth.splitlines())
     assert run_cli("check-config", "--config", str(ROOT / "config.toml")).returncode == 0
+
+
+def test_a_port_in_use_is_one_line_naming_the_address_and_port_flag(tmp_path) -> None:
+    """serve on a port another socket holds: one line naming host:port and --port, exit 2."""
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        config = tmp_path / "c.toml"
+        config.write_text("[upstream]\nkind = 'fake'\n")
+        result = run_cli("serve", "--config", str(config), "--port", str(port))
+    finally:
+        held.close()
+    assert result.returncode == 2
+    line = one_line(result)
+    assert f"127.0.0.1:{port}" in line and "--port" in line
