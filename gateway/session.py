@@ -98,7 +98,8 @@ class ChatSession:
         if not auth.required:
             return Identity(user=hs.anonymous_id, anonymous=True)
         # The page and the widget send {"type":"auth"} first; only ping is answered before it.
-        token = await receive_auth_token(self.ws, auth.auth_timeout_s)
+        with self.registry.awaiting_auth():
+            token = await receive_auth_token(self.ws, auth.auth_timeout_s)
         return None if token is None else verify_token(auth, token)
 
     async def _open(self, hs: Handshake, identity: Identity) -> None:

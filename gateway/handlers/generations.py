@@ -66,7 +66,8 @@ async def _watcher(request: web.Request, ws: web.WebSocketResponse) -> ReplyLog 
         reply = await app[keys.CHAT].replies.find(request.match_info["message_id"])
         if reply is not None and reply.owner == anon:
             return reply
-    token = await receive_auth_token(ws, auth.auth_timeout_s)
+    with app[keys.REGISTRY].awaiting_auth():
+        token = await receive_auth_token(ws, auth.auth_timeout_s)
     return None if token is None else await _find(request, verify_token(auth, token))
 
 
