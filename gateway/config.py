@@ -54,6 +54,7 @@ class ServerConfig:
     port: int = 8080
     heartbeat_s: float = 30.0
     shutdown_grace_s: float = 10.0
+    header_timeout_s: float = 15.0  # a request's head, from the connection's start or last reply
     public_metrics: bool = True
     instance_id: str = ""  # empty: derived from host name and pid at start-up
 
@@ -363,6 +364,8 @@ def _check_ranges(section: Any, prefix: str) -> None:
             raise ConfigError(f"{prefix}{f.name}: must not be negative (got {value})")
     if isinstance(section, ServerConfig) and not 0 <= section.port <= 65535:
         raise ConfigError(f"{prefix}port: must be between 0 and 65535 (got {section.port})")
+    if isinstance(section, ServerConfig) and section.header_timeout_s <= 0:
+        raise ConfigError(f"{prefix}header_timeout_s: must be above 0")
     if isinstance(section, LimitsConfig) and section.outbox_max_bytes < 1024:
         raise ConfigError(f"{prefix}outbox_max_bytes: must be at least 1024")
     if isinstance(section, AssistantConfig):

@@ -69,6 +69,11 @@ async def _serve(app: web.Application, host: str, port: int, config: Config) -> 
         handle_signals=False,
         access_log_class=AccessLogger,
         shutdown_timeout=config.server.shutdown_grace_s,
+        # aiohttp closes a connection whose handler is idle this long after it opened or
+        # after its last response: a client that has not sent a whole request head by
+        # then (a slow-loris socket) or an idle keep-alive connection. Upgraded sockets
+        # and requests being answered are not idle.
+        keepalive_timeout=config.server.header_timeout_s,
     )
     await runner.setup()
     try:
