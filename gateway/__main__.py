@@ -60,9 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if command == "fake-upstream":
         from .llm.simulator import run_simulator
+        from .server import listen_error
 
         logs.configure()
-        run_simulator(args.host, args.port)
+        try:
+            run_simulator(args.host, args.port)
+        except OSError as exc:  # the port: web.run_app fails before serving anything else
+            print(f"error: {listen_error(exc, args.host, args.port)}", file=sys.stderr)
+            return 2
         return 0
     if command == "chat":
         from .terminal import run_chat

@@ -46,7 +46,8 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
     return 0
 
 
-def _listen_error(exc: OSError, host: str, port: int) -> AddressUnavailable:
+def listen_error(exc: OSError, host: str, port: int) -> AddressUnavailable:
+    """The one-line error for a listening socket that could not be opened."""
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if exc.errno == errno.EADDRINUSE:
         why = "already in use"
@@ -81,7 +82,7 @@ async def _serve(app: web.Application, host: str, port: int, config: Config) -> 
         try:
             await site.start()
         except OSError as exc:
-            raise _listen_error(exc, host, port) from None
+            raise listen_error(exc, host, port) from None
         # Everything allocated so far (modules, the app) lives as long as the process: keep it
         # out of the collector's full passes, which otherwise stall the loop as the heap grows.
         gc.freeze()

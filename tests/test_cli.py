@@ -117,3 +117,19 @@ def test_a_port_in_use_is_one_line_naming_the_address_and_port_flag(tmp_path) ->
     assert result.returncode == 2
     line = one_line(result)
     assert f"127.0.0.1:{port}" in line and "--port" in line
+
+
+def test_fake_upstream_on_a_port_in_use_ends_in_one_line_naming_it() -> None:
+    """fake-upstream on a held port ends with a line naming host:port and --port, exit 2."""
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = run_cli("fake-upstream", "--port", str(port))
+    finally:
+        held.close()
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"127.0.0.1:{port}" in last and "--port" in last
