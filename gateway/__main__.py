@@ -78,8 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
     if command == "check-config":
+        source = args.config if named or os.path.exists(args.config) else "defaults (no file)"
         print(
-            f"{args.config}: ok (upstream {config.upstream.kind}, "
+            f"{source}: ok (upstream {config.upstream.kind}, "
             f"{len(config.assistants)} assistant(s), redis {'on' if config.redis.url else 'off'})"
         )
         return 0

@@ -65,7 +65,7 @@ def test_only_the_default_config_toml_may_be_absent(tmp_path) -> None:
     """With no --config and no ./config.toml, check-config passes on the defaults."""
     result = run_cli("check-config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "ok" in result.stdout
+    assert result.stdout.startswith("defaults (no file): ok")
 
 
 def test_algorithm_without_its_key_is_refused_naming_the_key(tmp_path) -> None:
