@@ -58,24 +58,34 @@ def mint_token(config: AuthConfig, sub: str, *, admin: bool = False, ttl_s: int 
 
 
 def verify_token(config: AuthConfig, token: str) -> Identity:
-    """Check signature (algorithms pinned by config), ``exp``, ``aud``, ``iss``; or raise."""
+    """Check signature (algorithms pinned by config), ``exp``, ``aud``, ``iss``; or raise
+    :class:`Unauthorized`, and nothing else, whatever the token.
+
+    The key follows the token's algorithm: ``jwt_secret`` for HS*, ``jwt_public_key`` for
+    the others (so a public key is never taken as an HMAC secret)."""
     if not token.isascii():  # a JWT is base64url and dots; aiohttp hands undecodable
         raise Unauthorized("invalid token: not ASCII")  # header bytes on as surrogates
-    key = config.jwt_public_key or (config.jwt_secret.reveal() if config.jwt_secret else "")
+    try:
+        alg = jwt.get_unverified_header(token).get("alg")
+    except (jwt.PyJWTError, ValueError):  # ValueError: a lone surrogate cannot be encoded
+        raise Unauthorized("invalid token: DecodeError") from None
+    if not isinstance(alg, str) or alg not in config.algorithms:
+        raise Unauthorized("invalid token: InvalidAlgorithmError")
+    key = config.jwt_secret.reveal() if alg.startswith("HS") else config.jwt_public_key
     if not key:
         raise Unauthorized("this gateway has no token key configured")
     try:
         claims = jwt.decode(
             token,
             key,
-            algorithms=list(config.algorithms),
+            algorithms=[alg],
             audience=config.audience or None,
             issuer=config.issuer or None,
             options={"require": ["exp", "sub"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired") from None
-    except jwt.InvalidTokenError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:  # InvalidKeyError is no token error
         raise Unauthorized(f"invalid token: {exc.__class__.__name__}") from None
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:

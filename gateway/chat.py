@@ -34,6 +34,7 @@ from .errors import (
     RateLimited,
     ResumeUnavailable,
     StoreUnavailable,
+    failure_fields,
 )
 from .generation import produce
 from .llm.events import ChatMessage, ChatRequest, Upstream
@@ -337,7 +338,7 @@ class Chat:
                     else None,
                     seconds=round((reply.finished_at or time.time()) - reply.started_at, 3),
                     upstream_request_id=reply.upstream_request_id,
-                    error=reply.error.code if reply.error else None,
+                    **failure_fields(reply.error),
                 )
             finally:  # the conversation is freed whatever the bookkeeping did
                 await self._settle(conv, reply.message_id, reply)

@@ -54,6 +54,7 @@ class ServerConfig:
     port: int = 8080
     heartbeat_s: float = 30.0
     shutdown_grace_s: float = 10.0
+    header_timeout_s: float = 15.0  # a request's head, from the connection's start or last reply
     public_metrics: bool = True
     instance_id: str = ""  # empty: derived from host name and pid at start-up
 
@@ -162,14 +163,24 @@ class Config:
 def load(
     path: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    required: bool = True,
 ) -> Config:
-    """Read the TOML file at *path* (absent file: defaults), apply env overrides, validate."""
+    """Read the TOML file at *path*, apply env overrides, validate.
+
+    A missing file is an error naming the path, unless ``required`` is false (the CLI's
+    default ``./config.toml``): then the defaults apply.
+    """
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
-    if path is not None and Path(path).exists():
+    if path is not None and (required or Path(path).exists()):
         try:
             with open(path, "rb") as fh:
                 raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file (check --config or GATEWAY_CONFIG)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     _apply_env(raw, env)
@@ -236,9 +247,45 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
     for alg in auth.algorithms:
         if alg.lower() == "none":
             raise ConfigError("auth.algorithms: 'none' is not allowed")
+    _check_token_keys(auth)
     return dataclasses.replace(
         config, upstream=upstream, assistants=types.MappingProxyType(assistants)
     )
+
+
+def _check_token_keys(auth: AuthConfig) -> None:
+    """Every listed algorithm has its key, and the public key parses: a mismatch would
+    otherwise surface as every token of that algorithm failing at run time.
+
+    HS* tokens are checked with ``auth.jwt_secret``, every other algorithm with
+    ``auth.jwt_public_key``. A gateway with no key at all (anonymous visitors only) is
+    left alone: it refuses every token.
+    """
+    if not (auth.jwt_secret or auth.jwt_public_key):
+        return
+    import jwt  # here, not at the top: the CLI's other commands do not need it
+
+    known = jwt.algorithms.get_default_algorithms()
+    for alg in auth.algorithms:
+        if alg not in known:
+            choices = ", ".join(sorted(set(known) - {"none"}))
+            raise ConfigError(f"auth.algorithms: unknown algorithm {alg!r} (known: {choices})")
+        if alg.startswith("HS"):
+            if not auth.jwt_secret:
+                raise ConfigError(f"auth.jwt_secret: required by {alg} in auth.algorithms")
+            continue
+        if not auth.jwt_public_key:
+            raise ConfigError(f"auth.jwt_public_key: required by {alg} in auth.algorithms")
+        try:
+            key = known[alg].prepare_key(auth.jwt_public_key)
+        except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"auth.jwt_public_key: not a PEM public key for {alg} ({type(exc).__name__})"
+            ) from None
+        if hasattr(key, "private_bytes"):
+            raise ConfigError(
+                "auth.jwt_public_key: is a private key; give the public key (never the private one)"
+            )
 
 
 def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
@@ -321,6 +368,8 @@ def _check_ranges(section: Any, prefix: str) -> None:
             raise ConfigError(f"{prefix}{f.name}: must not be negative (got {value})")
     if isinstance(section, ServerConfig) and not 0 <= section.port <= 65535:
         raise ConfigError(f"{prefix}port: must be between 0 and 65535 (got {section.port})")
+    if isinstance(section, ServerConfig) and section.header_timeout_s <= 0:
+        raise ConfigError(f"{prefix}header_timeout_s: must be above 0")
     if isinstance(section, LimitsConfig) and section.outbox_max_bytes < 1024:
         raise ConfigError(f"{prefix}outbox_max_bytes: must be at least 1024")
     if isinstance(section, AssistantConfig):

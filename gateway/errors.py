@@ -207,11 +207,13 @@ class UpstreamError(GatewayError):
         status: int | None = None,
         upstream_code: str | None = None,
         request_id: str | None = None,
+        cause: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.upstream_code = upstream_code
         self.request_id = request_id
+        self.cause = cause  # for the operator's log only: the exception or body behind it
 
 
 class UpstreamAuth(UpstreamError):
@@ -283,6 +285,19 @@ def upstream_error_for(
     if code:
         text = f"{code}: {text}"
     return cls(text, status=status, upstream_code=upstream_code, request_id=request_id)
+
+
+def failure_fields(error: GatewayError | None) -> dict[str, object]:
+    """Log fields saying why something failed: the code and message, and for an upstream
+    failure its HTTP status, provider code and cause (never the key: see llm/client.py)."""
+    if error is None:
+        return {"error": None}
+    fields: dict[str, object] = {"error": error.code, "error_message": error.message}
+    if isinstance(error, UpstreamError):
+        fields["upstream_status"] = error.status
+        fields["upstream_code"] = error.upstream_code
+        fields["cause"] = error.cause
+    return fields
 
 
 def error_for_code(code: str, message: str) -> GatewayError:

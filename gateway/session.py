@@ -118,34 +118,9 @@ class ChatSession:
                 raise StoreUnavailable()
             return hs.anonymous
         # The page and the widget send {"type":"auth"} first; only ping is answered before it.
-        deadline = time.monotonic() + auth.auth_timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Unauthorized("no token within the auth deadline")
-            try:
-                msg = await self.ws.receive(timeout=remaining)
-            except TimeoutError:
-                raise Unauthorized("no token within the auth deadline") from None
-            if msg.type in _CLOSED:
-                return None
-            if msg.type is WSMsgType.PING:
-                await self._pong(msg.data)
-                continue
-            if msg.type is WSMsgType.PONG:
-                continue
-            if msg.type is not WSMsgType.TEXT:
-                raise Unauthorized("send an auth frame first")
-            try:
-                frame = protocol.parse_client_frame(msg.data)
-            except protocol.FrameError:
-                raise Unauthorized("send an auth frame first") from None
-            if isinstance(frame, protocol.Ping):
-                await self.ws.send_str(protocol.pong_frame())
-                continue
-            if isinstance(frame, protocol.Auth):
-                return await identify(auth, self.anonymous, frame.token)
-            raise Unauthorized("send an auth frame first")
+        with self.registry.awaiting_auth():
+            token = await receive_auth_token(self.ws, auth.auth_timeout_s)
+        return None if token is None else await identify(auth, self.anonymous, token)
 
     async def _open(self, hs: Handshake, identity: Identity) -> None:
         self.registry.check_capacity(identity.user)
@@ -356,6 +331,41 @@ class ChatSession:
                 frames_merged=conn.frames_merged,
             )
         logs.unbind_connection()
+
+
+async def receive_auth_token(ws: web.WebSocketResponse, timeout_s: float) -> str | None:
+    """The token of the socket's first frame, which must be ``auth`` and come within
+    ``timeout_s`` (contract section 4); pings, WebSocket or JSON, are answered meanwhile.
+    None: the client went away. Anything else raises :class:`Unauthorized`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Unauthorized("no token within the auth deadline")
+        try:
+            msg = await ws.receive(timeout=remaining)
+        except TimeoutError:
+            raise Unauthorized("no token within the auth deadline") from None
+        if msg.type in _CLOSED:
+            return None
+        if msg.type is WSMsgType.PING:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.pong(msg.data)
+            continue
+        if msg.type is WSMsgType.PONG:
+            continue
+        if msg.type is not WSMsgType.TEXT:
+            raise Unauthorized("send an auth frame first")
+        try:
+            frame = protocol.parse_client_frame(msg.data)
+        except protocol.FrameError:
+            raise Unauthorized("send an auth frame first") from None
+        if isinstance(frame, protocol.Ping):
+            await ws.send_str(protocol.pong_frame())
+            continue
+        if isinstance(frame, protocol.Auth):
+            return frame.token
+        raise Unauthorized("send an auth frame first")
 
 
 _TOUCHES_CONVERSATION = (protocol.Message, protocol.Cancel, protocol.Resume, protocol.Reset)

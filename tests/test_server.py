@@ -150,3 +150,35 @@ async def test_logs_never_contain_tokens_or_api_keys(tmp_path, sim) -> None:
     for secret in (token, api_key, SECRET, token.split(".")[2], redis.password):
         assert secret not in text
     assert re.search(r"token=\[redacted\]", text)
+
+
+async def test_sockets_that_never_finish_a_request_head_are_closed(tmp_path) -> None:
+    """200 slow-loris sockets (a partial request line) are closed after server.header_timeout_s;
+    an idle WebSocket outlives it."""
+    proc, url, _ = await start_gateway(
+        "[server]\nheader_timeout_s = 0.5\n", tmp_path, DASHSCOPE_API_KEY=""
+    )
+    port = int(url.rsplit(":", 1)[1])
+    streams = []
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url + "/api/v1/assistants/default/ws") as ws,
+        ):
+            await ws.receive_json(timeout=10)
+            for _ in range(200):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: loris")  # never finished
+                streams.append((reader, writer))
+            async with asyncio.timeout(10):
+                closed = await asyncio.gather(*(reader.read() for reader, _ in streams))
+            assert closed == [b""] * 200
+            await ws.send_json({"type": "ping"})
+            assert (await ws.receive_json(timeout=5))["type"] == "pong"
+            async with http.get(url + "/healthz") as resp:
+                assert resp.status == 200
+    finally:
+        for _, writer in streams:
+            writer.close()
+        proc.terminate()
+        await proc.wait()

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from tests.conftest import SECRET, make_token
+from tests.conftest import SECRET, make_token, wait_until
 
 
 async def _refused(gw, **kw) -> tuple[int | None, str]:
@@ -133,6 +133,20 @@ async def test_too_many_connections_for_a_user_closes_1013(gateway) -> None:
     await gw.chat(token=token)
     await gw.chat(token=token)
     assert await _refused(gw, token=token) == (1013, "try again later")
+
+
+async def test_sockets_waiting_for_their_auth_frame_count_against_max_connections(gateway) -> None:
+    """Sockets that never send their auth frame fill limits.max_connections; leaving frees it."""
+    from gateway import keys
+
+    gw = await gateway("[auth]\nrequired = true\n[limits]\nmax_connections = 2\n")
+    registry = gw.app[keys.REGISTRY]
+    silent = [await gw.connect(), await gw.connect()]  # no token, no auth frame
+    await wait_until(lambda: registry.waiting == 2)
+    assert await _refused(gw, token=make_token("alice")) == (1013, "try again later")
+    await silent[0].ws.close()
+    await wait_until(lambda: registry.waiting == 1)
+    await gw.chat(token=make_token("alice"))
 
 
 async def test_oversize_frame_closes_1009(gateway) -> None:

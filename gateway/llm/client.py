@@ -28,7 +28,7 @@ import aiohttp
 import structlog
 
 from ..config import UpstreamConfig
-from ..errors import UpstreamError, UpstreamTimeout
+from ..errors import UpstreamError, UpstreamTimeout, failure_fields
 from .dashscope import DashScopeWire
 from .events import ChatRequest, Finish, Room, Step, Upstream, UpstreamEvent
 from .openai import OpenAIWire
@@ -140,13 +140,20 @@ class HttpUpstream:
                 attempt += 1
                 delay = self._config.retry_backoff_s * 2 ** (attempt - 1)
                 delay *= random.uniform(0.75, 1.25)  # noqa: S311 - jitter, not crypto
-                log.debug("upstream retry", attempt=attempt, code=exc.code, delay_s=round(delay, 3))
+                log.warning(
+                    "upstream retry",
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
+                    upstream_request_id=exc.request_id,
+                    **failure_fields(exc),
+                )
                 await asyncio.sleep(delay)
 
     async def _once(
         self, request: ChatRequest, room: Room | None
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        body, headers = self._wire.request(request, self._config.api_key.reveal())
+        key = self._config.api_key.reveal()
+        body, headers = self._wire.request(request, key)
         response: aiohttp.ClientResponse | None = None
         silence: Silence | None = None
         completed = False
@@ -157,12 +164,18 @@ class HttpUpstream:
                 async with asyncio.timeout(self._config.first_byte_timeout_s):
                     response = await self._session.post(self._url, json=body, headers=headers)
                     if response.status >= 300:
-                        raise error_from_body(response.status, await response.read())
+                        error = error_from_body(response.status, await response.read())
+                        error.request_id = error.request_id or response.headers.get("X-Request-Id")
+                        raise error
                     silence = Silence(self._config.idle_timeout_s, response.content)
                     events = self._events(response, room, silence)
                     first = await anext(events)
             except TimeoutError:
-                raise UpstreamTimeout("the model service did not start answering in time") from None
+                raise UpstreamTimeout(
+                    "the model service did not start answering in time",
+                    cause=f"TimeoutError: no first event within {self._config.first_byte_timeout_s}"
+                    " s (upstream.first_byte_timeout_s)",
+                ) from None
             silence.arm()  # from the first event on, the silence between events counts
             event: UpstreamEvent = first
             while True:
@@ -171,16 +184,26 @@ class HttpUpstream:
                 if completed:
                     return
                 event = await anext(events)
-        except aiohttp.ServerTimeoutError:
-            raise UpstreamTimeout("the model service stopped sending") from None
+        except UpstreamError as exc:  # an error body or event: the provider's words
+            exc.message, exc.cause = _without(key, exc.message) or "", _without(key, exc.cause)
+            raise
+        except aiohttp.ServerTimeoutError as exc:
+            raise UpstreamTimeout(
+                "the model service stopped sending", cause=_cause(exc, key)
+            ) from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise UpstreamError(
-                f"the model service dropped the stream ({type(exc).__name__})"
+                f"the model service dropped the stream ({type(exc).__name__})",
+                cause=_cause(exc, key),
             ) from None
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(f"cannot reach the model service ({exc.os_error})") from None
+            raise UpstreamError(
+                f"cannot reach the model service ({exc.os_error})", cause=_cause(exc, key)
+            ) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the model service failed ({type(exc).__name__})") from None
+            raise UpstreamError(
+                f"the model service failed ({type(exc).__name__})", cause=_cause(exc, key)
+            ) from None
         finally:
             if silence is not None:
                 silence.cancel()
@@ -219,6 +242,15 @@ class HttpUpstream:
                     silence.last = loop.time()
         for event in parser.end():
             yield event
+
+
+def _cause(exc: BaseException, key: str) -> str:
+    """The exception's class and message, for the operator's log; never the API key."""
+    return _without(key, f"{type(exc).__name__}: {exc}") or ""
+
+
+def _without(key: str, text: str | None) -> str | None:
+    return text.replace(key, "[api key]") if key and text else text
 
 
 __all__ = ["HttpUpstream", "Step", "make_session", "make_upstream"]

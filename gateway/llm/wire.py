@@ -45,12 +45,15 @@ def error_from_body(status: int, body: bytes) -> UpstreamError:
         else:  # DashScope: {"code", "message", "request_id"}
             code, message, request_id = obj.get("code"), obj.get("message"), obj.get("request_id")
     text = message if isinstance(message, str) else f"HTTP {status}"
-    return upstream_error_for(
+    error = upstream_error_for(
         status,
         code if isinstance(code, str) else None,
         text,
         request_id if isinstance(request_id, str) else None,
     )
+    if obj is None:  # a proxy's page, say: its start is the only clue
+        error.cause = "body: " + body[:200].decode("utf-8", "replace")
+    return error
 
 
 def load_json(data: str) -> dict[str, Any]:
