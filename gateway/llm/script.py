@@ -165,10 +165,10 @@ def image_note(images: list[tuple[str, int | None]]) -> str:
     return f"I see {len(images)} {noun} ({'; '.join(parts)}).\n\n"
 
 
-def continue_from(steps: list[str], prefix: str) -> tuple[int, list[str]]:
-    """Partial mode: the steps that follow ``prefix`` in a reply of ``steps``, and the index
-    (in ``steps``) of the first of them. A step the prefix ends inside is cut; a prefix that
-    is not the reply's start is followed from where the two part."""
+def continue_from(steps: list[str], prefix: str) -> list[str]:
+    """Partial mode: the steps that follow ``prefix`` in a reply of ``steps``. A step the
+    prefix ends inside is cut; a prefix that is not the reply's start is followed from where
+    the two part."""
     text = "".join(steps)
     common = 0
     limit = min(len(prefix), len(text))
@@ -178,7 +178,6 @@ def continue_from(steps: list[str], prefix: str) -> tuple[int, list[str]]:
     for index, step in enumerate(steps):
         end = pos + len(step)
         if end > common:
-            rest = [step[common - pos :], *steps[index + 1 :]]
-            return index, rest
+            return [step[common - pos :], *steps[index + 1 :]]
         pos = end
-    return len(steps), []
+    return []

@@ -33,8 +33,9 @@ Reasoning: ``sim:reasoning=N`` steps, or 4 when the request turns thinking on
 OpenAI stream as ``reasoning_content``, or ``reasoning`` for a vLLM-style request
 (``chat_template_kwargs``) or ``sim:reasoning_field=reasoning``. Partial mode (a last
 assistant message with ``"partial": true``, or ``continue_final_message``) continues the
-reply from that prefix, so prefix plus continuation is the uninterrupted reply; a mid-stream
-fault at a step the prefix already covers does not happen again.
+reply from that prefix, so prefix plus continuation is the uninterrupted reply; mid-stream
+faults do not happen in a continuation (the prompt that asked for one is sent again with the
+prefix), faults before the stream do.
 """
 
 from __future__ import annotations
@@ -289,11 +290,11 @@ async def _pause(ms: float, step: int) -> None:
 @dataclass(frozen=True, slots=True)
 class _Reply:
     """What one request is answered with: the answer steps to send (after a partial-mode
-    prefix, cut by ``max_tokens``), the index of the first in the whole reply, how many
-    reasoning steps come before them, and the finish reason."""
+    prefix, cut by ``max_tokens``), whether they continue a prefix, how many reasoning steps
+    come before them, and the finish reason."""
 
     steps: list[str]
-    first: int
+    continued: bool
     reasoning: int
     finish: str
     multimodal: bool
@@ -303,15 +304,14 @@ def _plan(
     body: dict[str, Any], params: dict[str, Any], options: SimOptions, multimodal: bool
 ) -> _Reply:
     steps = reply_steps(options.prompt, options, image_note(_images(body)))
-    first = 0
     prefix = _prefix(body)
     if prefix:
-        first, steps = continue_from(steps, prefix)
+        steps = continue_from(steps, prefix)
     max_tokens = params.get("max_tokens")
     finish = "stop"
     if isinstance(max_tokens, int) and 0 < max_tokens < len(steps):
         steps, finish = steps[:max_tokens], "length"
-    return _Reply(steps, first, _thinking(body, params, options), finish, multimodal)
+    return _Reply(steps, bool(prefix), _thinking(body, params, options), finish, multimodal)
 
 
 async def _handle(request: web.Request, kind: str, endpoint: str = "text") -> web.StreamResponse:
@@ -454,9 +454,9 @@ async def _dashscope_events(
         await stream.write(frame("", "null", reasoning=piece if incremental else thought))
         await _pause(options.delay_ms, event_id)
     so_far = None if incremental or not thought else thought  # cumulative: all of it, always
-    fault_at = options.fault_step if options.fault else -1
+    fault_at = options.fault_step if options.fault and not reply.continued else -1
     for i, step in enumerate(reply.steps):
-        if reply.first + i == fault_at:
+        if i == fault_at:
             await _mid_stream_fault(stream, "dashscope", event_id + 1, request_id)
             return
         event_id += 1
@@ -507,9 +507,9 @@ async def _openai_events(
     for i in range(reply.reasoning):
         await stream.write(chunk({field_name: f"Thinking {i + 1}. "}, None))
         await _pause(options.delay_ms, i + 1)
-    fault_at = options.fault_step if options.fault else -1
+    fault_at = options.fault_step if options.fault and not reply.continued else -1
     for i, step in enumerate(reply.steps):
-        if reply.first + i == fault_at:
+        if i == fault_at:
             await _mid_stream_fault(stream, "openai", i, request_id)
             return
         last = i == len(reply.steps) - 1
