@@ -100,9 +100,11 @@ class DashScopeWire:
     def route(self, request: ChatRequest) -> ChatRequest:
         if request.endpoint is not None:
             return request
-        endpoint = self.memo.get(request.model)
-        if endpoint is None:
-            endpoint = "multimodal" if request.has_images else endpoint_for_model(request.model)
+        endpoint: Endpoint
+        if request.has_images:
+            endpoint = "multimodal"  # the only one that takes them
+        else:
+            endpoint = self.memo.get(request.model) or endpoint_for_model(request.model)
         return dataclasses.replace(request, endpoint=endpoint)
 
     def reroute(self, request: ChatRequest, error: UpstreamError) -> ChatRequest | None:
