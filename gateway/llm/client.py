@@ -31,6 +31,7 @@ import structlog
 
 from ..config import UpstreamConfig
 from ..errors import UpstreamError, UpstreamTimeout
+from .body import JsonBody
 from .dashscope import DashScopeWire
 from .events import ChatRequest, Finish, Room, Step, Upstream, UpstreamEvent
 from .openai import OpenAIWire
@@ -167,7 +168,8 @@ class HttpUpstream:
     async def _once(
         self, request: ChatRequest, room: Room | None
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        body, headers = self._wire.request(request, self._config.api_key.reveal())
+        fields, headers = self._wire.request(request, self._config.api_key.reveal())
+        body = JsonBody(fields)  # images are encoded while it is sent
         response: aiohttp.ClientResponse | None = None
         silence: Silence | None = None
         completed = False
@@ -177,7 +179,7 @@ class HttpUpstream:
             try:
                 async with asyncio.timeout(self._config.first_byte_timeout_s):
                     url = self._base_url + self._wire.path(request)
-                    response = await self._session.post(url, json=body, headers=headers)
+                    response = await self._session.post(url, data=body, headers=headers)
                     if response.status >= 300:
                         raise error_from_body(response.status, await response.read())
                     silence = Silence(self._config.idle_timeout_s, response.content)

@@ -157,7 +157,8 @@ class DashScopeWire:
 def _message(message: ChatMessage, multimodal: bool) -> dict[str, Any]:
     if not multimodal:
         return {"role": message.role, "content": message.content}
-    items: list[dict[str, str]] = [{"image": image.reference()} for image in message.images]
+    # The Image itself: gateway.llm.body.JsonBody writes it as a data: URL while sending.
+    items: list[dict[str, Any]] = [{"image": image} for image in message.images]
     if message.content or not items:
         items.append({"text": message.content})
     return {"role": message.role, "content": items}

@@ -89,7 +89,9 @@ def _message(message: ChatMessage) -> dict[str, Any]:
         return {"role": message.role, "content": message.content}
     parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
     parts.extend(
-        {"type": "image_url", "image_url": {"url": image.reference()}} for image in message.images
+        # The Image itself: gateway.llm.body.JsonBody writes it as a data: URL while sending.
+        {"type": "image_url", "image_url": {"url": image}}
+        for image in message.images
     )
     return {"role": message.role, "content": parts}
 

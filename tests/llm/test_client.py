@@ -483,3 +483,14 @@ async def test_official_sdk_generation_reads_reasoning(sim) -> None:
     assert reasoning == "Thinking 1. Thinking 2. Thinking 3. Thinking 4. "
     assert answer == expected(prompt)
     assert response.usage.output_tokens_details["reasoning_tokens"] == 4
+
+
+@pytest.mark.parametrize("kind", ["dashscope", "openai"])
+async def test_a_five_megabyte_image_reaches_the_simulator(sim, kind: str) -> None:
+    """A 5 MB image goes upstream whole (as a data: URL) on both wires; the reply sees it."""
+    overrides = {"kind": kind}
+    image = Image("image/png", bytes(5_000_000))
+    message = ChatMessage("user", "big sim:tokens=3 sim:delay_ms=0", (image,))
+    async with upstream_for(base(sim, overrides), **overrides) as up:
+        events = [e async for e in up.stream(ChatRequest("qwen3.5-plus", (message,)))]
+    assert _text(events).startswith("I see 1 image (image/png, 4882.8 KB).")

@@ -18,6 +18,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamThrottled,
 )
+from gateway.llm.body import JsonBody
 from gateway.llm.dashscope import (
     MULTIMODAL_PATH,
     PATH,
@@ -268,7 +269,8 @@ def test_multimodal_request_carries_content_lists_images_thinking_and_prefix() -
     )
     wire = DashScopeWire()
     routed = wire.route(request)
-    body, headers = wire.request(routed, "sk-x")
+    fields, headers = wire.request(routed, "sk-x")
+    body = json.loads(JsonBody(fields).decode())  # as sent
     assert wire.path(routed) == MULTIMODAL_PATH
     messages = body["input"]["messages"]
     assert messages[0] == {"role": "system", "content": [{"text": "Be brief."}]}

@@ -10,6 +10,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from gateway.errors import ContentFiltered, UpstreamError, UpstreamThrottled
+from gateway.llm.body import JsonBody
 from gateway.llm.events import ChatMessage, ChatRequest, Finish, Image, Reasoning, Step
 from gateway.llm.openai import OpenAIParser, OpenAIWire
 from gateway.llm.sse import SSEEvent
@@ -101,7 +102,7 @@ PNG = Image("image/png", b"\x89PNG\r\n\x1a\n")
 
 def _body(wire: OpenAIWire, **kw) -> dict:
     request = ChatRequest("m", (ChatMessage("user", "Look", (PNG,)),), **kw)
-    return wire.request(wire.route(request), "")[0]
+    return json.loads(JsonBody(wire.request(wire.route(request), "")[0]).decode())
 
 
 def test_request_has_image_url_parts_and_always_asks_for_usage() -> None:
