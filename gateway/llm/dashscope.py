@@ -29,8 +29,9 @@ becomes :class:`Reasoning` events, apart from the answer, diffed the same way. A
 
 Thinking: ``"on"``/``"off"`` send ``parameters.enable_thinking`` (and ``thinking_budget``
 when set); ``"on"`` also asks for incremental output, the only mode Alibaba documents for
-thinking. ``"auto"`` sends neither. A continuation prefix goes as a last assistant message
-with ``"partial": true``.
+thinking, and the ``message`` format. ``"auto"`` sends neither. A continuation prefix goes as
+a last assistant message with ``"partial": true``, and with ``enable_thinking: false``
+(partial mode is documented for non-thinking mode only).
 """
 
 from __future__ import annotations
@@ -120,20 +121,22 @@ class DashScopeWire:
         return PATHS[request.endpoint or "text"]
 
     def incremental_for(self, request: ChatRequest) -> bool:
-        return self.incremental or request.thinking == "on"
+        return self.incremental or thinking(request) is True
 
     def request(self, request: ChatRequest, api_key: str) -> tuple[dict[str, Any], dict[str, str]]:
+        on = thinking(request)
         parameters: dict[str, Any] = {
-            "result_format": self.result_format,
+            # Reasoning has no place in the text format's output.text.
+            "result_format": "message" if on else self.result_format,
             "incremental_output": self.incremental_for(request),
         }
         for name in ("temperature", "top_p", "max_tokens"):
             value = getattr(request, name)
             if value is not None:
                 parameters[name] = value
-        if request.thinking != "auto":
-            parameters["enable_thinking"] = request.thinking == "on"
-            if request.thinking == "on" and request.thinking_budget is not None:
+        if on is not None:
+            parameters["enable_thinking"] = on
+            if on and request.thinking_budget is not None:
                 parameters["thinking_budget"] = request.thinking_budget
         multimodal = request.endpoint == "multimodal"
         if not multimodal and request.has_images:
@@ -152,6 +155,15 @@ class DashScopeWire:
     def parser(self, request: ChatRequest | None = None) -> DashScopeParser:
         incremental = self.incremental if request is None else self.incremental_for(request)
         return DashScopeParser(incremental)
+
+
+def thinking(request: ChatRequest) -> bool | None:
+    """``enable_thinking`` as DashScope takes it (native and compatible mode), or ``None``
+    to send nothing. A continuation is always without thinking: partial mode works only in
+    non-thinking mode, and a reply with answer text has done its thinking."""
+    if request.prefix:
+        return False
+    return None if request.thinking == "auto" else request.thinking == "on"
 
 
 def _message(message: ChatMessage, multimodal: bool) -> dict[str, Any]:

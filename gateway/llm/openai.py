@@ -13,7 +13,7 @@ goes as DashScope compatible mode's top-level ``enable_thinking`` (and ``thinkin
 or, with ``thinking_style = "vllm"``, as ``chat_template_kwargs.enable_thinking``. A
 continuation prefix goes as a last assistant message: with ``continuation = "vllm"``, with
 ``continue_final_message: true, add_generation_prompt: false``; otherwise with DashScope's
-``"partial": true``.
+``"partial": true`` (and ``enable_thinking: false``, as natively).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UpstreamError, upstream_error_for
+from .dashscope import thinking as dashscope_thinking
 from .events import ChatMessage, ChatRequest, Finish, Reasoning, Step, UpstreamEvent
 from .sse import SSEEvent
 from .wire import finish_reason, load_json
@@ -59,14 +60,13 @@ class OpenAIWire:
             value = getattr(request, name)
             if value is not None:
                 body[name] = value
-        if request.thinking != "auto":
-            on = request.thinking == "on"
-            if self.thinking_style == "vllm":
-                body["chat_template_kwargs"] = {"enable_thinking": on}
-            else:
-                body["enable_thinking"] = on
-                if on and request.thinking_budget is not None:
-                    body["thinking_budget"] = request.thinking_budget
+        if self.thinking_style == "vllm":
+            if request.thinking != "auto":
+                body["chat_template_kwargs"] = {"enable_thinking": request.thinking == "on"}
+        elif (on := dashscope_thinking(request)) is not None:
+            body["enable_thinking"] = on
+            if on and request.thinking_budget is not None:
+                body["thinking_budget"] = request.thinking_budget
         if request.prefix:
             prefix: dict[str, Any] = {"role": "assistant", "content": request.prefix}
             if self.continuation == "vllm":

@@ -256,7 +256,7 @@ PNG = Image("image/png", b"\x89PNG\r\n\x1a\n" + bytes(100))
 
 def test_multimodal_request_carries_content_lists_images_thinking_and_prefix() -> None:
     """Messages become content lists with {image} data URLs first; thinking and a partial
-    prefix are sent as the API reference shows."""
+    prefix (which turns thinking off) are sent as the API reference shows."""
     request = ChatRequest(
         "qwen3.5-plus",
         (
@@ -265,7 +265,6 @@ def test_multimodal_request_carries_content_lists_images_thinking_and_prefix() -
         ),
         thinking="on",
         thinking_budget=50,
-        prefix="It is",
     )
     wire = DashScopeWire()
     routed = wire.route(request)
@@ -283,14 +282,20 @@ def test_multimodal_request_carries_content_lists_images_thinking_and_prefix() -
         {"image": "https://x.test/a.jpg"},
         {"text": "What is this?"},
     ]
-    assert messages[2] == {"role": "assistant", "content": [{"text": "It is"}], "partial": True}
     params = body["parameters"]
-    assert (params["enable_thinking"], params["thinking_budget"], params["incremental_output"]) == (
-        True,
-        50,
-        True,
-    )
+    assert (params["enable_thinking"], params["thinking_budget"]) == (True, 50)
+    assert (params["incremental_output"], params["result_format"]) == (True, "message")
     assert headers["X-DashScope-SSE"] == "enable"
+    # A continuation: the prefix as a partial assistant message, without thinking.
+    fields, _ = wire.request(dataclasses.replace(routed, prefix="It is"), "sk-x")
+    body = json.loads(JsonBody(fields).decode())
+    assert body["input"]["messages"][-1] == {
+        "role": "assistant",
+        "content": [{"text": "It is"}],
+        "partial": True,
+    }
+    assert body["parameters"]["enable_thinking"] is False
+    assert "thinking_budget" not in body["parameters"]
 
 
 @pytest.mark.parametrize(("thinking", "sent"), [("auto", None), ("off", False)])

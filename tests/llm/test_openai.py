@@ -134,9 +134,10 @@ def test_continuation_prefix() -> None:
     body = _body(OpenAIWire(continuation="vllm"), prefix="So far")
     assert body["messages"][-1] == {"role": "assistant", "content": "So far"}
     assert (body["continue_final_message"], body["add_generation_prompt"]) == (True, False)
-    body = _body(OpenAIWire(), prefix="So far")
+    body = _body(OpenAIWire(), prefix="So far", thinking="on")
     assert body["messages"][-1] == {"role": "assistant", "content": "So far", "partial": True}
     assert "continue_final_message" not in body
+    assert body["enable_thinking"] is False  # partial mode is for non-thinking mode only
 
 
 def _plain_reading(body: bytes) -> tuple[str, str]:
