@@ -3,10 +3,10 @@
 A wire puts an :class:`~gateway.llm.events.Image` where its URL goes in the JSON
 (``{"image": <Image>}``, ``{"url": <Image>}``); one given as a URL is sent as that string.
 :class:`JsonBody` serialises the rest once and writes each image of bytes as a
-``"data:<type>;base64,..."`` string, encoding :data:`PIECE` bytes at a time: sending a 5 MB
-image costs one piece of extra memory, not a 6.7 MB base64 string, its JSON text and that
-text's bytes (what aiohttp's ``json=`` would hold at once). The size is known before the
-first byte, so the request has a ``Content-Length``.
+``"data:<type>;base64,..."`` string, encoding :data:`PIECE` bytes at a time: an image costs
+one piece of extra memory, not its base64 text, that text in the JSON and the JSON's bytes
+(what aiohttp's ``json=`` would hold at once). The size is known before the first byte, so
+the request has a ``Content-Length``.
 """
 
 from __future__ import annotations
