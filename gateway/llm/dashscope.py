@@ -40,7 +40,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BadRequest, UpstreamError, upstream_error_for
+from ..errors import UpstreamError, upstream_error_for
 from .events import ChatMessage, ChatRequest, Endpoint, Finish, Reasoning, Step, UpstreamEvent
 from .sse import SSEEvent
 from .wire import finish_reason, load_json
@@ -87,6 +87,14 @@ def is_url_error(error: UpstreamError) -> bool:
         and error.upstream_code == "InvalidParameter"
         and "url error" in error.message.lower()
     )
+
+
+class ImagesOnTextEndpoint(UpstreamError):
+    """A request with images for the text endpoint that the assistant names: a configuration
+    mistake, refused before anything is sent and not retried (``upstream_error``)."""
+
+    retryable = False
+    default_message = "images need DashScope's multimodal endpoint; the assistant names 'text'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +148,7 @@ class DashScopeWire:
                 parameters["thinking_budget"] = request.thinking_budget
         multimodal = request.endpoint == "multimodal"
         if not multimodal and request.has_images:
-            raise BadRequest("images need DashScope's multimodal endpoint, not the text one")
+            raise ImagesOnTextEndpoint
         messages = [_message(m, multimodal) for m in request.messages]
         if request.prefix:
             prefix: dict[str, Any] = _message(ChatMessage("assistant", request.prefix), multimodal)

@@ -12,7 +12,6 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from gateway.errors import (
-    BadRequest,
     ContentFiltered,
     UpstreamAuth,
     UpstreamError,
@@ -316,8 +315,9 @@ def test_images_route_to_multimodal_and_the_text_endpoint_refuses_them() -> None
     """A request with images goes multimodal when not named; named text, it is refused."""
     request = ChatRequest("qwen-plus", (ChatMessage("user", "hi", (PNG,)),))
     assert DashScopeWire().route(request).endpoint == "multimodal"
-    with pytest.raises(BadRequest):
+    with pytest.raises(UpstreamError) as info:
         DashScopeWire().request(dataclasses.replace(request, endpoint="text"), "")
+    assert (info.value.code, info.value.retryable) == ("upstream_error", False)
 
 
 def _multimodal_replay_app(body: bytes) -> web.Application:
