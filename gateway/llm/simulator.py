@@ -33,9 +33,9 @@ Reasoning: ``sim:reasoning=N`` steps, or 4 when the request turns thinking on
 OpenAI stream as ``reasoning_content``, or ``reasoning`` for a vLLM-style request
 (``chat_template_kwargs``) or ``sim:reasoning_field=reasoning``. Partial mode (a last
 assistant message with ``"partial": true``, or ``continue_final_message``) continues the
-reply from that prefix, so prefix plus continuation is the uninterrupted reply; mid-stream
-faults do not happen in a continuation (the prompt that asked for one is sent again with the
-prefix), faults before the stream do.
+reply from that prefix, so prefix plus continuation is the uninterrupted reply; a
+continuation has no reasoning (partial mode is non-thinking) and no mid-stream fault (the
+prompt that asked for one is sent again with the prefix), but faults before the stream.
 """
 
 from __future__ import annotations
@@ -311,7 +311,8 @@ def _plan(
     finish = "stop"
     if isinstance(max_tokens, int) and 0 < max_tokens < len(steps):
         steps, finish = steps[:max_tokens], "length"
-    return _Reply(steps, bool(prefix), _thinking(body, params, options), finish, multimodal)
+    reasoning = 0 if prefix else _thinking(body, params, options)  # partial: non-thinking
+    return _Reply(steps, bool(prefix), reasoning, finish, multimodal)
 
 
 async def _handle(request: web.Request, kind: str, endpoint: str = "text") -> web.StreamResponse:

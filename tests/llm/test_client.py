@@ -384,8 +384,8 @@ async def test_partial_continuation_equals_the_uninterrupted_reply(
     sim, model: str, overrides: dict
 ) -> None:
     """A reply cut by a dropped stream, continued from its text as a prefix, joins to the
-    uninterrupted reply exactly (the fault the prefix covers does not recur)."""
-    prompt = "Continue 你好 🚀 sim:tokens=20 sim:delay_ms=0 sim:fault=drop sim:fault_at=7"
+    uninterrupted reply exactly, with no reasoning again and no second fault."""
+    prompt = "Continue 你好 🚀 sim:tokens=20 sim:delay_ms=0 sim:reasoning=2 sim:fault=drop sim:fault_at=7"
     async with upstream_for(base(sim, overrides), **overrides) as up:
         messages = (ChatMessage("user", prompt),)
         first: list = []
@@ -396,6 +396,7 @@ async def test_partial_continuation_equals_the_uninterrupted_reply(
         for start in (prefix, whole[: len(prefix) + 1]):
             rest = [e async for e in up.stream(ChatRequest(model, messages, prefix=start))]
             assert start + _text(rest) == whole
+            assert not _reasoning(rest)  # thought through before the first answer text
             assert isinstance(rest[-1], Finish) and rest[-1].finish_reason == "stop"
     assert prefix and whole != prefix
 
