@@ -3,8 +3,9 @@
 The :class:`ConversationStore` protocol is the seam for shared state; this module holds
 the in-memory implementation (one instance). History messages carry a ``status``
 (contract section 6): a user message is ``complete``; an assistant message is
-``running`` while it streams, then ``complete`` (stop), ``incomplete`` (length, or
-stopped after its viewers left), ``cancelled`` (cancel, interrupt, reset) or ``failed``.
+``running`` while it streams, then ``complete`` (stop), ``incomplete`` (length, cut at
+shutdown, or stopped after its viewers left), ``cancelled`` (cancel, interrupt, reset) or
+``failed``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ gives what to await: the upstream read pauses until one of them catches up.
 States::
 
     RUNNING ──► COMPLETED   (finish_reason stop | length)
-        ├─────► CANCELLED   (cancelled | interrupted | orphaned)
+        ├─────► CANCELLED   (cancelled | interrupted | orphaned | cut at shutdown)
         └─────► FAILED      (an error after start; ``error`` holds it)
 """
 
@@ -84,6 +84,7 @@ class ReplyLog:
     error: GatewayError | None = None
     upstream_request_id: str | None = None
     orphaned: bool = False  # stopped because no viewer came back within the grace
+    cut_at_shutdown: bool = False  # stopped when the shutdown grace ran out
     first_step_at: float | None = None
     frames_sent: int = 0  # delta frames, over all viewers
     frames_merged: int = 0  # steps that rode in an earlier step's frame
