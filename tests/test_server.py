@@ -191,3 +191,22 @@ async def test_a_reply_cut_at_the_sigterm_grace_is_stored_incomplete(tmp_path, s
                 await proc.wait()
             await proc.drainer
         await redis.stop()
+
+
+async def test_the_offline_demo_caps_a_visitors_directives(tmp_path) -> None:
+    """serve with no key: `sim:chars=3000000` gives a 20 000-character reply, not 3 MB."""
+    proc, url, _ = await start_gateway("", tmp_path, DASHSCOPE_API_KEY="")
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url + "/api/v1/assistants/default/ws") as ws,
+        ):
+            await ws.receive_json(timeout=10)
+            text = "big sim:chars=3000000 sim:tokens=40 sim:delay_ms=0"
+            await ws.send_json({"type": "message", "id": "c-1", "text": text})
+            while (frame := await ws.receive_json(timeout=20))["type"] != "done":
+                pass
+            assert frame["content_length"] == 20_000 and frame["seq"] == 40
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -35,7 +35,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from .script import FAULTS_BEFORE, SimOptions, parse_options, reply_steps, reply_text
+from .script import (
+    FAULTS_BEFORE,
+    SimLimits,
+    SimOptions,
+    capped,
+    parse_options,
+    reply_steps,
+    reply_text,
+)
 
 __all__ = [
     "SIMULATOR_STATE",
@@ -105,7 +113,8 @@ class RequestRecord:
 
 
 class SimulatorState:
-    def __init__(self) -> None:
+    def __init__(self, limits: SimLimits | None = None) -> None:
+        self.limits = limits  # None: every directive's full range
         self.requests: list[RequestRecord] = []
         self._failures: Counter[str] = Counter()
         self._new = asyncio.Event()
@@ -122,6 +131,8 @@ class SimulatorState:
 
     def add(self, record: RequestRecord) -> None:
         self.requests.append(record)
+        if self.limits is not None and len(self.requests) > DEMO_RECORDS:
+            del self.requests[0]  # the demo serves for days: keep the newest only
         self._new.set()
 
     def should_fail(self, options: SimOptions) -> bool:
@@ -132,6 +143,7 @@ class SimulatorState:
 
 
 SIMULATOR_STATE = web.AppKey("simulator_state", SimulatorState)
+DEMO_RECORDS = 100  # requests a capped (demo) simulator remembers
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -196,6 +208,8 @@ async def _handle(request: web.Request, kind: str) -> web.StreamResponse:
     if not isinstance(body, dict):
         return _error(kind, 400, "InvalidParameter", "The request body must be an object.")
     options = parse_options(_last_user_text(body), request.headers.get("X-Simulator"))
+    if state.limits is not None:
+        options = capped(options, state.limits)
     peername = request.transport.get_extra_info("peername") if request.transport else None
     record = RequestRecord(request.path, body, options, peer=str(peername))
     state.add(record)
@@ -480,9 +494,10 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "simulator": True})
 
 
-def create_simulator_app() -> web.Application:
+def create_simulator_app(limits: SimLimits | None = None) -> web.Application:
+    """The simulator; ``limits`` caps every request's directives (the offline demo)."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
-    app[SIMULATOR_STATE] = SimulatorState()
+    app[SIMULATOR_STATE] = SimulatorState(limits)
     app.router.add_post(DASHSCOPE_PATH, _dashscope)
     app.router.add_post(OPENAI_PATH, _openai)
     app.router.add_get("/_sim/requests", _requests)
@@ -490,10 +505,15 @@ def create_simulator_app() -> web.Application:
     return app
 
 
-async def start_simulator(host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+async def start_simulator(
+    host: str = "127.0.0.1", port: int = 0, limits: SimLimits | None = None
+) -> tuple[web.AppRunner, str]:
     """Start the simulator on ``host:port`` (0: a free port); return its runner and base URL."""
     runner = web.AppRunner(
-        create_simulator_app(), access_log=None, handle_signals=False, handler_cancellation=True
+        create_simulator_app(limits),
+        access_log=None,
+        handle_signals=False,
+        handler_cancellation=True,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
