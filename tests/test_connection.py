@@ -173,6 +173,6 @@ async def test_a_slow_consumer_reads_its_1013_close_long_after_it_was_queued(
     conn = next(iter(app[keys.REGISTRY]))
     await wait_until(lambda: conn.close_code == 1013, timeout=30)
     await asyncio.sleep(6.0)  # the client's own delay before it reads again: the scenario
-    while (msg := await ws.receive(timeout=30)).type.name == "TEXT":
+    while (await ws.receive(timeout=30)).type.name == "TEXT":
         pass
     assert ws.close_code == 1013

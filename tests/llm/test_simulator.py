@@ -189,5 +189,6 @@ async def test_without_limits_every_directive_has_its_full_range(sim) -> None:
     prompt = "x sim:chars=100000 sim:tokens=3000 sim:delay_ms=0"
     status, raw = await post(sim, prompt, sse=False, path=OPENAI_PATH)
     answer = json.loads(raw)
+    assert status == 200
     assert len(answer["choices"][0]["message"]["content"]) == 100_000
     assert answer["usage"]["completion_tokens"] == 3_000
