@@ -169,6 +169,7 @@ class MemoryConversationStore:
         self._sizes: dict[str, int] = {}  # id -> bytes its history holds
         self._bytes = 0
         self._sweep: asyncio.TimerHandle | None = None
+        self._retry_at = (0, 0)  # (count, bytes): see _bound
 
     def __len__(self) -> int:
         return len(self._conversations)
@@ -195,7 +196,7 @@ class MemoryConversationStore:
             self._bytes += CONVERSATION_BYTES
             self._use(conversation_id)
             self._bound(keep=conversation_id)
-            if self._ttl and self._sweep is None:
+            if self._sweep is None and (self._ttl or self._max_conversations or self._max_bytes):
                 self._arm_sweep()
         else:
             self._use(conversation_id)
@@ -305,36 +306,47 @@ class MemoryConversationStore:
 
     def _bound(self, keep: str | None = None) -> None:
         """Forget the least recently used idle conversations if a bound is passed (never
-        ``keep``: one being created, whose socket is not registered yet)."""
+        ``keep``: one being created, whose socket is not registered yet). A pass that could
+        not get under a bound (everything in use) is not tried again until the store has
+        grown by a sixteenth of it, or the next sweep."""
         max_count, max_bytes = self._max_conversations, self._max_bytes
-        over_count = max_count and len(self._conversations) > max_count
-        if not over_count and not (max_bytes and self._bytes > max_bytes):
+        count, size = len(self._conversations), self._bytes
+        if not (max_count and count > max_count) and not (max_bytes and size > max_bytes):
+            return
+        if count < self._retry_at[0] and size < self._retry_at[1]:
             return
         for conversation_id in to_evict(
             ((key, self._sizes[key]) for key in self._used),
             self._busy(keep),
-            count=len(self._conversations),
-            size=self._bytes,
+            count=count,
+            size=size,
             max_count=max_count - max_count // 16,
             max_bytes=max_bytes - max_bytes // 16,
         ):
             self._forget(conversation_id)
+        count, size = len(self._conversations), self._bytes
+        if (max_count and count > max_count) or (max_bytes and size > max_bytes):
+            self._retry_at = (count + max_count // 16 + 1, size + max_bytes // 16 + 1)
 
     def _arm_sweep(self) -> None:
-        interval = min(SWEEP_MAX_S, max(self._ttl / 4, SWEEP_MIN_S))
+        interval = min(SWEEP_MAX_S, max(self._ttl / 4, SWEEP_MIN_S)) if self._ttl else SWEEP_MAX_S
         self._sweep = asyncio.get_running_loop().call_later(interval, self._expire)
 
     def _expire(self) -> None:
-        """Forget the anonymous visitors' conversations idle past the TTL."""
+        """The sweep: forget the anonymous visitors' conversations idle past the TTL, and
+        try the bounds again (viewers may have left)."""
         self._sweep = None
         conversations = self._conversations
-        busy = self._busy()
-        for conversation_id in expired(
-            self._used.items(),
-            lambda key: busy(key) or not is_anonymous(conversations[key].owner),
-            before=time.monotonic() - self._ttl,
-        ):
-            self._forget(conversation_id)
+        if self._ttl:
+            busy = self._busy()
+            for conversation_id in expired(
+                self._used.items(),
+                lambda key: busy(key) or not is_anonymous(conversations[key].owner),
+                before=time.monotonic() - self._ttl,
+            ):
+                self._forget(conversation_id)
+        self._retry_at = (0, 0)
+        self._bound()
         if conversations:
             self._arm_sweep()
 
