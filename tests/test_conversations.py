@@ -76,3 +76,21 @@ async def test_past_the_byte_budget_large_histories_are_forgotten(gateway) -> No
     assert store.history_bytes <= 2_000_000
     assert 1 <= len(store) < 4
     assert ids[-1] in await _listed(gw)
+
+
+async def test_a_bound_passed_while_all_is_viewed_is_met_once_viewers_leave() -> None:
+    """Viewed conversations are kept past the count bound; the sweep forgets the oldest
+    once their viewers have left (signed-in owners: the TTL does not apply)."""
+    from gateway.conversations import MemoryConversationStore
+    from tests.conftest import wait_until
+
+    viewed = {f"conv-{i}" for i in range(5)}
+    store = MemoryConversationStore(
+        200, anonymous_ttl_s=0.2, max_conversations=3, viewed=lambda: viewed
+    )
+    for i in range(5):
+        await store.create(f"conv-{i}", f"user-{i}", "person", "default")
+    assert len(store) == 5
+    viewed.clear()
+    await wait_until(lambda: len(store) <= 3, timeout=5)
+    assert await store.get("conv-0") is None and await store.get("conv-4") is not None
