@@ -30,6 +30,7 @@ from .handlers import admin, chat, conversations, generations, health, pages
 from .handlers.errors import json_errors
 from .handlers.origins import same_site_writes
 from .llm.client import make_session, make_upstream
+from .llm.script import DEMO_LIMITS
 from .llm.simulator import start_simulator
 from .metrics import Metrics
 from .registry import Registry
@@ -39,13 +40,14 @@ from .stores.redis_client import KeySpace, guarded, make_redis
 
 
 async def _simulator_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Start the built-in Qwen simulator on a loopback port when it is the upstream."""
+    """Start the built-in Qwen simulator on a loopback port when it is the upstream (the
+    offline demo: any visitor's directives are capped, :data:`~.llm.script.DEMO_LIMITS`)."""
     config = app[keys.CONFIG]
     if not config.offline_demo:
         app[keys.UPSTREAM_URL] = config.upstream.base_url
         yield
         return
-    runner, url = await start_simulator("127.0.0.1", 0)
+    runner, url = await start_simulator("127.0.0.1", 0, DEMO_LIMITS)
     app[keys.UPSTREAM_URL] = url
     try:
         yield

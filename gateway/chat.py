@@ -417,10 +417,16 @@ class Chat:
         self.stop_local(reply, "cancelled")
 
     async def drain(self, grace_s: float) -> None:
-        """Shutdown: let running replies finish for up to ``grace_s``, then stop them."""
+        """Shutdown: let running replies finish for up to ``grace_s``, then stop them (the
+        gateway cut them, not a user: history keeps them as ``incomplete``)."""
         tasks = [r.task for r in self._running.values()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for message_id, running in list(self._running.items()):
+                reply = self.replies.get(message_id)
+                if running.task in pending and reply is not None and not reply.ended:
+                    reply.cut_at_shutdown = True
+                    reply.finish(ReplyState.CANCELLED, "cancelled")
             for task in pending:
                 task.cancel()
             if pending:
@@ -440,7 +446,7 @@ def history_status(reply: ReplyLog) -> Status:
         case ReplyState.COMPLETED:
             return "complete" if reply.finish_reason == "stop" else "incomplete"
         case ReplyState.CANCELLED:
-            return "incomplete" if reply.orphaned else "cancelled"
+            return "incomplete" if reply.orphaned or reply.cut_at_shutdown else "cancelled"
         case ReplyState.FAILED:
             return "failed"
         case _:

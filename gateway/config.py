@@ -117,6 +117,11 @@ class LimitsConfig:
     history_max_messages: int = 200
     history_budget_chars: int = 24000
     max_request_bytes: int = 64 * 1024
+    # Memory mode (no redis.url): what one instance keeps (0: no bound, or never expires).
+    anonymous_history_ttl_s: float = 86400.0
+    memory_max_conversations: int = 20000
+    memory_max_history_bytes: int = 256 * 1024 * 1024
+    memory_max_reply_bytes: int = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

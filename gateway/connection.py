@@ -44,7 +44,8 @@ from .replies import ReplyLog, ReplyState
 
 log = structlog.get_logger("gateway.connection")
 
-# How long a closing socket may take to flush before its transport is aborted.
+# How long a closing socket may take to flush before its transport is aborted (at least
+# the connection's send deadline: a slow consumer gets that long to read its 1013 close).
 CLOSE_FLUSH_S = 5.0
 
 _pings: set[asyncio.Task[None]] = set()  # pings on their way (a task needs a reference)
@@ -344,8 +345,10 @@ class Connection:
             pass
         if transport is not None:
             # The close frame is queued behind whatever the peer has not read. A peer that
-            # reads again within the grace gets it; one that never does is dropped.
-            asyncio.get_running_loop().call_later(CLOSE_FLUSH_S, transport.abort)
+            # reads again within the grace (or its send deadline, if longer) gets it; one
+            # that never does is dropped.
+            grace = max(CLOSE_FLUSH_S, self.send_timeout_s)
+            asyncio.get_running_loop().call_later(grace, transport.abort)
 
 
 def start_frame(reply: ReplyLog, *, resumed: bool = False) -> str:

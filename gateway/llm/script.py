@@ -42,6 +42,38 @@ class SimOptions:
         return self.fault_at if self.fault_at >= 0 else self.tokens // 2
 
 
+@dataclass(frozen=True, slots=True)
+class SimLimits:
+    """The most one request may ask of the simulator: directives beyond a bound are cut to
+    it, and ``split`` is ignored (one byte a write costs a write per byte). The offline demo,
+    open to any visitor, serves with :data:`DEMO_LIMITS`; ``fake-upstream`` and tests with
+    none (every directive's full range)."""
+
+    max_chars: int = 20_000
+    max_tokens: int = 2_000
+    min_delay_ms: float = 5.0
+    max_first_delay_ms: float = 10_000.0
+    max_reasoning: int = 200
+    max_fail_times: int = 3
+
+
+DEMO_LIMITS = SimLimits()
+
+
+def capped(options: SimOptions, limits: SimLimits) -> SimOptions:
+    """``options`` within ``limits``."""
+    return replace(
+        options,
+        tokens=min(options.tokens, limits.max_tokens),
+        chars=min(options.chars, limits.max_chars),
+        delay_ms=max(options.delay_ms, limits.min_delay_ms),
+        first_delay_ms=min(options.first_delay_ms, limits.max_first_delay_ms),
+        reasoning=min(options.reasoning, limits.max_reasoning),
+        fail_times=min(options.fail_times, limits.max_fail_times),
+        split="",
+    )
+
+
 def parse_options(prompt: str, header: str | None) -> SimOptions:
     """Options from the prompt's ``sim:`` words, overridden by the ``X-Simulator`` header."""
     values = dict(_DIRECTIVE.findall(prompt))

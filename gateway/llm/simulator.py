@@ -55,7 +55,9 @@ from aiohttp import web
 from .dashscope import endpoint_for_model
 from .script import (
     FAULTS_BEFORE,
+    SimLimits,
     SimOptions,
+    capped,
     continue_from,
     image_note,
     parse_options,
@@ -138,7 +140,8 @@ class RequestRecord:
 
 
 class SimulatorState:
-    def __init__(self) -> None:
+    def __init__(self, limits: SimLimits | None = None) -> None:
+        self.limits = limits  # None: every directive's full range
         self.requests: list[RequestRecord] = []
         self._failures: Counter[str] = Counter()
         self._new = asyncio.Event()
@@ -155,6 +158,8 @@ class SimulatorState:
 
     def add(self, record: RequestRecord) -> None:
         self.requests.append(record)
+        if self.limits is not None and len(self.requests) > DEMO_RECORDS:
+            del self.requests[0]  # the demo serves for days: keep the newest only
         self._new.set()
 
     def should_fail(self, options: SimOptions) -> bool:
@@ -165,6 +170,7 @@ class SimulatorState:
 
 
 SIMULATOR_STATE = web.AppKey("simulator_state", SimulatorState)
+DEMO_RECORDS = 100  # requests a capped (demo) simulator remembers
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -324,6 +330,8 @@ async def _handle(request: web.Request, kind: str, endpoint: str = "text") -> we
     if not isinstance(body, dict):
         return _error(kind, 400, "InvalidParameter", "The request body must be an object.")
     options = parse_options(_last_user_text(body), request.headers.get("X-Simulator"))
+    if state.limits is not None:
+        options = capped(options, state.limits)
     peername = request.transport.get_extra_info("peername") if request.transport else None
     record = RequestRecord(request.path, body, options, peer=str(peername))
     state.add(record)
@@ -621,9 +629,10 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "simulator": True})
 
 
-def create_simulator_app() -> web.Application:
+def create_simulator_app(limits: SimLimits | None = None) -> web.Application:
+    """The simulator; ``limits`` caps every request's directives (the offline demo)."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
-    app[SIMULATOR_STATE] = SimulatorState()
+    app[SIMULATOR_STATE] = SimulatorState(limits)
     app.router.add_post(DASHSCOPE_PATH, _dashscope)
     app.router.add_post(MULTIMODAL_PATH, _multimodal)
     app.router.add_post(OPENAI_PATH, _openai)
@@ -632,10 +641,15 @@ def create_simulator_app() -> web.Application:
     return app
 
 
-async def start_simulator(host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+async def start_simulator(
+    host: str = "127.0.0.1", port: int = 0, limits: SimLimits | None = None
+) -> tuple[web.AppRunner, str]:
     """Start the simulator on ``host:port`` (0: a free port); return its runner and base URL."""
     runner = web.AppRunner(
-        create_simulator_app(), access_log=None, handle_signals=False, handler_cancellation=True
+        create_simulator_app(limits),
+        access_log=None,
+        handle_signals=False,
+        handler_cancellation=True,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)

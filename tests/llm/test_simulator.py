@@ -265,3 +265,48 @@ async def test_partial_mode_continues_the_reply_from_the_prefix(sim) -> None:
     _, raw = await _post_json(sim, DASHSCOPE_PATH, payload)
     rest = "".join(e["output"]["choices"][0]["message"]["content"] for e in _data(raw))
     assert prefix + rest == whole
+
+
+@pytest.fixture
+async def demo_sim():
+    """The simulator as the offline demo serves it: directives capped."""
+    from gateway.llm.script import DEMO_LIMITS
+    from gateway.llm.simulator import SIMULATOR_STATE, start_simulator
+    from tests.conftest import Sim
+
+    runner, url = await start_simulator("127.0.0.1", 0, DEMO_LIMITS)
+    try:
+        yield Sim(url, runner.app[SIMULATOR_STATE])
+    finally:
+        await runner.cleanup()
+
+
+async def test_demo_limits_cap_reply_size_and_steps(demo_sim) -> None:
+    """The demo's simulator cuts `sim:chars=3000000 sim:tokens=3000` to 20 000 characters
+    in 2 000 steps."""
+    prompt = "x sim:chars=3000000 sim:tokens=3000 sim:delay_ms=0"
+    status, raw = await post(demo_sim, prompt, sse=False, path=OPENAI_PATH)
+    answer = json.loads(raw)
+    assert status == 200
+    assert len(answer["choices"][0]["message"]["content"]) == 20_000
+    assert answer["usage"]["completion_tokens"] == 2_000
+
+
+async def test_demo_limits_hold_a_minimum_delay_between_steps(demo_sim) -> None:
+    """`sim:delay_ms=0` still waits at least 5 ms a step in the demo."""
+    import time
+
+    started = time.monotonic()
+    status, _ = await post(demo_sim, "x sim:tokens=20 sim:delay_ms=0")
+    assert status == 200
+    assert time.monotonic() - started >= 19 * 0.005
+
+
+async def test_without_limits_every_directive_has_its_full_range(sim) -> None:
+    """fake-upstream and tests: a reply beyond the demo's caps is made as asked."""
+    prompt = "x sim:chars=100000 sim:tokens=3000 sim:delay_ms=0"
+    status, raw = await post(sim, prompt, sse=False, path=OPENAI_PATH)
+    answer = json.loads(raw)
+    assert status == 200
+    assert len(answer["choices"][0]["message"]["content"]) == 100_000
+    assert answer["usage"]["completion_tokens"] == 3_000
