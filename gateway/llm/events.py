@@ -30,6 +30,9 @@ class ChatRequest:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    # The start of the reply already shown, for the model to continue (section 13); the
+    # stream then carries only what follows. (Same field as on the q-qwen branch.)
+    prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
