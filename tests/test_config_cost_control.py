@@ -82,7 +82,10 @@ def test_env_overrides_reach_pools_and_preferences() -> None:
         ("[server]\ntrusted_proxies = ['proxy.local']\n", "server.trusted_proxies"),
         ("[limits]\nusage_retention_days = 0\n", "limits.usage_retention_days"),
         ("[limits]\ntokens_per_user_per_day = -1\n", "limits.tokens_per_user_per_day"),
-        ("[limits]\nanonymous_tokens_per_ip_per_day = 'x'\n", "limits.anonymous_tokens_per_ip_per_day"),
+        (
+            "[limits]\nanonymous_tokens_per_ip_per_day = 'x'\n",
+            "limits.anonymous_tokens_per_ip_per_day",
+        ),
         ("[upstream]\nmax_concurrent = 1.5\n", "upstream.max_concurrent"),
         ("[upstream]\ncooldown_s = 10\nmax_cooldown_s = 5\n", "upstream.max_cooldown_s"),
         ("[upstream]\ncontinuation = 'yes'\n", "upstream.continuation: must be one of"),
@@ -94,7 +97,10 @@ def test_env_overrides_reach_pools_and_preferences() -> None:
         ("[assistants.x]\nupstreams = ['nowhere']\n", "assistants.x.upstreams: no upstream named"),
         ("[assistants.x]\nupstreams = [1]\n", "assistants.x.upstreams: each entry"),
         ("[assistants.x]\nupstreams = [[]]\n", "assistants.x.upstreams: each entry"),
-        ("[assistants.x]\nupstreams = 'default,default'\n", "assistants.x.upstreams: an upstream is listed twice"),
+        (
+            "[assistants.x]\nupstreams = 'default,default'\n",
+            "assistants.x.upstreams: an upstream is listed twice",
+        ),
         (
             "[upstreams.a]\nmodels = ['qwen-max']\n[assistants.x]\nupstreams = ['a']\n",
             "assistants.x.upstreams: none of them serves the model 'qwen-plus'",
