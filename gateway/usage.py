@@ -74,6 +74,16 @@ class TokenCounts:
             output -= reasoning_tokens
         return cls(input_tokens or 0, output, reasoning_tokens)
 
+    @classmethod
+    def reported(
+        cls, input_tokens: int | None, output_tokens: int | None, reasoning_tokens: int | None
+    ) -> TokenCounts | None:
+        """:meth:`from_upstream`, or None when the upstream reported no usage at all (some
+        OpenAI-compatible servers never do): such a call is estimated, not counted as 0."""
+        if input_tokens is None and output_tokens is None:
+            return None
+        return cls.from_upstream(input_tokens, output_tokens, reasoning_tokens)
+
     @property
     def total(self) -> int:
         return self.input_tokens + self.output_tokens + (self.reasoning_tokens or 0)

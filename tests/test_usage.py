@@ -50,6 +50,14 @@ def test_upstream_counts_take_reasoning_out_of_the_output() -> None:
     assert TokenCounts.from_upstream(5, 3, 9).output_tokens == 0  # never negative
 
 
+def test_a_call_that_reported_nothing_is_estimated_not_free() -> None:
+    """No counts at all in the upstream's finish: None, so the estimate applies."""
+    assert TokenCounts.reported(None, None, None) is None
+    assert TokenCounts.reported(3, None, None) == TokenCounts(3, 0, None)
+    usage = reply_usage([single_call(TokenCounts.reported(None, None, None), "a" * 8)], "", "a" * 8)
+    assert usage == TokenCounts(0, 2, None, estimated=True)
+
+
 def test_done_usage_shape() -> None:
     """done.usage: counts, reasoning when known, estimated only when estimated."""
     assert TokenCounts(12, 57).as_json() == {"input_tokens": 12, "output_tokens": 57}

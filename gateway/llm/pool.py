@@ -307,6 +307,7 @@ class PooledUpstream:
                 call = dataclasses.replace(request, prefix=request.prefix + "".join(answer))
             answer_from, reasoning_from = answer_len, reasoning_len
             reported: TokenCounts | None = None
+            finished = False
             try:
                 async for event in self._clients[name].stream(call, room):
                     if isinstance(event, Step):
@@ -318,14 +319,15 @@ class PooledUpstream:
                             continue  # the answer is under way: a new train of thought is noise
                         reasoning_len += len(event.text)
                     elif isinstance(event, Finish):
-                        reported = TokenCounts.from_upstream(
+                        finished = True
+                        reported = TokenCounts.reported(
                             event.input_tokens,
                             event.output_tokens,
                             getattr(event, "reasoning_tokens", None),  # newer Finish has it
                         )
                         self._pool.succeeded(name)
                     yield event
-                if reported is None:  # the client contract says it raises; be safe
+                if not finished:  # the client contract says it raises; be safe
                     raise UpstreamError("the model's reply ended early")
                 return
             except UpstreamError as exc:
