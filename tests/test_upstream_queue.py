@@ -149,3 +149,21 @@ async def test_a_failing_position_callback_does_not_break_the_queue() -> None:
     await holder.release()
     await (await task).release()
     assert queue.running == 0
+
+
+async def test_many_turns_never_exceed_the_cap_and_all_get_through() -> None:
+    """Fifty turns through three places: never more than three at once, none lost."""
+    queue = MemoryUpstreamQueue(3, 10)
+    running = peak = done = 0
+
+    async def turn() -> None:
+        nonlocal running, peak, done
+        async with await queue.acquire():
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0)
+            running -= 1
+        done += 1
+
+    await asyncio.gather(*(turn() for _ in range(50)))
+    assert (peak, done, queue.running, queue.waiting) == (3, 50, 0, 0)

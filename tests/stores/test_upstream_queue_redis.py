@@ -169,3 +169,22 @@ async def test_redis_down_caps_this_instance_alone(instances, redis_server) -> N
     with pytest.raises(UpstreamThrottled):
         await a.acquire()
     await slot.release()
+
+
+async def test_many_turns_on_two_instances_never_exceed_the_cap(instances) -> None:
+    """Thirty turns spread over two instances through three places: at most three at once."""
+    a, b = instances(2, 3, poll_s=0.02)
+    running = peak = done = 0
+
+    async def turn(queue: RedisUpstreamQueue) -> None:
+        nonlocal running, peak, done
+        async with await queue.acquire():
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.01)  # a reply takes a moment upstream
+            running -= 1
+        done += 1
+
+    await asyncio.gather(*(turn(q) for _ in range(15) for q in (a, b)))
+    assert (peak, done) == (3, 30)
+    assert await a._redis.zcard(a.keys[0]) == 0 and await a._redis.zcard(a.keys[1]) == 0
