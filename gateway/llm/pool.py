@@ -213,18 +213,29 @@ def preference_for(config: Config, assistant: str) -> tuple[tuple[str, ...], ...
     return config.assistants[assistant].upstreams or ((DEFAULT,),)
 
 
-def member_config(config: Config, name: str) -> UpstreamConfig:
+def member_config(config: Config, name: str, *, alone: bool = False) -> UpstreamConfig:
     """The client settings of upstream ``name``: ``[upstream]`` for ``default``, else its
-    ``[upstreams.<name>]`` table over ``[upstream]``'s timeouts and wire options. A pool of
-    several upstreams does not retry one (``max_retries = 0``): it moves on."""
+    ``[upstreams.<name>]`` table over ``[upstream]``'s timeouts and wire options.
+
+    A pooled client does not retry (``max_retries = 0``): the pool moves on instead. ``alone``
+    (the only upstream its assistant lists) keeps ``upstream.max_retries``, as version 1."""
     base = config.upstream
-    several = len(config.upstreams) > 0
+    retries = base.max_retries if alone else 0
     if name == DEFAULT:
-        return dataclasses.replace(base, max_retries=0) if several else base
+        return dataclasses.replace(base, max_retries=retries)
     entry = config.upstreams[name]
     return dataclasses.replace(
-        base, kind=entry.kind, base_url=entry.base_url, api_key=entry.api_key, max_retries=0
+        base,
+        kind=entry.kind,
+        base_url=entry.base_url,
+        api_key=entry.api_key,
+        max_retries=retries,
     )
+
+
+def is_alone(preference: Preference) -> bool:
+    """Whether a preference names a single upstream (its client may retry)."""
+    return sum(len(tier) for tier in preference) == 1
 
 
 def build_pool(config: Config, **kw: Any) -> UpstreamPool:

@@ -7,7 +7,14 @@ from collections import Counter
 
 from gateway import config
 from gateway.errors import ContentFiltered, UpstreamAuth, UpstreamError, UpstreamThrottled
-from gateway.llm.pool import Member, UpstreamPool, build_pool, member_config, preference_for
+from gateway.llm.pool import (
+    Member,
+    UpstreamPool,
+    build_pool,
+    is_alone,
+    member_config,
+    preference_for,
+)
 
 
 class Clock:
@@ -154,6 +161,9 @@ upstreams = [["default", "local"]]
         cfg.upstreams["local"].base_url,
         0,
     )
+    assert local.api_key == cfg.upstreams["local"].api_key
+    assert local.first_byte_timeout_s == cfg.upstream.first_byte_timeout_s
     assert member_config(cfg, "default").max_retries == 0
-    single = config.loads("[upstream]\napi_key = 'sk'\nmax_retries = 2\n")
-    assert member_config(single, "default").max_retries == 2  # version 1 unchanged
+    assert not is_alone(preference_for(cfg, "support"))
+    assert is_alone(preference_for(cfg, "default"))  # version 1: one upstream, retries kept
+    assert member_config(cfg, "default", alone=True).max_retries == 2
