@@ -280,7 +280,7 @@ def _check_cost_control(
     env: Mapping[str, str],
 ) -> dict[str, NamedUpstreamConfig]:
     """Upstream pools, quotas and trusted proxies (contract sections 12 and 13)."""
-    import ipaddress
+    import ipaddress  # here, so this section's hunks stay in one place
 
     for cidr in config.server.trusted_proxies:
         try:
