@@ -115,7 +115,9 @@ class QuotaExceeded(ClientError):
     http_status = 429
     default_message = "today's token quota is spent"
 
-    def __init__(self, message: str | None = None, *, quota: str, retry_after_s: int) -> None:
+    def __init__(
+        self, message: str | None = None, *, quota: str = "user", retry_after_s: int = 0
+    ) -> None:
         super().__init__(message)
         self.quota = quota
         self.retry_after_s = retry_after_s

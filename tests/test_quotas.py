@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from gateway import config
-from gateway.errors import QuotaExceeded
+from gateway.errors import QuotaExceeded, error_for_code
 from gateway.quotas import AddressLimits, QuotaLimits, check_quota, remaining_today
 from gateway.stores.window_counters_memory import MemoryWindowCounter
 from gateway.usage import SpentToday
@@ -56,6 +56,12 @@ def test_retry_after_runs_to_the_next_utc_day() -> None:
     assert error.retry_after_s == 12 * 3600
     assert error.fields() == {"retry_after_s": 43200}
     assert "00:00 UTC" in error.message
+
+
+def test_a_quota_error_read_back_from_shared_state_rebuilds() -> None:
+    """error_for_code rebuilds quota_exceeded like every other code (no missing argument)."""
+    error = error_for_code("quota_exceeded", "used up")
+    assert isinstance(error, QuotaExceeded) and error.message == "used up"
 
 
 def test_remaining_today_is_the_narrowest_left() -> None:
