@@ -57,6 +57,7 @@ class ServerConfig:
     header_timeout_s: float = 15.0  # a request's head, from the connection's start or last reply
     public_metrics: bool = True
     instance_id: str = ""  # empty: derived from host name and pid at start-up
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,23 @@ class UpstreamConfig:
     max_retries: int = 2
     retry_backoff_s: float = 0.5
     pool_size: int = 1000
+    # Cost control (contract sections 12 and 13)
+    max_concurrent: int = 0  # replies streaming upstream at once; 0: no cap
+    queue_timeout_s: float = 30.0  # the longest wait for a slot
+    cooldown_s: float = 5.0  # an upstream that failed is skipped this long, doubling
+    max_cooldown_s: float = 300.0
+    continuation: Literal["none", "vllm"] = "none"  # how `openai` upstreams continue a reply
+
+
+@dataclass(frozen=True, slots=True)
+class NamedUpstreamConfig:
+    """One ``[upstreams.<name>]`` table; timeouts and retries come from ``[upstream]``."""
+
+    kind: Literal["dashscope", "openai"] = "dashscope"
+    base_url: str = "https://dashscope.aliyuncs.com"
+    api_key: Secret = Secret("")
+    models: tuple[str, ...] = ()  # the model names it serves; empty: any
+    weight: int = 1  # its share of turns among upstreams of equal preference
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +103,11 @@ class AssistantConfig:
     max_tokens: int | None = None
     allowed_origins: tuple[str, ...] = ()
     greeting: str = ""
+    tokens_per_day: int = 0  # all users together; 0: no quota
+    # In order of preference; an inner list is a tier of equal preference. Empty: the
+    # [upstream] table, named "default".
+    upstreams: tuple[tuple[str, ...], ...] = ()
+    continue_on_failure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +145,12 @@ class LimitsConfig:
     memory_max_conversations: int = 20000
     memory_max_history_bytes: int = 256 * 1024 * 1024
     memory_max_reply_bytes: int = 256 * 1024 * 1024
+    # Cost control (contract section 12); 0: no limit
+    tokens_per_user_per_day: int = 0
+    usage_retention_days: int = 90
+    anonymous_messages_per_minute_per_ip: int = 0
+    anonymous_tokens_per_ip_per_day: int = 0
+    max_anonymous_ids_per_ip_per_hour: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +181,9 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     redis: RedisConfig = RedisConfig()
     log: LogConfig = LogConfig()
+    upstreams: Mapping[str, NamedUpstreamConfig] = field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
 
     @property
     def offline_demo(self) -> bool:
@@ -253,8 +285,12 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
         if alg.lower() == "none":
             raise ConfigError("auth.algorithms: 'none' is not allowed")
     _check_token_keys(auth)
+    upstreams = _check_cost_control(config, upstream, assistants, env)
     return dataclasses.replace(
-        config, upstream=upstream, assistants=types.MappingProxyType(assistants)
+        config,
+        upstream=upstream,
+        assistants=types.MappingProxyType(assistants),
+        upstreams=types.MappingProxyType(upstreams),
     )
 
 
@@ -293,6 +329,70 @@ def _check_token_keys(auth: AuthConfig) -> None:
             )
 
 
+def _check_cost_control(
+    config: Config,
+    upstream: UpstreamConfig,
+    assistants: Mapping[str, AssistantConfig],
+    env: Mapping[str, str],
+) -> dict[str, NamedUpstreamConfig]:
+    """Upstream pools, quotas and trusted proxies (contract sections 12 and 13)."""
+    import ipaddress  # here, so this section's hunks stay in one place
+
+    for cidr in config.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"server.trusted_proxies: {cidr!r} is not an address or CIDR"
+            ) from None
+    if config.limits.usage_retention_days < 1:
+        raise ConfigError("limits.usage_retention_days: must be at least 1")
+    if upstream.max_cooldown_s < upstream.cooldown_s:
+        raise ConfigError("upstream.max_cooldown_s: must not be below upstream.cooldown_s")
+    upstreams: dict[str, NamedUpstreamConfig] = {}
+    for name, entry in config.upstreams.items():
+        if name == "default":
+            raise ConfigError("upstreams.default: the name default is the [upstream] table's")
+        if not entry.api_key and entry.kind == "dashscope" and env.get("DASHSCOPE_API_KEY"):
+            entry = dataclasses.replace(entry, api_key=Secret(env["DASHSCOPE_API_KEY"]))
+        if entry.weight < 1:
+            raise ConfigError(f"upstreams.{name}.weight: must be at least 1")
+        upstreams[name] = entry
+    for name, assistant in assistants.items():
+        listed = [u for tier in assistant.upstreams for u in tier]
+        for u in listed:
+            if u != "default" and u not in upstreams:
+                raise ConfigError(f"assistants.{name}.upstreams: no upstream named {u!r}")
+        if len(set(listed)) != len(listed):
+            raise ConfigError(f"assistants.{name}.upstreams: an upstream is listed twice")
+        model = assistant.model or upstream.model
+        serving = [u for u in listed if u == "default" or _serves(upstreams[u], model)]
+        if listed and not serving:
+            raise ConfigError(
+                f"assistants.{name}.upstreams: none of them serves the model {model!r}"
+            )
+    return upstreams
+
+
+def _serves(entry: NamedUpstreamConfig, model: str) -> bool:
+    return not entry.models or model in entry.models
+
+
+def _preference(value: Any, dotted: str) -> tuple[tuple[str, ...], ...]:
+    """``["a", ["b", "c"], "d"]``: a, then b and c shared by weight, then d."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list):
+        raise ConfigError(f"{dotted}: expected a list of upstream names")
+    tiers: list[tuple[str, ...]] = []
+    for item in value:
+        tier = [item] if isinstance(item, str) else item
+        if not isinstance(tier, list) or not tier or not all(isinstance(t, str) for t in tier):
+            raise ConfigError(f"{dotted}: each entry is a name or a list of names")
+        tiers.append(tuple(tier))
+    return tuple(tiers)
+
+
 def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
@@ -310,6 +410,17 @@ def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
                 name: _build(AssistantConfig, body, f"{dotted}.{name}.")
                 for name, body in value.items()
             }
+            continue
+        if cls is Config and key == "upstreams":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted}: expected a table of upstreams")
+            kwargs[key] = {
+                name: _build(NamedUpstreamConfig, body, f"{dotted}.{name}.")
+                for name, body in value.items()
+            }
+            continue
+        if cls is AssistantConfig and key == "upstreams":
+            kwargs[key] = _preference(value, dotted)
             continue
         kwargs[key] = _coerce(hints[key], value, dotted)
     try:

@@ -12,6 +12,7 @@
     │   ├── MessageTooLong            message_too_long  -    413   no
     │   ├── Busy                      busy              -    409   yes
     │   ├── RateLimited               rate_limited      -    429   yes
+    │   ├── QuotaExceeded             quota_exceeded    -    429   no   (retry_after_s)
     │   ├── ResumeUnavailable         resume_unavailable -   404   no
     │   ├── NotFound                  not_found         -    404   no
     │   └── NotAllowed                forbidden         -    403   no   (the socket stays open)
@@ -103,6 +104,27 @@ class RateLimited(ClientError):
     http_status = 429
     retryable = True
     default_message = "too many messages; slow down"
+
+
+class QuotaExceeded(ClientError):
+    """A daily token quota is spent: no new reply until ``retry_after_s`` (the next UTC day).
+
+    ``quota`` names which one (``user``, ``assistant``, ``address``: the metric's label);
+    :meth:`fields` is what the ``error`` frame and the REST body carry beside the code."""
+
+    code = "quota_exceeded"
+    http_status = 429
+    default_message = "today's token quota is spent"
+
+    def __init__(
+        self, message: str | None = None, *, quota: str = "user", retry_after_s: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.retry_after_s = retry_after_s
+
+    def fields(self) -> dict[str, int]:
+        return {"retry_after_s": self.retry_after_s}
 
 
 class ResumeUnavailable(ClientError):
