@@ -57,6 +57,9 @@ def mint_token(config: AuthConfig, sub: str, *, admin: bool = False, ttl_s: int 
     return jwt.encode(claims, _signing_key(config), algorithm=alg)
 
 
+MAX_SUBJECT_CHARS = 256  # a token's ``sub`` names keys and goes into frames
+
+
 def verify_token(config: AuthConfig, token: str) -> Identity:
     """Check signature (algorithms pinned by config), ``exp``, ``aud``, ``iss``; or raise
     :class:`Unauthorized`, and nothing else, whatever the token.
@@ -90,6 +93,9 @@ def verify_token(config: AuthConfig, token: str) -> Identity:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("the token has no subject")
+    if len(sub) > MAX_SUBJECT_CHARS or not sub.isprintable():
+        # It names keys and goes into frames: no surrogate, control character or megabyte.
+        raise Unauthorized("the token's subject is not a printable name of at most 256 characters")
     if sub.startswith("anon-"):  # anonymous ids' namespace: no token may name (or mimic) one
         raise Unauthorized("the token's subject starts with anon-, which is reserved")
     return Identity(user=sub, admin=claims.get("role") == "admin", expires_at=float(claims["exp"]))

@@ -77,3 +77,12 @@ def test_a_public_key_only_gateway_refuses_hs256_tokens() -> None:
     auth = config.loads(f"[auth]\nalgorithms = ['RS256']\njwt_public_key = '''{PUBLIC}'''\n").auth
     with pytest.raises(Unauthorized):
         verify_token(auth, hs256_signed_with(PUBLIC))
+
+
+@pytest.mark.parametrize("sub", ["\ud800", "bob\x00", "x" * 257, "a\nb"])
+def test_a_validly_signed_token_with_an_unusable_subject_is_refused(sub: str) -> None:
+    """A signed token whose sub holds a lone surrogate, a control character or 257 characters
+    is Unauthorized: the subject names Redis keys and goes into every viewer's frames."""
+    token = jwt.encode({**CLAIMS, "sub": sub}, SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized):
+        verify_token(both_families(), token)
