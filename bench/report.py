@@ -78,7 +78,16 @@ def _ratios(rows: dict[str, Row]) -> list[str]:
             f"{g['late_p99_ms'] - f['late_p99_ms']:+.1f} ms "
             f"(minimal {m['late_p99_ms'] - f['late_p99_ms']:+.1f})"
         )
-    return [" " * 17 + ", ".join(parts)]
+    lines = [" " * 17 + ", ".join(parts)]
+    for variant in ("baseline", "redis", "quotas"):
+        v = rows.get(variant)
+        if v and v.get(key) and g[key]:
+            lines.append(
+                " " * 17 + f"{variant} CPU / gateway {v[key] / g[key]:.2f}x, lateness p99 "
+                f"{v['late_p99_ms'] - g['late_p99_ms']:+.1f} ms, first delta p50 "
+                f"{v['ttfd_p50_ms'] - g['ttfd_p50_ms']:+.1f} ms"
+            )
+    return lines
 
 
 def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
@@ -126,6 +135,19 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 text += f" ({kind} {rows[kind]['late_p99_ms']:.0f} ms)"
         text += ", every character delivered" if whole else ", TEXT LOST OR ERRORS"
         out.append(("overload: p99 lateness < 250 ms, all text", text, gw["late_p99_ms"] < 250))
+    for variant, bound, scenarios in (
+        ("quotas", 1.05, ("paced", "below_saturation")),  # issue 17
+        ("redis", 1.3, ("paced", "below_saturation")),  # issue 18 (500 and 100 paced)
+    ):
+        ratios = [
+            (name, v / g)
+            for name in scenarios
+            if (v := cpu(name, variant)) and (g := cpu(name, "gateway"))
+        ]
+        if ratios:
+            measured = ", ".join(f"{n} {r:.2f}x" for n, r in ratios)
+            target = f"{variant}: CPU per step <= {bound} x the gateway's"
+            out.append((target, measured, all(r <= bound for _, r in ratios)))
     rows = _rows(report, "idle")
     if "gateway" in rows:
         gw = rows["gateway"]

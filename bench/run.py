@@ -185,6 +185,7 @@ def run(names: list[str], quick: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine(), "quick": quick, "scenarios": {}}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
+        redis = servers.start_redis(tmp) if "redis" in servers.VARIANTS else None
         sim = servers.start("simulator", "", tmp)
         try:
             for name in names:
@@ -192,12 +193,19 @@ def run(names: list[str], quick: bool) -> dict[str, Any]:
                 print(f"== {name} {spec}", flush=True)
                 measure = measure_held if spec.get("mode") in ("idle", "stall") else measure_stream
                 rows = []
-                for kind in spec["servers"]:
+                kinds = list(spec["servers"])
+                if "gateway" in kinds:
+                    at = kinds.index("gateway") + 1
+                    kinds[at:at] = servers.VARIANTS
+                for kind in kinds:
                     rows.append(measure(kind, sim, tmp, spec))
                     print("  ", brief(rows[-1]), flush=True)
                 report["scenarios"][name] = {"spec": spec, "rows": rows}
         finally:
             sim.stop()
+            if redis is not None:
+                redis.terminate()
+                redis.wait()
     return report
 
 
@@ -229,6 +237,8 @@ def machine() -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "pinned": servers.PINNED,
         "gateway_root": str(servers.GATEWAY_ROOT),
+        "variants": list(servers.VARIANTS),
+        "baseline_root": str(servers.BASELINE_ROOT) if "baseline" in servers.VARIANTS else None,
         "packages": {
             name: version(name) for name in ("aiohttp", "uvloop", "fastapi", "httpx", "uvicorn")
         },

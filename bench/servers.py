@@ -27,6 +27,18 @@ CORES = os.cpu_count() or 1
 PINNED = CORES >= 2 and shutil.which("taskset") is not None
 SERVER_CORE, LOAD_CORE = "1", "0"
 KINDS = ("gateway", "minimal", "fastapi")
+# Variants of the gateway row, added to every scenario with a gateway row when named in
+# ``BENCH_VARIANTS`` (comma-separated), so a comparison is measured in the same run:
+#   baseline  the gateway from another checkout (``BENCH_BASELINE_ROOT``): before/after a change
+#   redis     this gateway with shared state in Redis (a redis-server the run starts)
+#   quotas    this gateway with usage accounting and every quota on (none reached)
+VARIANTS = tuple(v for v in os.environ.get("BENCH_VARIANTS", "").split(",") if v)
+BASELINE_ROOT = Path(os.environ.get("BENCH_BASELINE_ROOT") or ROOT).resolve()
+QUOTAS_TOML = """
+tokens_per_user_per_day = 1000000000
+anonymous_tokens_per_ip_per_day = 1000000000
+anonymous_messages_per_minute_per_ip = 1000000
+"""
 
 GATEWAY_TOML = """
 [upstream]
@@ -58,8 +70,8 @@ def pinned(core: str, argv: list[str]) -> list[str]:
     return ["taskset", "-c", core, *argv] if PINNED else argv
 
 
-def env() -> dict[str, str]:
-    path = os.pathsep.join(dict.fromkeys([str(GATEWAY_ROOT), str(ROOT)]))
+def env(root: Path = GATEWAY_ROOT) -> dict[str, str]:
+    path = os.pathsep.join(dict.fromkeys([str(root), str(ROOT)]))
     return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
 
 
@@ -108,14 +120,26 @@ class Server:
             self.proc.wait()
 
 
+def gateway_toml(kind: str, sim_url: str) -> str:
+    """The benchmark's gateway configuration for ``kind`` (``gateway`` or a variant)."""
+    text = GATEWAY_TOML.format(sim=sim_url, outbox=OUTBOX_MAX_BYTES)
+    if kind == "quotas":
+        text = text.replace("[limits]\n", "[limits]" + QUOTAS_TOML)
+    if kind == "redis":
+        text += f'[redis]\nurl = "{os.environ["BENCH_REDIS_URL"]}"\n'
+    return text
+
+
 def start(kind: str, sim_url: str, tmp: Path, log: Path | None = None) -> Server:
-    """Start the simulator (``kind="simulator"``), the gateway or a reference relay."""
+    """Start the simulator (``kind="simulator"``), the gateway (or a variant of it), or a
+    reference relay."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     http = ""
-    if kind == "gateway":
-        conf = tmp / "gateway.toml"
-        conf.write_text(GATEWAY_TOML.format(sim=sim_url, outbox=OUTBOX_MAX_BYTES))
+    root = BASELINE_ROOT if kind == "baseline" else GATEWAY_ROOT
+    if kind in ("gateway", *VARIANTS):
+        conf = tmp / f"{kind}.toml"
+        conf.write_text(gateway_toml(kind, sim_url))
         argv = ["-m", "gateway", "serve", "--config", str(conf), "--port", str(port)]
         url, http = f"ws://127.0.0.1:{port}/api/v1/assistants/default/ws", base
     elif kind in ("minimal", "fastapi"):
@@ -130,14 +154,25 @@ def start(kind: str, sim_url: str, tmp: Path, log: Path | None = None) -> Server
     out = log.open("ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         pinned(core, [sys.executable, *argv]),
-        env=env(),
+        env=env(root),
         stdout=out,
         stderr=out,
         start_new_session=True,
-        cwd=GATEWAY_ROOT,
+        cwd=root,
     )
     wait_port(port, proc)
     return Server(kind, proc, url, http)
+
+
+def start_redis(tmp: Path) -> subprocess.Popen[bytes]:
+    """A redis-server for the ``redis`` variant, on the load core; sets ``BENCH_REDIS_URL``."""
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(tmp)]  # fmt: skip
+    proc = subprocess.Popen(pinned(LOAD_CORE, argv), stdout=subprocess.DEVNULL)
+    wait_port(port, proc)
+    os.environ["BENCH_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    return proc
 
 
 def load(spec: dict[str, Any]) -> dict[str, Any]:
