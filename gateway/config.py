@@ -56,6 +56,7 @@ class ServerConfig:
     shutdown_grace_s: float = 10.0
     public_metrics: bool = True
     instance_id: str = ""  # empty: derived from host name and pid at start-up
+    sign_in_url: str = ""  # where the page sends a visitor who must sign in; empty: no link
 
 
 @dataclass(frozen=True, slots=True)
