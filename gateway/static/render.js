@@ -13,6 +13,7 @@
 
 const TAIL_LIMIT = 2048; // characters of tail before a cut at a line break is forced
 const PLAIN_LIMIT = 65536; // a tail this long with no line break at all is shown as text
+const FRAME_BUDGET_MS = 8; // rendering finished pieces stops here; the rest waits a frame
 
 const md = window.markdownit({ html: false, linkify: true, breaks: false, highlight });
 md.use(window.markdownitTaskLists, { enabled: false });
@@ -69,26 +70,37 @@ function decorateCode(pre, labels) {
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})/;
 
-/** Cuts a growing Markdown text into pieces that render the same alone as together. */
+/** Cuts a growing Markdown text into pieces that render the same alone as together.
+ *
+ * Only the text after the last cut is kept as one string (short, see TAIL_LIMIT), so each
+ * character is scanned once; the whole text is kept as a list of chunks, joined on demand.
+ */
 export class BlockSplitter {
   constructor() {
-    this.text = "";
-    this.cut = 0; // everything before this offset has been handed out as pieces
-    this.scan = 0; // start of the first line not yet looked at
+    this.chunks = [];
+    this.length = 0;
+    this.buf = ""; // the text after the last cut
+    this.scan = 0; // start, in buf, of the first line not yet looked at
     this.fence = null; // {char, size, open} while inside fenced code
     this.prefix = ""; // a reopened fence's first line, put before the next piece
     this.blank = true; // the last line looked at was blank
   }
 
+  get text() {
+    if (this.chunks.length > 1) this.chunks = [this.chunks.join("")];
+    return this.chunks[0] || "";
+  }
+
   /** Add text; the pieces it finished (strings of Markdown, each to be rendered once). */
   push(chunk) {
-    this.text += chunk;
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+    this.buf += chunk;
     const pieces = [];
-    const text = this.text;
     let end;
-    while ((end = text.indexOf("\n", this.scan)) !== -1) {
+    while ((end = this.buf.indexOf("\n", this.scan)) !== -1) {
       const start = this.scan;
-      const line = text.slice(start, end);
+      const line = this.buf.slice(start, end);
       this.scan = end + 1;
       if (this.fence) {
         const close = FENCE.exec(line);
@@ -97,11 +109,11 @@ export class BlockSplitter {
           this.fence = null;
           this.blank = true; // what follows a closed fence starts a block
           this._take(pieces, this.scan);
-        } else if (start - this.cut > TAIL_LIMIT) {
+        } else if (start > TAIL_LIMIT) {
           const closing = this.fence.char.repeat(this.fence.size);
-          pieces.push(this.prefix + text.slice(this.cut, start) + closing + "\n");
+          pieces.push(this.prefix + this.buf.slice(0, start) + closing + "\n");
           this.prefix = this.fence.open + "\n";
-          this.cut = start;
+          this._drop(start);
         }
         continue;
       }
@@ -119,7 +131,7 @@ export class BlockSplitter {
       const unindented = !/^[ \t]/.test(line);
       if (this.blank && unindented) {
         this._take(pieces, start);
-      } else if (unindented && start - this.cut > TAIL_LIMIT && !/^[|=\-+*>#\d]/.test(line)) {
+      } else if (unindented && start > TAIL_LIMIT && !/^[|=\-+*>#\d]/.test(line)) {
         this._take(pieces, start); // a long paragraph: cut at a line break
       }
       this.blank = false;
@@ -128,21 +140,35 @@ export class BlockSplitter {
   }
 
   _take(pieces, at) {
-    if (at > this.cut) {
-      pieces.push(this.prefix + this.text.slice(this.cut, at));
+    if (at > 0) {
+      pieces.push(this.prefix + this.buf.slice(0, at));
       this.prefix = "";
-      this.cut = at;
+      this._drop(at);
     }
+  }
+
+  _drop(at) {
+    this.buf = this.buf.slice(at);
+    this.scan -= at;
   }
 
   /** The unfinished tail, as Markdown. */
   tail() {
-    return this.prefix + this.text.slice(this.cut);
+    return this.prefix + this.buf;
   }
 
   /** True when the tail is too long to render as Markdown on every frame. */
   tailIsHuge() {
-    return this.text.length - this.cut > PLAIN_LIMIT;
+    return this.buf.length > PLAIN_LIMIT;
+  }
+
+  /** Everything is in: the tail becomes the last piece. */
+  end() {
+    const tail = this.tail();
+    this.buf = "";
+    this.scan = 0;
+    this.prefix = "";
+    return tail;
   }
 }
 
@@ -173,17 +199,35 @@ export class StreamView {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.draw());
   }
 
-  /** Draw now what is pending (called per frame, and once at the end). */
-  draw() {
+  /** Draw what is pending: per frame, within a time budget unless `all` (the end, history). */
+  draw(all = false) {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
     if (!this.dirty) return;
     this.dirty = false;
     if (this.pieces.length) {
       const joined = document.createDocumentFragment();
-      for (const piece of this.pieces) joined.append(renderMarkdown(piece, this.labels));
-      this.pieces = [];
+      const until = performance.now() + FRAME_BUDGET_MS;
+      let done = 0;
+      while (done < this.pieces.length && (all || done === 0 || performance.now() < until)) {
+        // Each finished piece in a box of its own: the browser lays out and paints only
+        // those on screen (content-visibility), so a frame's cost does not grow with the reply.
+        const box = document.createElement("div");
+        box.className = "piece";
+        box.append(renderMarkdown(this.pieces[done], this.labels));
+        joined.append(box);
+        done += 1;
+      }
+      this.pieces = done === this.pieces.length ? [] : this.pieces.slice(done);
       this.blocks.append(joined);
+    }
+    if (this.pieces.length) {
+      // Behind: the rest next frame. The tail would repeat what is still pending; hide it.
+      this.tailEl.replaceChildren();
+      this.dirty = true;
+      this.frame = requestAnimationFrame(() => this.draw());
+      if (this.onRender) this.onRender();
+      return;
     }
     const tail = this.splitter.tail();
     if (this.splitter.tailIsHuge()) {
@@ -196,12 +240,10 @@ export class StreamView {
 
   /** The text is complete: render the tail as a finished piece. */
   finish() {
-    const tail = this.splitter.tail();
-    this.splitter.cut = this.splitter.text.length;
-    this.splitter.prefix = "";
+    const tail = this.splitter.end();
     if (tail) this.pieces.push(tail);
     this.dirty = true;
-    this.draw();
+    this.draw(true);
     this.tailEl.replaceChildren();
   }
 
