@@ -40,7 +40,8 @@ const PURIFY = {
   RETURN_DOM_FRAGMENT: true,
   FORBID_TAGS: ["style", "form", "textarea", "select", "button", "img", "svg", "math"],
   FORBID_ATTR: ["style"],
-  ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#)/i,
+  // DOMPurify's own rule with fewer schemes: http(s), mailto, or no scheme at all.
+  ALLOWED_URI_REGEXP: /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i,
 };
 
 /** Markdown text -> a sanitized DocumentFragment, code blocks given a copy control. */
