@@ -38,11 +38,27 @@ const entries = new Map(); // message id -> entry
 
 // ----------------------------------------------------------------------------- storage
 
+// The iframe's own storage (partitioned per host site) when the browser grants it. Where it
+// refuses all storage to a third-party frame, the embedding page keeps the widget's few
+// values for it (embed.js, in the host's storage, under the gateway's origin): they come in
+// a "gateway:state" message before the widget starts, and changes go back as "gateway:save".
+let hostValues = null;
+const parentOrigin = (location.ancestorOrigins && location.ancestorOrigins[0]) || "*";
+
+function ownStorage() {
+  try {
+    localStorage.getItem("gw_probe");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function stored(key) {
   try {
     return localStorage.getItem(key);
   } catch {
-    return null; // storage may be blocked; the page still works for this visit
+    return hostValues ? hostValues[key] ?? null : null; // else: for this visit only
   }
 }
 
@@ -51,7 +67,9 @@ function store(key, value) {
     if (value) localStorage.setItem(key, value);
     else localStorage.removeItem(key);
   } catch {
-    // as above
+    if (!hostValues) return;
+    hostValues[key] = value || null;
+    window.parent.postMessage({ type: "gateway:save", key, value: value || null }, parentOrigin);
   }
 }
 
@@ -780,23 +798,54 @@ function wire() {
   }
 }
 
+/** In a frame: what the embedding page hands over (its user's token, kept values). */
+function fromHost() {
+  const needState = !ownStorage();
+  return new Promise((resolve) => {
+    let handed = null;
+    let state = !needState;
+    const done = () => {
+      if ((handed || !config.expectToken) && state) resolve(handed);
+    };
+    window.addEventListener("message", (event) => {
+      if (event.source !== window.parent || !event.data) return;
+      if (event.data.type === "gateway:state" && needState) {
+        hostValues = { ...(event.data.values || {}) };
+        state = true;
+        done();
+      } else if (event.data.type === "gateway:token" && config.expectToken) {
+        // The embedding page hands its user's token over by postMessage, never in a URL.
+        handed = String(event.data.token);
+        if (client) {
+          token = handed;
+          client.setToken(handed);
+        }
+        done();
+      }
+    });
+    if (needState) {
+      setTimeout(() => {
+        if (!state) {
+          hostValues = {}; // an older embed.js: values last for this visit only
+          state = true;
+          done();
+        }
+      }, 3000);
+    }
+    window.parent.postMessage({ type: "gateway:ready" }, parentOrigin);
+    done();
+  });
+}
+
 async function boot() {
   wire();
-  if (config.widget && config.expectToken) {
-    // The embedding page hands its user's token over by postMessage, never in a URL.
-    window.addEventListener("message", (event) => {
-      if (event.source !== window.parent || !event.data || event.data.type !== "gateway:token") return;
-      const handed = String(event.data.token);
-      if (client) {
-        token = handed;
-        client.setToken(handed);
-        return;
-      }
+  if (config.widget && window.parent !== window) {
+    const handed = await fromHost();
+    if (config.expectToken) {
       token = handed;
       start(stored(CONV_KEY));
-    });
-    window.parent.postMessage({ type: "gateway:ready" }, "*");
-    return;
+      return;
+    }
   }
   token = takeHandedToken() || stored(TOKEN_KEY);
   if (!token && config.widget && !config.authRequired) {

@@ -6,7 +6,8 @@
 // served by the gateway. It touches nothing else on the host page. A token is handed to the
 // iframe by postMessage, addressed to the gateway's origin only, never put in a URL. The
 // iframe keeps its own anonymous identity and conversation in its own storage, so it needs
-// no third-party cookie.
+// no third-party cookie; where the browser refuses the frame any storage, this script keeps
+// them for it in the host's storage (see kept()).
 (() => {
   const script = document.currentScript;
   if (!script) return;
@@ -19,6 +20,18 @@
   const words = chinese
     ? { open: "打开聊天", close: "关闭聊天", title: "聊天" }
     : { open: "Open chat", close: "Close chat", title: "Chat" };
+
+  // Where the browser refuses the widget's frame any storage of its own (third-party
+  // storage blocked), the widget's few values (its anonymous token, its conversation) are
+  // kept here, in this site's storage, under the gateway's origin, and handed back to it.
+  const storeKey = `qwen-gateway:${gateway}:${assistant}`;
+  function kept() {
+    try {
+      return JSON.parse(localStorage.getItem(storeKey) || "{}");
+    } catch {
+      return {};
+    }
+  }
 
   function add() {
     const widget = new URL("widget", base);
@@ -57,9 +70,19 @@
       button.setAttribute("aria-expanded", String(open));
     });
     window.addEventListener("message", (event) => {
-      if (event.origin !== gateway || event.source !== frame.contentWindow) return;
-      if (event.data && event.data.type === "gateway:ready" && token) {
-        frame.contentWindow.postMessage({ type: "gateway:token", token }, gateway);
+      if (event.origin !== gateway || event.source !== frame.contentWindow || !event.data) return;
+      if (event.data.type === "gateway:ready") {
+        frame.contentWindow.postMessage({ type: "gateway:state", values: kept() }, gateway);
+        if (token) frame.contentWindow.postMessage({ type: "gateway:token", token }, gateway);
+      } else if (event.data.type === "gateway:save" && typeof event.data.key === "string") {
+        const values = kept();
+        if (event.data.value) values[event.data.key] = String(event.data.value);
+        else delete values[event.data.key];
+        try {
+          localStorage.setItem(storeKey, JSON.stringify(values));
+        } catch {
+          // the host's storage refused too: the widget remembers this visit only
+        }
       }
     });
     root.append(style, button, frame);
