@@ -429,3 +429,110 @@ async def test_conversation_url_reloads_under_a_prefix_behind_nginx(gateway, pag
     await expect(page.locator(".msg.user .body")).to_have_text([prompt])
     await expect(page.locator(".msg.assistant .body")).to_contain_text("You said")
     await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+
+
+async def frames_sent(page) -> list[dict]:
+    return await page.evaluate("window.__sent")
+
+
+SNIFF = """(() => { window.__sent = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) { window.__sent.push(JSON.parse(data)); return send.call(this, data); };
+})()"""
+
+
+@pytest.mark.timeout(60)
+async def test_regenerate_and_edit_send_section_14_frames(gateway, page) -> None:
+    """Regenerate sends {"type":"regenerate"}; Edit puts the text back in the input and sends
+    {"type":"edit","message_id","text"}, dropping what followed that message from view."""
+    gw = await gateway()
+    await page.add_init_script(SNIFF)
+    await open_page(page, gw)
+    prompt = "edit me sim:tokens=5 sim:delay_ms=0"
+    await say(page, prompt)
+    await expect(page.locator(".msg.assistant").last).to_have_attribute("data-status", "complete")
+    await page.locator(".msg.assistant .regenerate").click()
+    await page.wait_for_function("window.__sent.some(f => f.type === 'regenerate')")
+    assert await page.evaluate("document.activeElement.id") == "input"
+    user = page.locator(".msg.user").first
+    message_id = await user.get_attribute("data-id")
+    await user.locator(".edit").click()
+    await expect(page.locator("#input")).to_have_value(prompt)
+    await page.fill("#input", "edited sim:tokens=5 sim:delay_ms=0")
+    await page.keyboard.press("Enter")
+    await page.wait_for_function("window.__sent.some(f => f.type === 'edit')")
+    edit = next(f for f in await frames_sent(page) if f["type"] == "edit")
+    assert edit == {
+        "type": "edit",
+        "message_id": message_id,
+        "text": "edited sim:tokens=5 sim:delay_ms=0",
+    }
+    await expect(page.locator(".msg.user .body")).to_have_text(
+        ["edited sim:tokens=5 sim:delay_ms=0"]
+    )
+
+
+@pytest.mark.timeout(60)
+async def test_images_attach_with_previews_and_limits_said_before_sending(gateway, page) -> None:
+    """Attach shows a preview and sends the image as a data: URL in `images`; a file over
+    the size limit, or not an image, is refused with a sentence before anything is sent."""
+    gw = await gateway()
+    await page.add_init_script(SNIFF)
+    await open_page(page, gw)
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+    )
+    await page.set_input_files(
+        "#file", files=[{"name": "dot.png", "mimeType": "image/png", "buffer": png}]
+    )
+    await expect(page.locator("#attachments img")).to_have_count(1)
+    big = {"name": "huge.png", "mimeType": "image/png", "buffer": b"\0" * (5 * 1024 * 1024 + 1)}
+    await page.set_input_files("#file", files=[big])
+    await expect(page.locator("#hint")).to_contain_text("images may be at most 5.0 MB")
+    text = {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}
+    await page.set_input_files("#file", files=[text])
+    await expect(page.locator("#hint")).to_contain_text("not a PNG, JPEG, WebP or GIF")
+    await expect(page.locator("#attachments img")).to_have_count(1)
+    await page.fill("#input", "what is this? sim:tokens=5 sim:delay_ms=0")
+    await page.keyboard.press("Enter")
+    await page.wait_for_function("window.__sent.some(f => f.type === 'message')")
+    message = next(f for f in await frames_sent(page) if f["type"] == "message")
+    assert message["images"] == [
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgAAACAAEA4iG8MwAAAABJRU5ErkJggg=="
+    ]
+    # A server with image support keeps the picture in the sent bubble; one without refuses
+    # the message, and the page puts the text and the image back for another try.
+    await page.wait_for_function(
+        "document.querySelector('.msg.user[data-status=sent]') || !document.getElementById('hint').hidden"
+    )
+    if await page.locator(".msg.user[data-status=sent]").count():
+        await expect(page.locator("#attachments")).to_be_hidden()
+        await expect(page.locator(".msg.user .pictures img")).to_have_count(1)
+    else:
+        await expect(page.locator("#attachments img")).to_have_count(1)
+        await expect(page.locator("#input")).to_have_value(
+            "what is this? sim:tokens=5 sim:delay_ms=0"
+        )
+
+
+@pytest.mark.timeout(60)
+async def test_rename_and_delete_call_the_section_14_routes(gateway, page) -> None:
+    """Rename sends PATCH {"title"} and Delete sends DELETE for that conversation's URL."""
+    gw = await gateway()
+    await open_page(page, gw)
+    await say(page, "name me sim:tokens=5 sim:delay_ms=0")
+    await expect(page.locator(".msg.assistant").last).to_have_attribute("data-status", "complete")
+    conv = await page.evaluate("window.gatewayClient.conversationId")
+    row = page.locator(f'#history li[data-id="{conv}"]')
+    await expect(row).to_be_visible()
+    page.once("dialog", lambda d: d.accept("A better title"))
+    async with page.expect_request(lambda r: r.method == "PATCH") as patched:
+        await row.locator(".rename").click()
+    request = await patched.value
+    assert request.url.endswith(f"/api/v1/conversations/{conv}")
+    assert request.post_data_json == {"title": "A better title"}
+    page.once("dialog", lambda d: d.accept())
+    async with page.expect_request(lambda r: r.method == "DELETE") as deleted:
+        await row.locator(".delete").click()
+    assert (await deleted.value).url.endswith(f"/api/v1/conversations/{conv}")
