@@ -1,9 +1,13 @@
 // The chat page and the widget: one UI over the shared client. Model text is rendered by
 // render.js (markdown-it, then DOMPurify); user text only ever as text nodes. Nothing a
 // user or the model writes becomes live HTML.
+import { Attachments } from "./attachments.js";
 import { GatewayClient } from "./client.js";
-import { errorText, t, translate, when } from "./i18n.js";
+import { copyText, tool } from "./controls.js";
+import { errorText, t, translate } from "./i18n.js";
 import { StreamView } from "./render.js";
+import { closeDrawer, openDrawer, Sidebar } from "./sidebar.js";
+import { fromHost, store, stored } from "./storage.js";
 
 const config = JSON.parse(document.getElementById("gw-config").textContent);
 const $ = (id) => document.getElementById(id);
@@ -16,14 +20,11 @@ const errorEl = $("error");
 const hintEl = $("hint");
 const stopButton = $("stop");
 const sendButton = $("send");
-const historyList = $("history");
 const jumpButton = $("jump");
 const announcer = $("announce");
-const attachments = $("attachments");
 
 const base = new URL(config.root || "./", location.href).href; // the gateway's root, relative
 const labels = { copyCode: t("copyCode") };
-const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"];
 
 let token = null;
 let anonymousToken = false; // the token is the widget's own anonymous one
@@ -33,45 +34,20 @@ let outgoing = null; // {id, text, images} of the message sent and not yet answe
 let editing = null; // id of the user message being edited
 let replacing = null; // the assistant message a regenerate replaces
 let following = true; // the view sticks to the bottom while the reader is there
-let images = []; // {file, url} attached to the next message
 const entries = new Map(); // message id -> entry
-
-// ----------------------------------------------------------------------------- storage
-
-// The iframe's own storage (partitioned per host site) when the browser grants it. Where it
-// refuses all storage to a third-party frame, the embedding page keeps the widget's few
-// values for it (embed.js, in the host's storage, under the gateway's origin): they come in
-// a "gateway:state" message before the widget starts, and changes go back as "gateway:save".
-let hostValues = null;
-const parentOrigin = (location.ancestorOrigins && location.ancestorOrigins[0]) || "*";
-
-function ownStorage() {
-  try {
-    localStorage.getItem("gw_probe");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function stored(key) {
-  try {
-    return localStorage.getItem(key);
-  } catch {
-    return hostValues ? hostValues[key] ?? null : null; // else: for this visit only
-  }
-}
-
-function store(key, value) {
-  try {
-    if (value) localStorage.setItem(key, value);
-    else localStorage.removeItem(key);
-  } catch {
-    if (!hostValues) return;
-    hostValues[key] = value || null;
-    window.parent.postMessage({ type: "gateway:save", key, value: value || null }, parentOrigin);
-  }
-}
+const attachments = new Attachments($("attachments"), {
+  maxBytes: config.maxImageBytes,
+  maxImages: config.maxImages,
+  problem: (text) => showHint(text),
+  changed: () => input.focus(),
+});
+const sidebar = new Sidebar($("history"), {
+  api,
+  assistant: config.assistant,
+  current: () => client && client.conversationId,
+  open: (id) => openConversation(id),
+  fail: (text) => showError(text),
+});
 
 const TOKEN_KEY = config.widget ? "gw_widget_token" : "gw_token";
 const CONV_KEY = `gw_widget_conversation:${config.assistant}`;
@@ -212,33 +188,6 @@ jumpButton.addEventListener("click", () => {
   input.focus();
 });
 
-function tool(label, action, className = "") {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.textContent = label;
-  button.className = className;
-  button.addEventListener("click", action);
-  return button;
-}
-
-async function copyText(text, button) {
-  try {
-    await navigator.clipboard.writeText(text);
-  } catch {
-    const area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "sr-only";
-    document.body.append(area);
-    area.select();
-    document.execCommand("copy");
-    area.remove();
-  }
-  const before = button.textContent;
-  button.textContent = t("copied");
-  setTimeout(() => { button.textContent = before; }, 1500);
-}
-
 function entryFor(id, role, { into = live } = {}) {
   let entry = entries.get(id);
   if (entry) return entry;
@@ -349,7 +298,7 @@ function onFrame({ detail: frame }) {
     case "connected":
       if (config.widget) store(CONV_KEY, frame.conversation_id);
       else showInAddressBar(frame.conversation_id);
-      refreshConversations();
+      sidebar.refresh();
       return;
     case "user_message": {
       const entry = entryFor(frame.id, "user");
@@ -401,7 +350,7 @@ function onFrame({ detail: frame }) {
         ? "complete" : frame.finish_reason;
       endRunning(frame.message_id, status);
       if (entry) announce(status === "complete" ? t("replyDone") : t("replyStopped"));
-      refreshConversations();
+      sidebar.refresh();
       return;
     }
     case "error":
@@ -444,8 +393,7 @@ function refused(frame) {
   if (mine) mine.el.remove();
   entries.delete(id);
   if (!input.value) input.value = text;
-  if (!images.length) images = pictures;
-  drawAttachments();
+  attachments.giveBack(pictures);
   showHint(errorText(frame.code));
   const retry = frame.retryable ? () => sendMessage() : null;
   showError(frame, { retry });
@@ -458,7 +406,7 @@ function refused(frame) {
 async function sendMessage() {
   const text = input.value.trim();
   if (!client) return;
-  if (!text && !images.length) return;
+  if (!text && !attachments.count) return;
   if (client.state !== "connected") {
     showHint(t("notConnected"));
     return;
@@ -489,12 +437,9 @@ async function sendMessage() {
     input.focus();
     return;
   }
-  const pictures = await Promise.all(images.map((image) => dataUrl(image.file)));
-  const attached = images;
-  images = [];
-  drawAttachments();
+  const { urls: pictures, taken } = await attachments.take();
   const id = client.send(text, { images: pictures });
-  outgoing = { id, text, pictures: attached };
+  outgoing = { id, text, pictures: taken };
   const entry = entryFor(id, "user");
   setUserText(entry, text, pictures);
   entry.el.dataset.status = "sending";
@@ -528,56 +473,6 @@ function refreshToken() {
   if (config.widget && config.expectToken) {
     window.parent.postMessage({ type: "gateway:token-expiring" }, "*");
   }
-}
-
-// ----------------------------------------------------------------------------- images
-
-function dataUrl(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
-}
-
-function addImages(files) {
-  const mb = (n) => (n / 1048576).toFixed(1);
-  for (const file of files) {
-    if (!IMAGE_TYPES.includes(file.type)) {
-      showHint(t("imageType", { name: file.name }));
-      continue;
-    }
-    if (file.size > config.maxImageBytes) {
-      showHint(t("imageTooBig", { name: file.name, size: mb(file.size), max: mb(config.maxImageBytes) }));
-      continue;
-    }
-    if (images.length >= config.maxImages) {
-      showHint(t("tooManyImages", { max: config.maxImages }));
-      break;
-    }
-    images.push({ file, url: URL.createObjectURL(file) });
-  }
-  drawAttachments();
-}
-
-function drawAttachments() {
-  attachments.replaceChildren(...images.map((image, i) => {
-    const figure = document.createElement("figure");
-    const img = document.createElement("img");
-    img.src = image.url;
-    img.alt = image.file.name;
-    const remove = tool("×", () => {
-      URL.revokeObjectURL(image.url);
-      images.splice(i, 1);
-      drawAttachments();
-      input.focus();
-    });
-    remove.setAttribute("aria-label", t("removeImage", { name: image.file.name }));
-    figure.append(img, remove);
-    return figure;
-  }));
-  attachments.hidden = images.length === 0;
 }
 
 // ----------------------------------------------------------------------------- conversations
@@ -629,88 +524,12 @@ async function openConversation(conversationId, { push = true } = {}) {
   }
   if (conversationId && !(await loadHistory(conversationId))) {
     showNotice(t("forgotten"));
-    historyList?.querySelector(`li[data-id="${CSS.escape(conversationId)}"]`)?.remove();
+    sidebar.forget(conversationId);
     conversationId = null;
     if (!config.widget) history.replaceState({ conversationId }, "", base);
   }
   if (client) client.switchTo(conversationId);
   input.focus();
-}
-
-async function refreshConversations() {
-  if (!historyList) return;
-  let list;
-  try {
-    const resp = await api("api/v1/conversations");
-    if (!resp.ok) return;
-    list = await resp.json();
-  } catch {
-    return;
-  }
-  const current = client && client.conversationId;
-  const rows = list.filter((c) => c.assistant === config.assistant
-    && (c.id === current || c.message_count === undefined || c.message_count > 0));
-  historyList.replaceChildren(...rows.map((c) => {
-    const li = document.createElement("li");
-    li.dataset.id = c.id;
-    const open = document.createElement("button");
-    open.type = "button";
-    open.className = "open";
-    open.dataset.id = c.id;
-    const title = document.createElement("span");
-    title.className = "title";
-    title.textContent = c.title || t("untitled");
-    const time = document.createElement("time");
-    time.dateTime = c.updated_at || c.created_at || "";
-    time.textContent = when(time.dateTime);
-    open.append(title, time);
-    if (c.id === current) open.setAttribute("aria-current", "true");
-    open.addEventListener("click", () => openConversation(c.id));
-    const rename = tool("✎", () => renameConversation(c), "rename");
-    rename.setAttribute("aria-label", `${t("rename")}: ${c.title || t("untitled")}`);
-    const remove = tool("🗑", () => deleteConversation(c), "delete");
-    remove.setAttribute("aria-label", `${t("delete")}: ${c.title || t("untitled")}`);
-    li.append(open, rename, remove);
-    return li;
-  }));
-}
-
-async function renameConversation(c) {
-  const title = window.prompt(t("renamePrompt"), c.title || "");
-  if (title === null || !title.trim()) return;
-  const resp = await api(`api/v1/conversations/${encodeURIComponent(c.id)}`, {
-    method: "PATCH",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ title: title.trim() }),
-  }).catch(() => null);
-  if (resp && !resp.ok) showError(errorText("default"));
-  refreshConversations();
-}
-
-async function deleteConversation(c) {
-  if (!window.confirm(t("deleteConfirm"))) return;
-  const resp = await api(`api/v1/conversations/${encodeURIComponent(c.id)}`, { method: "DELETE" })
-    .catch(() => null);
-  if (resp && !resp.ok && resp.status !== 404) {
-    showError(errorText("default"));
-    return;
-  }
-  if (client && c.id === client.conversationId) openConversation(null);
-  else refreshConversations();
-}
-
-// ----------------------------------------------------------------------------- drawer
-
-function openDrawer() {
-  document.body.classList.add("drawer-open");
-  $("menu").setAttribute("aria-expanded", "true");
-  $("new-chat").focus();
-}
-
-function closeDrawer() {
-  if (!document.body.classList.contains("drawer-open")) return;
-  document.body.classList.remove("drawer-open");
-  $("menu").setAttribute("aria-expanded", "false");
 }
 
 // ----------------------------------------------------------------------------- start
@@ -747,18 +566,18 @@ function wire() {
     const files = [...(event.clipboardData?.files || [])];
     if (files.length) {
       event.preventDefault();
-      addImages(files);
+      attachments.add(files);
     }
   });
   const main = document.querySelector("main");
   main.addEventListener("dragover", (event) => event.preventDefault());
   main.addEventListener("drop", (event) => {
     event.preventDefault();
-    addImages([...(event.dataTransfer?.files || [])]);
+    attachments.add([...(event.dataTransfer?.files || [])]);
   });
   $("attach").addEventListener("click", () => $("file").click());
   $("file").addEventListener("change", (event) => {
-    addImages([...event.target.files]);
+    attachments.add([...event.target.files]);
     event.target.value = "";
     input.focus();
   });
@@ -798,49 +617,16 @@ function wire() {
   }
 }
 
-/** In a frame: what the embedding page hands over (its user's token, kept values). */
-function fromHost() {
-  const needState = !ownStorage();
-  return new Promise((resolve) => {
-    let handed = null;
-    let state = !needState;
-    const done = () => {
-      if ((handed || !config.expectToken) && state) resolve(handed);
-    };
-    window.addEventListener("message", (event) => {
-      if (event.source !== window.parent || !event.data) return;
-      if (event.data.type === "gateway:state" && needState) {
-        hostValues = { ...(event.data.values || {}) };
-        state = true;
-        done();
-      } else if (event.data.type === "gateway:token" && config.expectToken) {
-        // The embedding page hands its user's token over by postMessage, never in a URL.
-        handed = String(event.data.token);
-        if (client) {
-          token = handed;
-          client.setToken(handed);
-        }
-        done();
-      }
-    });
-    if (needState) {
-      setTimeout(() => {
-        if (!state) {
-          hostValues = {}; // an older embed.js: values last for this visit only
-          state = true;
-          done();
-        }
-      }, 3000);
-    }
-    window.parent.postMessage({ type: "gateway:ready" }, parentOrigin);
-    done();
-  });
-}
-
 async function boot() {
   wire();
   if (config.widget && window.parent !== window) {
-    const handed = await fromHost();
+    const handed = await fromHost({
+      expectToken: config.expectToken,
+      onToken: (fresh) => {
+        token = fresh;
+        if (client) client.setToken(fresh);
+      },
+    });
     if (config.expectToken) {
       token = handed;
       start(stored(CONV_KEY));
