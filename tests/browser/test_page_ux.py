@@ -536,3 +536,38 @@ async def test_rename_and_delete_call_the_section_14_routes(gateway, page) -> No
     async with page.expect_request(lambda r: r.method == "DELETE") as deleted:
         await row.locator(".delete").click()
     assert (await deleted.value).url.endswith(f"/api/v1/conversations/{conv}")
+
+
+@pytest.mark.timeout(60)
+async def test_reasoning_shows_as_a_thinking_block_and_queued_as_a_position(gateway, page) -> None:
+    """`reasoning` frames fill a "Thinking" block, open while it streams and folded with its
+    duration once the answer starts; `queued` shows the position. (The frames are handed to
+    the page's real client: this gateway's upstream path does not produce them yet.)"""
+    gw = await gateway()
+    await open_page(page, gw)
+    feed = """(frames) => frames.forEach((f) => window.gatewayClient._onFrame(f))"""
+    await page.evaluate(feed, [{"type": "queued", "reply_to": "c-x", "position": 3}])
+    await expect(page.locator("#hint")).to_have_text("Waiting for the model: 3 ahead of you.")
+    await page.evaluate(
+        feed,
+        [
+            {"type": "start", "message_id": "m-r", "reply_to": "c-x"},
+            {"type": "reasoning", "message_id": "m-r", "seq": 1, "text": "Let me think <b>"},
+            {"type": "reasoning", "message_id": "m-r", "seq": 2, "text": "about it."},
+        ],
+    )
+    thinking = page.locator('.msg[data-id="m-r"] details.thinking')
+    await expect(thinking).to_have_attribute("open", "")
+    await expect(thinking.locator("summary")).to_have_text("Thinking…")
+    await expect(thinking.locator(".thinking-text")).to_have_text("Let me think <b>about it.")
+    await expect(page.locator("#hint")).to_be_hidden()
+    await page.evaluate(
+        feed,
+        [
+            {"type": "delta", "message_id": "m-r", "seq": 3, "text": "The **answer**."},
+            {"type": "done", "message_id": "m-r", "seq": 3, "finish_reason": "stop"},
+        ],
+    )
+    await expect(thinking).not_to_have_attribute("open", "")
+    await expect(thinking.locator("summary")).to_have_text(re.compile(r"Thought for \d+ s"))
+    await expect(page.locator('.msg[data-id="m-r"] .body strong')).to_have_text("answer")
