@@ -477,8 +477,15 @@ function refreshToken() {
 
 // ----------------------------------------------------------------------------- conversations
 
+/** The page's URL for a conversation (null: a new one), keeping a non-default assistant. */
+function pageUrl(conversationId) {
+  const url = new URL(conversationId ? `c/${encodeURIComponent(conversationId)}` : "", base);
+  if (config.assistant !== "default") url.searchParams.set("assistant", config.assistant);
+  return url;
+}
+
 function showInAddressBar(conversationId) {
-  const wanted = new URL(`c/${encodeURIComponent(conversationId)}`, base);
+  const wanted = pageUrl(conversationId);
   if (location.pathname !== wanted.pathname) history.replaceState({ conversationId }, "", wanted.href);
 }
 
@@ -519,14 +526,13 @@ async function openConversation(conversationId, { push = true } = {}) {
   clearMessages();
   showNotice("");
   if (push && !config.widget) {
-    const target = conversationId ? new URL(`c/${encodeURIComponent(conversationId)}`, base) : new URL(base);
-    history.pushState({ conversationId }, "", target.href);
+    history.pushState({ conversationId }, "", pageUrl(conversationId).href);
   }
   if (conversationId && !(await loadHistory(conversationId))) {
     showNotice(t("forgotten"));
     sidebar.forget(conversationId);
     conversationId = null;
-    if (!config.widget) history.replaceState({ conversationId }, "", base);
+    if (!config.widget) history.replaceState({ conversationId }, "", pageUrl(null).href);
   }
   if (client) client.switchTo(conversationId);
   input.focus();
@@ -542,7 +548,7 @@ async function start(conversationId) {
   if (conversationId && !(await loadHistory(conversationId))) {
     showNotice(t("forgotten"));
     client.conversationId = null;
-    if (!config.widget) history.replaceState({}, "", base);
+    if (!config.widget) history.replaceState({}, "", pageUrl(null).href);
   }
   client.connect();
 }

@@ -571,3 +571,19 @@ async def test_reasoning_shows_as_a_thinking_block_and_queued_as_a_position(gate
     await expect(thinking).not_to_have_attribute("open", "")
     await expect(thinking.locator("summary")).to_have_text(re.compile(r"Thought for \d+ s"))
     await expect(page.locator('.msg[data-id="m-r"] .body strong')).to_have_text("answer")
+
+
+@pytest.mark.timeout(60)
+async def test_conversation_url_keeps_a_non_default_assistant(gateway, page) -> None:
+    """/?assistant=support becomes /c/{id}?assistant=support, and reloading it reopens it."""
+    gw = await gateway('[assistants.support]\ntitle = "Support"\n')
+    await open_page(page, gw, "/?assistant=support")
+    prompt = "support me sim:tokens=5 sim:delay_ms=0"
+    await say(page, prompt)
+    await expect(page.locator(".msg.assistant").last).to_have_attribute("data-status", "complete")
+    conv = await page.evaluate("window.gatewayClient.conversationId")
+    assert page.url.endswith(f"/c/{conv}?assistant=support")
+    await page.reload()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    await expect(page.locator(".msg.user .body")).to_have_text([prompt])
+    assert await page.evaluate("window.gatewayClient.conversationId") == conv
