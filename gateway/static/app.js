@@ -177,14 +177,32 @@ function stick() {
   jumpButton.hidden = following || atBottom();
 }
 
+/** Stick for a few frames: boxes coming on screen take their real height after a jump. */
+function settle(frames = 3) {
+  stick();
+  if (frames > 1 && following) requestAnimationFrame(() => settle(frames - 1));
+}
+
+// Only the reader's own scrolling stops the following: a scroll event may also come from
+// the page's own scrolling, or from boxes below taking their real height.
+let readerScrolledAt = -Infinity;
+const readerScrolled = () => { readerScrolledAt = performance.now(); };
+for (const type of ["wheel", "touchmove", "pointerdown"]) {
+  messages.addEventListener(type, readerScrolled, { passive: true });
+}
+messages.addEventListener("keydown", (event) => {
+  if (["ArrowUp", "ArrowDown", "PageUp", "PageDown", "Home", "End", " "].includes(event.key)) readerScrolled();
+});
+
 messages.addEventListener("scroll", () => {
-  following = atBottom();
+  if (atBottom()) following = true;
+  else if (performance.now() - readerScrolledAt < 1000) following = false;
   jumpButton.hidden = following;
 }, { passive: true });
 
 jumpButton.addEventListener("click", () => {
   following = true;
-  stick();
+  settle();
   input.focus();
 });
 
@@ -271,6 +289,7 @@ function endRunning(messageId, status) {
     foldThinking(entry);
     entry.el.dataset.status = status;
     entry.el.removeAttribute("aria-busy");
+    settle();
   }
   if (running === messageId) {
     const hadFocus = document.activeElement === stopButton;
@@ -517,7 +536,7 @@ async function loadHistory(conversationId) {
     entry.view.reset(message.content);
     entry.view.finish();
   }
-  stick();
+  settle();
   return true;
 }
 

@@ -82,6 +82,11 @@ async def test_scrolling_up_stops_following_and_offers_jump_to_latest(gateway, p
     await page.wait_for_function(at_bottom)
     await page.wait_for_timeout(300)
     assert await page.evaluate(at_bottom)  # following again
+    await expect(page.locator(".msg.assistant").last).to_have_attribute(
+        "data-status", "complete", timeout=30000
+    )
+    await page.wait_for_timeout(200)  # the last frames' settling
+    assert await page.evaluate(at_bottom)  # and still at the end when the reply ends
 
 
 @pytest.mark.timeout(90)
