@@ -16,8 +16,8 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config",
-        default=os.environ.get("GATEWAY_CONFIG", "config.toml"),
-        help="TOML file (default ./config.toml, or $GATEWAY_CONFIG)",
+        default=os.environ.get("GATEWAY_CONFIG") or None,
+        help="TOML file (default $GATEWAY_CONFIG, else ./config.toml if it exists)",
     )
     parser = argparse.ArgumentParser(prog="qwen-gateway", parents=[common])
     sub = parser.add_subparsers(dest="command")
@@ -42,14 +42,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEFAULT_CONFIG = "config.toml"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
+    # A file named by --config or $GATEWAY_CONFIG must exist, whatever the command: starting
+    # on defaults would silently drop its auth and origin settings. Only ./config.toml is
+    # optional.
+    named = args.config is not None
+    args.config = args.config if named else DEFAULT_CONFIG
+    try:
+        config = config_mod.load(args.config, required=named)
+    except config_mod.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     if command == "fake-upstream":
         from .llm.simulator import run_simulator
+        from .server import listen_error
 
         logs.configure()
-        run_simulator(args.host, args.port)
+        try:
+            run_simulator(args.host, args.port)
+        except OSError as exc:  # the port: web.run_app fails before serving anything else
+            print(f"error: {listen_error(exc, args.host, args.port)}", file=sys.stderr)
+            return 2
         return 0
     if command == "chat":
         from .terminal import run_chat
@@ -59,20 +77,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status
         except KeyboardInterrupt:
             return 130
-    try:
-        config = config_mod.load(args.config)
-    except config_mod.ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
     if command == "check-config":
+        source = args.config if named or os.path.exists(args.config) else "defaults (no file)"
         print(
-            f"{args.config}: ok (upstream {config.upstream.kind}, "
+            f"{source}: ok (upstream {config.upstream.kind}, "
             f"{len(config.assistants)} assistant(s), redis {'on' if config.redis.url else 'off'})"
         )
         return 0
     if command == "token":
         from .auth import mint_token
 
+        if not config.auth.jwt_secret:
+            print(
+                f"config error: auth.jwt_secret: not set in {args.config} "
+                "(set it, or GATEWAY_AUTH__JWT_SECRET, to 32 or more random bytes)",
+                file=sys.stderr,
+            )
+            return 2
         try:
             print(mint_token(config.auth, args.sub, admin=args.admin, ttl_s=args.ttl))
         except ValueError as exc:

@@ -10,6 +10,7 @@ upstream session and the simulator (when it was the upstream) close.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import os
@@ -21,27 +22,32 @@ from aiohttp import web
 from yarl import URL
 
 from . import heap, keys
+from .auth import AnonymousIds, memory_secret
 from .chat import Chat
 from .config import Config
+from .errors import StoreUnavailable
 from .handlers import admin, chat, conversations, generations, health, pages
 from .handlers.errors import json_errors
+from .handlers.origins import same_site_writes
 from .llm.client import make_session, make_upstream
+from .llm.script import DEMO_LIMITS
 from .llm.simulator import start_simulator
 from .metrics import Metrics
 from .registry import Registry
 from .rooms import Rooms
 from .stores.backends import memory_backends, redis_backends
-from .stores.redis_client import make_redis
+from .stores.redis_client import KeySpace, guarded, make_redis
 
 
 async def _simulator_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Start the built-in Qwen simulator on a loopback port when it is the upstream."""
+    """Start the built-in Qwen simulator on a loopback port when it is the upstream (the
+    offline demo: any visitor's directives are capped, :data:`~.llm.script.DEMO_LIMITS`)."""
     config = app[keys.CONFIG]
     if not config.offline_demo:
         app[keys.UPSTREAM_URL] = config.upstream.base_url
         yield
         return
-    runner, url = await start_simulator("127.0.0.1", 0)
+    runner, url = await start_simulator("127.0.0.1", 0, DEMO_LIMITS)
     app[keys.UPSTREAM_URL] = url
     try:
         yield
@@ -79,6 +85,26 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await client.aclose()
+
+
+def _anonymous_secret(app: web.Application) -> Callable[[], Awaitable[bytes]]:
+    """``auth.anonymous_secret``; else, with Redis, one made by the first instance and kept
+    there (SET NX), so every instance accepts every other's anonymous credentials."""
+    config = app[keys.CONFIG]
+    if config.auth.anonymous_secret or not config.redis.url:
+        return memory_secret(config.auth)
+    name = KeySpace(config.redis.key_prefix).anonymous_secret
+
+    async def load() -> bytes:
+        redis = app[keys.REDIS]
+        with guarded():
+            await redis.set(name, base64.urlsafe_b64encode(os.urandom(32)).decode(), nx=True)
+            value = await redis.get(name)
+        if not value:  # deleted between the two commands: the next call makes another
+            raise StoreUnavailable()
+        return str(value).encode()
+
+    return load
 
 
 async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -170,7 +196,7 @@ async def _close_sockets(app: web.Application) -> None:
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        client_max_size=config.limits.max_request_bytes, middlewares=[json_errors]
+        client_max_size=config.limits.max_request_bytes, middlewares=[json_errors, same_site_writes]
     )
     app[keys.CONFIG] = config
     app[keys.INSTANCE_ID] = config.server.instance_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -179,6 +205,7 @@ def create_app(config: Config) -> web.Application:
         config.limits.max_connections, config.limits.max_connections_per_user, metrics
     )
     app[keys.SOCKETS] = set()
+    app[keys.ANONYMOUS] = AnonymousIds(_anonymous_secret(app))
     probes: dict[str, Callable[[], Awaitable[None]]] = {
         "upstream": functools.partial(_upstream_reachable, app)
     }

@@ -1,12 +1,14 @@
-"""Identity: JWT verification and minting, anonymous ids, Origin checks."""
+"""Identity: JWT verification and minting, signed anonymous credentials, Origin checks."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,10 +21,20 @@ from .errors import Unauthorized
 
 @dataclass(frozen=True, slots=True)
 class Identity:
+    """Who is calling. ``user`` keys everything the caller owns (conversations, replies,
+    limits); ``public`` is what others see of them (empty: ``user`` itself, a JWT's subject).
+    An anonymous caller's ``user`` is private: it is never sent to anyone."""
+
     user: str
     admin: bool = False
     anonymous: bool = False
     expires_at: float | None = None  # epoch seconds; None: never
+    public: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The id other people (room members, admins, logs) see."""
+        return self.public or self.user
 
 
 def _signing_key(config: AuthConfig) -> str:
@@ -45,27 +57,47 @@ def mint_token(config: AuthConfig, sub: str, *, admin: bool = False, ttl_s: int 
     return jwt.encode(claims, _signing_key(config), algorithm=alg)
 
 
+MAX_SUBJECT_CHARS = 256  # a token's ``sub`` names keys and goes into frames
+
+
 def verify_token(config: AuthConfig, token: str) -> Identity:
-    """Check signature (algorithms pinned by config), ``exp``, ``aud``, ``iss``; or raise."""
-    key = config.jwt_public_key or (config.jwt_secret.reveal() if config.jwt_secret else "")
+    """Check signature (algorithms pinned by config), ``exp``, ``aud``, ``iss``; or raise
+    :class:`Unauthorized`, and nothing else, whatever the token.
+
+    The key follows the token's algorithm: ``jwt_secret`` for HS*, ``jwt_public_key`` for
+    the others (so a public key is never taken as an HMAC secret)."""
+    if not token.isascii():  # a JWT is base64url and dots; aiohttp hands undecodable
+        raise Unauthorized("invalid token: not ASCII")  # header bytes on as surrogates
+    try:
+        alg = jwt.get_unverified_header(token).get("alg")
+    except (jwt.PyJWTError, ValueError):  # ValueError: a lone surrogate cannot be encoded
+        raise Unauthorized("invalid token: DecodeError") from None
+    if not isinstance(alg, str) or alg not in config.algorithms:
+        raise Unauthorized("invalid token: InvalidAlgorithmError")
+    key = config.jwt_secret.reveal() if alg.startswith("HS") else config.jwt_public_key
     if not key:
         raise Unauthorized("this gateway has no token key configured")
     try:
         claims = jwt.decode(
             token,
             key,
-            algorithms=list(config.algorithms),
+            algorithms=[alg],
             audience=config.audience or None,
             issuer=config.issuer or None,
             options={"require": ["exp", "sub"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired") from None
-    except jwt.InvalidTokenError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:  # InvalidKeyError is no token error
         raise Unauthorized(f"invalid token: {exc.__class__.__name__}") from None
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("the token has no subject")
+    if len(sub) > MAX_SUBJECT_CHARS or not sub.isprintable():
+        # It names keys and goes into frames: no surrogate, control character or megabyte.
+        raise Unauthorized("the token's subject is not a printable name of at most 256 characters")
+    if sub.startswith("anon-"):  # anonymous ids' namespace: no token may name (or mimic) one
+        raise Unauthorized("the token's subject starts with anon-, which is reserved")
     return Identity(user=sub, admin=claims.get("role") == "admin", expires_at=float(claims["exp"]))
 
 
@@ -78,20 +110,14 @@ _BEARER_PROTOCOL = "bearer."
 
 def handshake_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
     """The token offered with the handshake, best source first (contract section 4)."""
-    header = headers.get("Authorization", "")
-    if header[:7].lower() == "bearer " and header[7:].strip():
-        return header[7:].strip()
+    token = bearer_token(headers)
+    if token is not None:
+        return token
     for proto in headers.get("Sec-WebSocket-Protocol", "").split(","):
         proto = proto.strip()
         if proto.startswith(_BEARER_PROTOCOL) and len(proto) > len(_BEARER_PROTOCOL):
             return proto[len(_BEARER_PROTOCOL) :]
     return query.get("token") or None
-
-
-def new_anonymous_id() -> str:
-    # 22 characters: 132 random bits, as many as token_urlsafe(16) gives (its last of 22
-    # characters carries 2), and the same alphabet and length for anonymous_id() to accept.
-    return "anon-" + random_token(22)
 
 
 def random_token(chars: int) -> str:
@@ -122,16 +148,90 @@ _pools: dict[int, deque[str]] = {}  # by token length
 os.register_at_fork(after_in_child=_pools.clear)
 
 
-def anonymous_id(cookie: str | None) -> str | None:
-    """The cookie's anonymous id if it is one we could have issued."""
-    if (
-        cookie
-        and cookie.startswith("anon-")
-        and 20 <= len(cookie) <= 64
-        and cookie[5:].replace("-", "").replace("_", "").isalnum()
-    ):
-        return cookie
-    return None
+# A JWT starts "eyJ": the two never mix. (A prefix, not a password: S105.)
+ANON_TOKEN_PREFIX = "gwa1."  # noqa: S105
+
+
+class AnonymousIds:
+    """Issues and checks the gateway-signed anonymous credential.
+
+    A credential is ``gwa1.<id>.<mac>``: 22 random URL-safe characters and the first 32
+    characters of the URL-safe HMAC-SHA256 of the id under the signing secret. Its holder's
+    ``user`` is ``anon-<id>``: it owns their conversations and is never shown to anyone.
+    Others see the public id, ``anon-`` and 16 characters of a second HMAC of the id: it
+    names the holder in rooms and lists and cannot be turned back into a credential.
+    :meth:`verify` refuses anything this gateway (or one sharing its secret) did not issue.
+    The secret is loaded on first use (from Redis, which may be down at start-up).
+    """
+
+    def __init__(self, load_secret: Callable[[], Awaitable[bytes]]) -> None:
+        self._load = load_secret
+        self._secret: bytes | None = None
+
+    async def _key(self) -> bytes:
+        if self._secret is None:
+            self._secret = await self._load()
+        return self._secret
+
+    async def issue(self) -> tuple[str, Identity]:
+        """A fresh anonymous identity and its credential."""
+        key = await self._key()
+        rid = random_token(22)
+        return _anon_token(key, rid), _anon_identity(key, rid)
+
+    async def verify(self, token: str | None) -> Identity | None:
+        """The identity a credential stands for; None if it is not one we issued."""
+        if not token or not token.startswith(ANON_TOKEN_PREFIX):
+            return None
+        rid, _, mac = token[len(ANON_TOKEN_PREFIX) :].partition(".")
+        if len(rid) != 22 or not mac:
+            return None
+        key = await self._key()
+        if not hmac.compare_digest(_anon_token(key, rid), token):
+            return None
+        return _anon_identity(key, rid)
+
+    async def token_for(self, identity: Identity) -> str:
+        """The credential of an anonymous identity this gateway issued."""
+        assert identity.anonymous and identity.user.startswith("anon-")
+        return _anon_token(await self._key(), identity.user[5:])
+
+
+def _mac(key: bytes, purpose: bytes, rid: str) -> str:
+    digest = hmac.new(key, purpose + b"\0" + rid.encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")
+
+
+def _anon_token(key: bytes, rid: str) -> str:
+    return f"{ANON_TOKEN_PREFIX}{rid}.{_mac(key, b'credential', rid)[:32]}"
+
+
+def _anon_identity(key: bytes, rid: str) -> Identity:
+    return Identity(
+        user="anon-" + rid, anonymous=True, public="anon-" + _mac(key, b"public", rid)[:16]
+    )
+
+
+def memory_secret(config: AuthConfig) -> Callable[[], Awaitable[bytes]]:
+    """``auth.anonymous_secret``, else one made now (one instance: no one to share it with)."""
+    secret = config.anonymous_secret.reveal().encode() or os.urandom(32)
+
+    async def load() -> bytes:
+        return secret
+
+    return load
+
+
+async def identify(config: AuthConfig, anonymous: AnonymousIds, token: str) -> Identity:
+    """The identity a token stands for: a signed anonymous credential or a JWT; or raise."""
+    if not token.startswith(ANON_TOKEN_PREFIX):
+        return verify_token(config, token)
+    if config.required:
+        raise Unauthorized("this gateway does not accept anonymous users")
+    identity = await anonymous.verify(token)
+    if identity is None:
+        raise Unauthorized("invalid anonymous token")
+    return identity
 
 
 def origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> bool:
@@ -144,15 +244,26 @@ def origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> b
     return bool(netloc) and netloc.lower() == host.lower()
 
 
-def request_identity(
-    config: AuthConfig, headers: Mapping[str, str], cookies: Mapping[str, str]
-) -> Identity:
-    """Who is calling the REST API: the bearer token, else (auth not required) the cookie."""
+def bearer_token(headers: Mapping[str, str]) -> str | None:
     header = headers.get("Authorization", "")
     if header[:7].lower() == "bearer " and header[7:].strip():
-        return verify_token(config, header[7:].strip())
+        return header[7:].strip()
+    return None
+
+
+async def request_identity(
+    config: AuthConfig,
+    anonymous: AnonymousIds,
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str],
+) -> Identity:
+    """Who is calling the REST API: the bearer token (a JWT or, auth not required, an
+    anonymous credential), else (auth not required) the anonymous credential's cookie."""
+    token = bearer_token(headers)
+    if token is not None:
+        return await identify(config, anonymous, token)
     if not config.required:
-        anon = anonymous_id(cookies.get(ANON_COOKIE))
-        if anon is not None:
-            return Identity(user=anon, anonymous=True)
+        identity = await anonymous.verify(cookies.get(ANON_COOKIE))
+        if identity is not None:
+            return identity
     raise Unauthorized("send Authorization: Bearer <token>")

@@ -34,6 +34,7 @@ from .errors import (
     RateLimited,
     ResumeUnavailable,
     StoreUnavailable,
+    failure_fields,
 )
 from .generation import produce
 from .llm.events import ChatMessage, ChatRequest, Upstream
@@ -121,18 +122,31 @@ class Chat:
             return
         if claim.outcome == "busy":
             raise Busy()
-        if claim.previous is not None:
-            if claim.stale:
-                self._spawn(self._reap_stale(claim.previous))
-            else:
-                previous = await self.replies.find(claim.previous)
-                if previous is not None:
-                    await self.stop(previous, "interrupted")
         try:
+            if claim.previous is not None:
+                if claim.stale:
+                    self._spawn(self._reap_stale(claim.previous))
+                else:
+                    previous = await self.replies.find(claim.previous)
+                    if previous is not None:
+                        await self.stop(previous, "interrupted")
             await self._start_turn(conn, conv, msg, message_id)
-        except StoreUnavailable:
-            self._spawn(self._settle(conv, message_id, None))  # free the conversation again
+        except BaseException as exc:
+            # Whatever failed, a claim with no reply task behind it is freed here (the task,
+            # once it exists, frees it itself): the conversation is never left busy.
+            if message_id not in self._running:
+                if isinstance(exc, Exception):
+                    await self._release(conv, message_id)
+                else:  # cancelled: no awaiting here
+                    self._spawn(self._settle(conv, message_id, None))
             raise
+
+    async def _release(self, conv: Conversation, message_id: str) -> None:
+        """Free a claim at once, or from a task that retries while the store is down."""
+        try:
+            await self.conversations.end_reply(conv, message_id)
+        except StoreUnavailable:
+            self._spawn(self._settle(conv, message_id, None))
 
     async def _follow_again(self, conn: Connection, message_id: str) -> None:
         reply = await self.replies.find(message_id)
@@ -255,7 +269,7 @@ class Chat:
                 "type": "user_message",
                 "id": msg.id,
                 "conversation_id": conv.id,
-                "user": conn.user,
+                "user": conn.public_user or conn.user,
                 "text": msg.text,
                 "ts": protocol.now_iso(),
             }
@@ -302,49 +316,63 @@ class Chat:
             if not reply.ended:  # cancelled from outside (shutdown): keep what we have
                 reply.finish(ReplyState.CANCELLED, "cancelled")
         finally:
-            running = self._running.pop(reply.message_id, None)
-            if running is not None and running.orphan_timer is not None:
-                running.orphan_timer.cancel()
-            self._per_user[reply.owner] -= 1
-            if self._per_user[reply.owner] <= 0:
-                del self._per_user[reply.owner]
-            self.replies.ended(reply)
-            self._observe(reply)
-            bound_log.info(
-                "reply",
-                finish_reason=reply.finish_reason,
-                state=str(reply.state),
-                steps=reply.head,
-                frames=reply.frames_sent,
-                merged=reply.frames_merged,
-                chars=reply.content_length,
-                first_step_s=round(reply.first_step_at - reply.started_at, 4)
-                if reply.first_step_at
-                else None,
-                seconds=round((reply.finished_at or time.time()) - reply.started_at, 3),
-                upstream_request_id=reply.upstream_request_id,
-                error=reply.error.code if reply.error else None,
-            )
-            await self._settle(conv, reply.message_id, reply)
+            try:
+                running = self._running.pop(reply.message_id, None)
+                if running is not None and running.orphan_timer is not None:
+                    running.orphan_timer.cancel()
+                self._per_user[reply.owner] -= 1
+                if self._per_user[reply.owner] <= 0:
+                    del self._per_user[reply.owner]
+                self.replies.ended(reply)
+                self._observe(reply)
+                bound_log.info(
+                    "reply",
+                    finish_reason=reply.finish_reason,
+                    state=str(reply.state),
+                    steps=reply.head,
+                    frames=reply.frames_sent,
+                    merged=reply.frames_merged,
+                    chars=reply.content_length,
+                    first_step_s=round(reply.first_step_at - reply.started_at, 4)
+                    if reply.first_step_at
+                    else None,
+                    seconds=round((reply.finished_at or time.time()) - reply.started_at, 3),
+                    upstream_request_id=reply.upstream_request_id,
+                    **failure_fields(reply.error),
+                )
+            finally:  # the conversation is freed whatever the bookkeeping did
+                await self._settle(conv, reply.message_id, reply)
 
     async def _settle(self, conv: Conversation, message_id: str, reply: ReplyLog | None) -> None:
-        """Store the reply's final text and free the conversation, retrying while Redis is down."""
+        """Store the reply's final text and free the conversation, retrying while Redis is down.
+
+        The text is given up after ``limits.resume_window_s`` of outage, or on an unexpected
+        error; freeing the conversation is retried for as long as the store stays down (its
+        claim would otherwise answer ``busy`` for as long as this instance lives).
+        """
         delay = 0.1
         deadline = time.monotonic() + max(self.config.limits.resume_window_s, 1.0)
+        text = reply
         while True:
             try:
-                if reply is not None:
+                if text is not None:
                     await self.conversations.update_message(
-                        conv, message_id, reply.text, history_status(reply)
+                        conv, message_id, text.text, history_status(text)
                     )
+                    text = None
                 await self.conversations.end_reply(conv, message_id)
                 return
             except StoreUnavailable:
-                if time.monotonic() > deadline:
+                if text is not None and time.monotonic() > deadline:
                     log.error("reply not stored: the store stayed down", message_id=message_id)
-                    return
+                    text = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, SETTLE_RETRY_MAX_S)
+            except Exception:
+                log.exception("reply not settled", message_id=message_id)
+                if text is None:
+                    return  # freeing itself failed: a bug no retry mends
+                text = None  # still free the conversation
 
     def _observe(self, reply: ReplyLog) -> None:
         m = self.metrics
@@ -389,10 +417,16 @@ class Chat:
         self.stop_local(reply, "cancelled")
 
     async def drain(self, grace_s: float) -> None:
-        """Shutdown: let running replies finish for up to ``grace_s``, then stop them."""
+        """Shutdown: let running replies finish for up to ``grace_s``, then stop them (the
+        gateway cut them, not a user: history keeps them as ``incomplete``)."""
         tasks = [r.task for r in self._running.values()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for message_id, running in list(self._running.items()):
+                reply = self.replies.get(message_id)
+                if running.task in pending and reply is not None and not reply.ended:
+                    reply.cut_at_shutdown = True
+                    reply.finish(ReplyState.CANCELLED, "cancelled")
             for task in pending:
                 task.cancel()
             if pending:
@@ -412,7 +446,7 @@ def history_status(reply: ReplyLog) -> Status:
         case ReplyState.COMPLETED:
             return "complete" if reply.finish_reason == "stop" else "incomplete"
         case ReplyState.CANCELLED:
-            return "incomplete" if reply.orphaned else "cancelled"
+            return "incomplete" if reply.orphaned or reply.cut_at_shutdown else "cancelled"
         case ReplyState.FAILED:
             return "failed"
         case _:

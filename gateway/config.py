@@ -54,8 +54,10 @@ class ServerConfig:
     port: int = 8080
     heartbeat_s: float = 30.0
     shutdown_grace_s: float = 10.0
+    header_timeout_s: float = 15.0  # a request's head, from the connection's start or last reply
     public_metrics: bool = True
     instance_id: str = ""  # empty: derived from host name and pid at start-up
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
     sign_in_url: str = ""  # where the page sends a visitor who must sign in; empty: no link
 
 
@@ -73,6 +75,23 @@ class UpstreamConfig:
     max_retries: int = 2
     retry_backoff_s: float = 0.5
     pool_size: int = 1000
+    # Cost control (contract sections 12 and 13)
+    max_concurrent: int = 0  # replies streaming upstream at once; 0: no cap
+    queue_timeout_s: float = 30.0  # the longest wait for a slot
+    cooldown_s: float = 5.0  # an upstream that failed is skipped this long, doubling
+    max_cooldown_s: float = 300.0
+    continuation: Literal["none", "vllm"] = "none"  # how `openai` upstreams continue a reply
+
+
+@dataclass(frozen=True, slots=True)
+class NamedUpstreamConfig:
+    """One ``[upstreams.<name>]`` table; timeouts and retries come from ``[upstream]``."""
+
+    kind: Literal["dashscope", "openai"] = "dashscope"
+    base_url: str = "https://dashscope.aliyuncs.com"
+    api_key: Secret = Secret("")
+    models: tuple[str, ...] = ()  # the model names it serves; empty: any
+    weight: int = 1  # its share of turns among upstreams of equal preference
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +104,11 @@ class AssistantConfig:
     max_tokens: int | None = None
     allowed_origins: tuple[str, ...] = ()
     greeting: str = ""
+    tokens_per_day: int = 0  # all users together; 0: no quota
+    # In order of preference; an inner list is a tier of equal preference. Empty: the
+    # [upstream] table, named "default".
+    upstreams: tuple[tuple[str, ...], ...] = ()
+    continue_on_failure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +120,8 @@ class AuthConfig:
     audience: str = ""
     issuer: str = ""
     auth_timeout_s: float = 10.0
+    # Signs anonymous credentials; empty: made at start (memory) or once, kept in Redis.
+    anonymous_secret: Secret = Secret("")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +141,17 @@ class LimitsConfig:
     history_max_messages: int = 200
     history_budget_chars: int = 24000
     max_request_bytes: int = 64 * 1024
+    # Memory mode (no redis.url): what one instance keeps (0: no bound, or never expires).
+    anonymous_history_ttl_s: float = 86400.0
+    memory_max_conversations: int = 20000
+    memory_max_history_bytes: int = 256 * 1024 * 1024
+    memory_max_reply_bytes: int = 256 * 1024 * 1024
+    # Cost control (contract section 12); 0: no limit
+    tokens_per_user_per_day: int = 0
+    usage_retention_days: int = 90
+    anonymous_messages_per_minute_per_ip: int = 0
+    anonymous_tokens_per_ip_per_day: int = 0
+    max_anonymous_ids_per_ip_per_hour: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +182,9 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     redis: RedisConfig = RedisConfig()
     log: LogConfig = LogConfig()
+    upstreams: Mapping[str, NamedUpstreamConfig] = field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
 
     @property
     def offline_demo(self) -> bool:
@@ -161,14 +201,24 @@ class Config:
 def load(
     path: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    required: bool = True,
 ) -> Config:
-    """Read the TOML file at *path* (absent file: defaults), apply env overrides, validate."""
+    """Read the TOML file at *path*, apply env overrides, validate.
+
+    A missing file is an error naming the path, unless ``required`` is false (the CLI's
+    default ``./config.toml``): then the defaults apply.
+    """
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
-    if path is not None and Path(path).exists():
+    if path is not None and (required or Path(path).exists()):
         try:
             with open(path, "rb") as fh:
                 raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file (check --config or GATEWAY_CONFIG)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     _apply_env(raw, env)
@@ -230,12 +280,118 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
         raise ConfigError("auth.jwt_secret: required when auth.required is true")
     if auth.jwt_secret and len(auth.jwt_secret.reveal().encode()) < 32:
         raise ConfigError("auth.jwt_secret: must be at least 32 bytes (RFC 7518 section 3.2)")
+    if auth.anonymous_secret and len(auth.anonymous_secret.reveal().encode()) < 32:
+        raise ConfigError("auth.anonymous_secret: must be at least 32 bytes")
     for alg in auth.algorithms:
         if alg.lower() == "none":
             raise ConfigError("auth.algorithms: 'none' is not allowed")
+    _check_token_keys(auth)
+    upstreams = _check_cost_control(config, upstream, assistants, env)
     return dataclasses.replace(
-        config, upstream=upstream, assistants=types.MappingProxyType(assistants)
+        config,
+        upstream=upstream,
+        assistants=types.MappingProxyType(assistants),
+        upstreams=types.MappingProxyType(upstreams),
     )
+
+
+def _check_token_keys(auth: AuthConfig) -> None:
+    """Every listed algorithm has its key, and the public key parses: a mismatch would
+    otherwise surface as every token of that algorithm failing at run time.
+
+    HS* tokens are checked with ``auth.jwt_secret``, every other algorithm with
+    ``auth.jwt_public_key``. A gateway with no key at all (anonymous visitors only) is
+    left alone: it refuses every token.
+    """
+    if not (auth.jwt_secret or auth.jwt_public_key):
+        return
+    import jwt  # here, not at the top: the CLI's other commands do not need it
+
+    known = jwt.algorithms.get_default_algorithms()
+    for alg in auth.algorithms:
+        if alg not in known:
+            choices = ", ".join(sorted(set(known) - {"none"}))
+            raise ConfigError(f"auth.algorithms: unknown algorithm {alg!r} (known: {choices})")
+        if alg.startswith("HS"):
+            if not auth.jwt_secret:
+                raise ConfigError(f"auth.jwt_secret: required by {alg} in auth.algorithms")
+            continue
+        if not auth.jwt_public_key:
+            raise ConfigError(f"auth.jwt_public_key: required by {alg} in auth.algorithms")
+        try:
+            key = known[alg].prepare_key(auth.jwt_public_key)
+        except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"auth.jwt_public_key: not a PEM public key for {alg} ({type(exc).__name__})"
+            ) from None
+        if hasattr(key, "private_bytes"):
+            raise ConfigError(
+                "auth.jwt_public_key: is a private key; give the public key (never the private one)"
+            )
+
+
+def _check_cost_control(
+    config: Config,
+    upstream: UpstreamConfig,
+    assistants: Mapping[str, AssistantConfig],
+    env: Mapping[str, str],
+) -> dict[str, NamedUpstreamConfig]:
+    """Upstream pools, quotas and trusted proxies (contract sections 12 and 13)."""
+    import ipaddress  # here, so this section's hunks stay in one place
+
+    for cidr in config.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"server.trusted_proxies: {cidr!r} is not an address or CIDR"
+            ) from None
+    if config.limits.usage_retention_days < 1:
+        raise ConfigError("limits.usage_retention_days: must be at least 1")
+    if upstream.max_cooldown_s < upstream.cooldown_s:
+        raise ConfigError("upstream.max_cooldown_s: must not be below upstream.cooldown_s")
+    upstreams: dict[str, NamedUpstreamConfig] = {}
+    for name, entry in config.upstreams.items():
+        if name == "default":
+            raise ConfigError("upstreams.default: the name default is the [upstream] table's")
+        if not entry.api_key and entry.kind == "dashscope" and env.get("DASHSCOPE_API_KEY"):
+            entry = dataclasses.replace(entry, api_key=Secret(env["DASHSCOPE_API_KEY"]))
+        if entry.weight < 1:
+            raise ConfigError(f"upstreams.{name}.weight: must be at least 1")
+        upstreams[name] = entry
+    for name, assistant in assistants.items():
+        listed = [u for tier in assistant.upstreams for u in tier]
+        for u in listed:
+            if u != "default" and u not in upstreams:
+                raise ConfigError(f"assistants.{name}.upstreams: no upstream named {u!r}")
+        if len(set(listed)) != len(listed):
+            raise ConfigError(f"assistants.{name}.upstreams: an upstream is listed twice")
+        model = assistant.model or upstream.model
+        serving = [u for u in listed if u == "default" or _serves(upstreams[u], model)]
+        if listed and not serving:
+            raise ConfigError(
+                f"assistants.{name}.upstreams: none of them serves the model {model!r}"
+            )
+    return upstreams
+
+
+def _serves(entry: NamedUpstreamConfig, model: str) -> bool:
+    return not entry.models or model in entry.models
+
+
+def _preference(value: Any, dotted: str) -> tuple[tuple[str, ...], ...]:
+    """``["a", ["b", "c"], "d"]``: a, then b and c shared by weight, then d."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list):
+        raise ConfigError(f"{dotted}: expected a list of upstream names")
+    tiers: list[tuple[str, ...]] = []
+    for item in value:
+        tier = [item] if isinstance(item, str) else item
+        if not isinstance(tier, list) or not tier or not all(isinstance(t, str) for t in tier):
+            raise ConfigError(f"{dotted}: each entry is a name or a list of names")
+        tiers.append(tuple(tier))
+    return tuple(tiers)
 
 
 def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
@@ -255,6 +411,17 @@ def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
                 name: _build(AssistantConfig, body, f"{dotted}.{name}.")
                 for name, body in value.items()
             }
+            continue
+        if cls is Config and key == "upstreams":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted}: expected a table of upstreams")
+            kwargs[key] = {
+                name: _build(NamedUpstreamConfig, body, f"{dotted}.{name}.")
+                for name, body in value.items()
+            }
+            continue
+        if cls is AssistantConfig and key == "upstreams":
+            kwargs[key] = _preference(value, dotted)
             continue
         kwargs[key] = _coerce(hints[key], value, dotted)
     try:
@@ -318,6 +485,8 @@ def _check_ranges(section: Any, prefix: str) -> None:
             raise ConfigError(f"{prefix}{f.name}: must not be negative (got {value})")
     if isinstance(section, ServerConfig) and not 0 <= section.port <= 65535:
         raise ConfigError(f"{prefix}port: must be between 0 and 65535 (got {section.port})")
+    if isinstance(section, ServerConfig) and section.header_timeout_s <= 0:
+        raise ConfigError(f"{prefix}header_timeout_s: must be above 0")
     if isinstance(section, LimitsConfig) and section.outbox_max_bytes < 1024:
         raise ConfigError(f"{prefix}outbox_max_bytes: must be at least 1024")
     if isinstance(section, AssistantConfig):

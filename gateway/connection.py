@@ -39,11 +39,13 @@ from aiohttp.abc import AbstractStreamWriter
 
 from . import protocol
 from .errors import GatewayError, SlowConsumer
+from .framing import MaskedSocket
 from .replies import ReplyLog, ReplyState
 
 log = structlog.get_logger("gateway.connection")
 
-# How long a closing socket may take to flush before its transport is aborted.
+# How long a closing socket may take to flush before its transport is aborted (at least
+# the connection's send deadline: a slow consumer gets that long to read its 1013 close).
 CLOSE_FLUSH_S = 5.0
 
 _pings: set[asyncio.Task[None]] = set()  # pings on their way (a task needs a reference)
@@ -60,8 +62,9 @@ _INIT_ATTRS = (
 )  # fmt: skip
 
 
-class GatewaySocket(web.WebSocketResponse):
-    """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's."""
+class GatewaySocket(MaskedSocket):
+    """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's.
+    Unmasked client frames close it with 1002 (:class:`~gateway.framing.MaskedSocket`)."""
 
     __slots__ = tuple(
         name
@@ -107,6 +110,7 @@ class Connection:
     send_timeout_s: float
     max_delta_chars: int
     admin: bool = False
+    public_user: str = ""  # what others see of ``user`` (Identity.shown); empty: ``user``
     created_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.time)
     # The heartbeat (Registry.keep_alive), in time.monotonic(): when a frame (a pong too)
@@ -184,7 +188,7 @@ class Connection:
     def info(self) -> dict[str, Any]:
         return {
             "connection_id": self.connection_id,
-            "user": self.user,
+            "user": self.public_user or self.user,
             "assistant": self.assistant,
             "session_type": self.session_type,
             "conversation_id": self.conversation_id,
@@ -259,7 +263,11 @@ class Connection:
                 continue
             # Only the UTF-8 payload is held while the send waits for the peer: the frame's
             # str (up to 4 bytes a character) and the merged text are let go first.
-            payload, merged = item[0].encode("utf-8"), item[1]
+            try:
+                payload, merged = item[0].encode("utf-8"), item[1]
+            except UnicodeEncodeError:  # a lone surrogate got past the input checks: a bug
+                log.error("a frame held a lone surrogate; sent with '?' in its place")
+                payload, merged = item[0].encode("utf-8", "replace"), item[1]
             item = None
             self.sending_since = loop.time()
             try:
@@ -337,8 +345,10 @@ class Connection:
             pass
         if transport is not None:
             # The close frame is queued behind whatever the peer has not read. A peer that
-            # reads again within the grace gets it; one that never does is dropped.
-            asyncio.get_running_loop().call_later(CLOSE_FLUSH_S, transport.abort)
+            # reads again within the grace (or its send deadline, if longer) gets it; one
+            # that never does is dropped.
+            grace = max(CLOSE_FLUSH_S, self.send_timeout_s)
+            asyncio.get_running_loop().call_later(grace, transport.abort)
 
 
 def start_frame(reply: ReplyLog, *, resumed: bool = False) -> str:

@@ -12,8 +12,10 @@
     │   ├── MessageTooLong            message_too_long  -    413   no
     │   ├── Busy                      busy              -    409   yes
     │   ├── RateLimited               rate_limited      -    429   yes
+    │   ├── QuotaExceeded             quota_exceeded    -    429   no   (retry_after_s)
     │   ├── ResumeUnavailable         resume_unavailable -   404   no
-    │   └── NotFound                  not_found         -    404   no
+    │   ├── NotFound                  not_found         -    404   no
+    │   └── NotAllowed                forbidden         -    403   no   (the socket stays open)
     ├── Refusal                       (ends the connection, or refuses a request)
     │   ├── Unauthorized              unauthorized     1008  401   no
     │   ├── Forbidden                 forbidden        1008  403   no
@@ -104,6 +106,27 @@ class RateLimited(ClientError):
     default_message = "too many messages; slow down"
 
 
+class QuotaExceeded(ClientError):
+    """A daily token quota is spent: no new reply until ``retry_after_s`` (the next UTC day).
+
+    ``quota`` names which one (``user``, ``assistant``, ``address``: the metric's label);
+    :meth:`fields` is what the ``error`` frame and the REST body carry beside the code."""
+
+    code = "quota_exceeded"
+    http_status = 429
+    default_message = "today's token quota is spent"
+
+    def __init__(
+        self, message: str | None = None, *, quota: str = "user", retry_after_s: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.retry_after_s = retry_after_s
+
+    def fields(self) -> dict[str, int]:
+        return {"retry_after_s": self.retry_after_s}
+
+
 class ResumeUnavailable(ClientError):
     code = "resume_unavailable"
     http_status = 404
@@ -114,6 +137,15 @@ class NotFound(ClientError):
     code = "not_found"
     http_status = 404
     default_message = "not found"
+
+
+class NotAllowed(ClientError):
+    """A frame the caller may not send here (a member's ``reset``): refused, nothing changes,
+    the connection stays open. (:class:`Forbidden` ends the connection.)"""
+
+    code = "forbidden"
+    http_status = 403
+    default_message = "not allowed"
 
 
 # -- refusals that end a connection --------------------------------------------------------
@@ -197,11 +229,13 @@ class UpstreamError(GatewayError):
         status: int | None = None,
         upstream_code: str | None = None,
         request_id: str | None = None,
+        cause: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.upstream_code = upstream_code
         self.request_id = request_id
+        self.cause = cause  # for the operator's log only: the exception or body behind it
 
 
 class UpstreamAuth(UpstreamError):
@@ -273,6 +307,19 @@ def upstream_error_for(
     if code:
         text = f"{code}: {text}"
     return cls(text, status=status, upstream_code=upstream_code, request_id=request_id)
+
+
+def failure_fields(error: GatewayError | None) -> dict[str, object]:
+    """Log fields saying why something failed: the code and message, and for an upstream
+    failure its HTTP status, provider code and cause (never the key: see llm/client.py)."""
+    if error is None:
+        return {"error": None}
+    fields: dict[str, object] = {"error": error.code, "error_message": error.message}
+    if isinstance(error, UpstreamError):
+        fields["upstream_status"] = error.status
+        fields["upstream_code"] = error.upstream_code
+        fields["cause"] = error.cause
+    return fields
 
 
 def error_for_code(code: str, message: str) -> GatewayError:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from .auth import AnonymousIds
 from .chat import Chat
 from .config import Config
 from .llm.events import Upstream
@@ -21,6 +22,7 @@ CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 UPSTREAM = web.AppKey("upstream", Upstream)
 UPSTREAM_URL = web.AppKey("upstream_url", str)
 CHAT = web.AppKey("chat", Chat)
+ANONYMOUS = web.AppKey("anonymous", AnonymousIds)
 REDIS = web.AppKey("redis", Redis)  # only when redis.url is set
 BACKENDS = web.AppKey("backends", Backends)
 REGISTRY = web.AppKey("registry", Registry)

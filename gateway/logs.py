@@ -3,7 +3,8 @@
 Context (``connection_id``, ``conversation_id``, ``message_id``, ``user``) is bound per
 connection and per reply with ``structlog.contextvars``; a connection's three keys are bound
 as one object (:func:`bind_connection`) and spelled out only when a line is emitted.
-:func:`redact` scrubs a URL's ``token`` query parameter before anything logs it.
+:func:`redact` scrubs a URL's ``token`` query parameter before anything logs it, and
+:class:`WithholdRequestText` keeps the bytes of a malformed request out of aiohttp's log.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 _TOKEN_IN_QUERY = re.compile(r"([?&](?:token|access_token|api_key)=)[^&\s\"]*", re.IGNORECASE)
@@ -35,6 +37,8 @@ class ConnectionContext(Protocol):
     def conversation_id(self) -> str: ...
     @property
     def user(self) -> str: ...
+    @property
+    def public_user(self) -> str: ...
 
 
 # A socket's context is one variable holding the connection, not three structlog keys:
@@ -66,7 +70,7 @@ def _expand_connection(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]
         # setdefault: like merge_contextvars, a key the line or its logger binds wins.
         event.setdefault("connection_id", conn.connection_id)
         event.setdefault("conversation_id", conn.conversation_id)
-        event.setdefault("user", conn.user)
+        event.setdefault("user", conn.public_user or conn.user)  # never an anonymous private id
     return event
 
 
@@ -80,6 +84,30 @@ def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and ("=" in value or "earer" in value):
             event[key] = redact(value)
     return event
+
+
+class WithholdRequestText(logging.Filter):
+    """aiohttp logs a request it cannot parse with the parser's error, which quotes the
+    offending bytes: a header line over the size limit is an ``Authorization``, ``Cookie`` or
+    request line (``?token=``) with the credential in it. This filter keeps the line and the
+    error's class and status and drops the quoted text and the traceback, whatever the
+    level and whoever configured logging (it sits on aiohttp's own logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = (
+                f"{record.getMessage()}: {type(exc).__name__}, HTTP {exc.code}"
+                " (the request's text is not logged)"
+            )
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+# On aiohttp's server logger from import on, not in :func:`configure`: a gateway whose
+# logging someone else set up (tests, an embedding program) must not log credentials either.
+logging.getLogger("aiohttp.server").addFilter(WithholdRequestText())
 
 
 def configure(level: str = "info", fmt: str = "auto") -> None:

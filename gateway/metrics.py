@@ -50,6 +50,28 @@ class Metrics:
         self.replies = Counter(
             "gateway_replies", "Replies ended, by finish reason", ["finish_reason"], registry=r
         )
+        # Cost control (contract section 12, 13): counted once per reply or per refusal.
+        self.tokens = Counter(
+            "gateway_tokens",
+            "Tokens used by replies",
+            ["assistant", "model", "kind"],
+            registry=r,
+        )
+        self.quota_refusals = Counter(
+            "gateway_quota_refusals", "Turns refused by a daily quota", ["quota"], registry=r
+        )
+        self.upstream_failovers = Counter(
+            "gateway_upstream_failovers",
+            "Turns moved off an upstream that failed before its first step",
+            ["upstream"],
+            registry=r,
+        )
+        self.continuations = Counter(
+            "gateway_upstream_continuations",
+            "Replies continued on another upstream after a mid-stream failure",
+            ["upstream"],
+            registry=r,
+        )
         # Hot counters: plain ints, plus whatever live objects still hold.
         self.steps = 0
         self.frames_sent = 0

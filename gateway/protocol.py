@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,39 @@ from .errors import BadJson, BadRequest, GatewayError, UnknownType
 
 PROTOCOL_VERSION = 1
 _MAX_ID = 128
+
+# Ids that name something the gateway keeps (conversations, replies): URL-unreserved
+# characters only (RFC 3986), so they sit in a URL unescaped and never contain a key
+# separator of the Redis layout. The client's own message ``id`` is only echoed and
+# stored as a value: any characters but control characters and lone surrogates.
+ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ ~ -"
+_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+_CLIENT_ID = re.compile("[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,128}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_id(value: object) -> bool:
+    """Whether ``value`` may name a conversation or a reply (:data:`ID_RULE`)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def check_id(value: str, name: str) -> str:
+    """``value`` if it is a valid id, else :class:`BadRequest` naming ``name``."""
+    if _ID.fullmatch(value) is None:
+        raise BadRequest(f"{name} must be {ID_RULE}")
+    return value
+
+
+def check_text(value: str, name: str) -> str:
+    """``value`` if it can be encoded as UTF-8, else :class:`BadRequest` naming ``name``.
+
+    JSON's ``\\ud800`` escapes decode to lone surrogates, which no UTF-8 frame, Redis
+    command or upstream request can carry: the text is refused, not repaired, so what the
+    gateway stores and forwards is always exactly what the client sent.
+    """
+    if not value.isascii() and _SURROGATE.search(value) is not None:
+        raise BadRequest(f"field {name!r} holds a lone surrogate (not valid Unicode text)")
+    return value
 
 
 # --------------------------------------------------------------------------- client frames
@@ -97,7 +131,7 @@ def parse_client_frame(data: str) -> ClientFrame:
     if not isinstance(obj, dict):
         raise FrameError(BadRequest("a frame must be a JSON object"), None)
     raw_id = obj.get("id")
-    reply_to = raw_id if isinstance(raw_id, str) and len(raw_id) <= _MAX_ID else None
+    reply_to = raw_id if isinstance(raw_id, str) and _CLIENT_ID.fullmatch(raw_id) else None
     try:
         return _decode(obj)
     except GatewayError as exc:
@@ -116,16 +150,18 @@ def _decode(obj: dict[str, Any]) -> ClientFrame:
         raise BadRequest(f"unknown field {extra[0][:40]!r} in {kind!r} frame")
     match kind:
         case "auth":
-            return Auth(_str(obj, "token", required=True, limit=16384))
+            return Auth(check_text(_str(obj, "token", required=True, limit=16384), "token"))
         case "message":
             return _message(obj)
         case "cancel":
-            return Cancel(_str(obj, "message_id", limit=_MAX_ID) or None)
+            message_id = _str(obj, "message_id", limit=_MAX_ID)
+            return Cancel(check_id(message_id, "field 'message_id'") if message_id else None)
         case "resume":
             last_seq = obj.get("last_seq", 0)
             if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
                 raise BadRequest("field 'last_seq' must be a non-negative integer")
-            return Resume(_str(obj, "message_id", required=True, limit=_MAX_ID), last_seq)
+            message_id = _str(obj, "message_id", required=True, limit=_MAX_ID)
+            return Resume(check_id(message_id, "field 'message_id'"), last_seq)
         case "reset":
             return Reset()
         case "ping":
@@ -147,6 +183,8 @@ def _str(obj: dict[str, Any], name: str, *, required: bool = False, limit: int) 
 
 def _message(obj: dict[str, Any]) -> Message:
     msg_id = _str(obj, "id", required=True, limit=_MAX_ID)
+    if _CLIENT_ID.fullmatch(msg_id) is None:
+        raise BadRequest("field 'id' must hold no control characters or lone surrogates")
     if "text" in obj and "message" in obj:
         raise BadRequest("send either 'text' or 'message', not both")
     if "message" in obj:
@@ -162,12 +200,12 @@ def _message(obj: dict[str, Any]) -> Message:
             ):
                 raise BadRequest('each part of \'message\' must be {"type":"Plain","text":...}')
             texts.append(part["text"])
-        text = "".join(texts)
+        text = check_text("".join(texts), "message")
     else:
         value = obj.get("text")
         if not isinstance(value, str):
             raise BadRequest("field 'text' must be a string")
-        text = value
+        text = check_text(value, "text")
     if not text.strip():
         raise BadRequest("the message is empty")
     interrupt = obj.get("interrupt", False)

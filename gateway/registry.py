@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .connection import Connection
@@ -23,6 +24,7 @@ class Registry:
         self._by_assistant = metrics.connections  # gateway_connections{assistant}
         self._max = max_connections
         self._max_per_user = max_per_user
+        self.waiting = 0  # sockets upgraded and waiting for their auth frame
         self.on_change: Callable[[], None] | None = None  # a connection came or went
 
     def __len__(self) -> int:
@@ -32,10 +34,23 @@ class Registry:
         return iter(list(self._connections))
 
     def check_capacity(self, user: str) -> None:
-        if len(self._connections) >= self._max:
+        if len(self._connections) + self.waiting >= self._max:
             raise TryAgainLater("the gateway is at its connection limit")
         if self._per_user.get(user, 0) >= self._max_per_user:
             raise TryAgainLater("too many connections for this user")
+
+    @contextlib.contextmanager
+    def awaiting_auth(self) -> Iterator[None]:
+        """Count a socket waiting for its auth frame against ``max_connections`` while the
+        block runs: a crowd of sockets that never authenticate cannot hold the gateway's
+        sockets uncounted. Over the limit: :class:`TryAgainLater` at once."""
+        if len(self._connections) + self.waiting >= self._max:
+            raise TryAgainLater("the gateway is at its connection limit")
+        self.waiting += 1
+        try:
+            yield
+        finally:
+            self.waiting -= 1
 
     def add(self, conn: Connection) -> None:
         self._connections.add(conn)

@@ -21,7 +21,7 @@ gives what to await: the upstream read pauses until one of them catches up.
 States::
 
     RUNNING ──► COMPLETED   (finish_reason stop | length)
-        ├─────► CANCELLED   (cancelled | interrupted | orphaned)
+        ├─────► CANCELLED   (cancelled | interrupted | orphaned | cut at shutdown)
         └─────► FAILED      (an error after start; ``error`` holds it)
 """
 
@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .errors import GatewayError
+from .eviction import to_evict
 
 
 class ReplyState(enum.StrEnum):
@@ -84,6 +85,7 @@ class ReplyLog:
     error: GatewayError | None = None
     upstream_request_id: str | None = None
     orphaned: bool = False  # stopped because no viewer came back within the grace
+    cut_at_shutdown: bool = False  # stopped when the shutdown grace ran out
     first_step_at: float | None = None
     frames_sent: int = 0  # delta frames, over all viewers
     frames_merged: int = 0  # steps that rode in an earlier step's frame
@@ -125,6 +127,11 @@ class ReplyLog:
     @property
     def text(self) -> str:
         return self._slice(0, self.head)
+
+    @property
+    def size(self) -> int:
+        """About the bytes the log holds: its UTF-8 text and 16 bytes a step."""
+        return (self._ends[-1] if self._ends else 0) + 16 * len(self._ends)
 
     def bytes_behind(self, seq: int) -> int:
         if seq >= len(self._ends):
@@ -274,12 +281,21 @@ class ReplyLog:
 
 
 class ReplyStore:
-    """Reply logs by message id, kept for ``resume_window_s`` after they end (in memory)."""
+    """Reply logs by message id, kept for ``resume_window_s`` after they end (in memory).
 
-    def __init__(self, resume_window_s: float) -> None:
+    Ended logs also share a budget of ``max_ended_bytes`` (0: none): past it, the oldest
+    ended logs that no viewer is reading are forgotten before their window is over (a
+    resume then gets ``resume_unavailable``). A running log is never forgotten. A log
+    forgotten here is referenced by nothing else: its memory goes with it.
+    """
+
+    def __init__(self, resume_window_s: float, max_ended_bytes: int = 0) -> None:
         self._logs: dict[str, ReplyLog] = {}
         self._window = resume_window_s
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._max_ended_bytes = max_ended_bytes
+        self._ended: dict[str, int] = {}  # ended logs held, oldest first: their sizes
+        self._ended_bytes = 0
 
     async def add(self, log: ReplyLog) -> None:
         """A reply this instance produces."""
@@ -303,16 +319,44 @@ class ReplyStore:
     def running(self) -> list[ReplyLog]:
         return [log for log in self._logs.values() if not log.ended]
 
+    @property
+    def ended_bytes(self) -> int:
+        """The bytes of the ended logs held (what ``max_ended_bytes`` bounds)."""
+        return self._ended_bytes
+
     def ended(self, log: ReplyLog) -> None:
-        """Schedule the log's removal once the resume window has passed (once per log)."""
-        if log.message_id in self._expiry:
-            return
+        """Schedule the log's removal once the resume window has passed (once per log);
+        forget the oldest idle ended logs if the budget is passed."""
+        if log.message_id in self._expiry or self._logs.get(log.message_id) is not log:
+            return  # scheduled already, or forgotten already
         loop = asyncio.get_running_loop()
         self._expiry[log.message_id] = loop.call_later(self._window, self._drop, log.message_id)
+        size = log.size
+        self._ended[log.message_id] = size
+        self._ended_bytes += size
+        if self._max_ended_bytes and self._ended_bytes > self._max_ended_bytes:
+            self._evict()
+
+    def _evict(self) -> None:
+        def busy(message_id: str) -> bool:
+            log = self._logs.get(message_id)
+            return log is not None and log.viewer_count > 0
+
+        for message_id in to_evict(
+            self._ended.items(),
+            busy,
+            count=len(self._ended),
+            size=self._ended_bytes,
+            max_bytes=self._max_ended_bytes,
+        ):
+            self._drop(message_id)
 
     def _drop(self, message_id: str) -> None:
-        self._expiry.pop(message_id, None)
+        handle = self._expiry.pop(message_id, None)
+        if handle is not None:
+            handle.cancel()
         self._logs.pop(message_id, None)
+        self._ended_bytes -= self._ended.pop(message_id, 0)
 
     async def aclose(self) -> None:
         for handle in self._expiry.values():

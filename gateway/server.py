@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import signal
+import sys
 
 import structlog
 from aiohttp import web
@@ -26,13 +28,36 @@ def _event_loop_factory() -> asyncio.AbstractEventLoop:
     return loop
 
 
+class AddressUnavailable(Exception):
+    """The listening socket could not be opened; the message names the address and the fix."""
+
+
 def serve(config: Config, *, host: str | None = None, port: int | None = None) -> int:
-    """Serve until SIGINT or SIGTERM, shut down gracefully, return the exit status (0)."""
+    """Serve until SIGINT or SIGTERM, shut down gracefully, return the exit status: 0, or 2
+    (one line on stderr) when the address cannot be listened on."""
     host = host or config.server.host
     port = config.server.port if port is None else port
-    with asyncio.Runner(loop_factory=_event_loop_factory) as runner:
-        runner.run(_serve(create_app(config), host, port, config))
+    try:
+        with asyncio.Runner(loop_factory=_event_loop_factory) as runner:
+            runner.run(_serve(create_app(config), host, port, config))
+    except AddressUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def listen_error(exc: OSError, host: str, port: int) -> AddressUnavailable:
+    """The one-line error for a listening socket that could not be opened."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        why = "already in use"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = "not allowed for this user"
+    else:
+        why = exc.strerror or str(exc)
+    return AddressUnavailable(
+        f"cannot listen on {address}: {why} (choose another with --port or server.port)"
+    )
 
 
 async def _serve(app: web.Application, host: str, port: int, config: Config) -> None:
@@ -45,11 +70,19 @@ async def _serve(app: web.Application, host: str, port: int, config: Config) -> 
         handle_signals=False,
         access_log_class=AccessLogger,
         shutdown_timeout=config.server.shutdown_grace_s,
+        # aiohttp closes a connection whose handler is idle this long after it opened or
+        # after its last response: a client that has not sent a whole request head by
+        # then (a slow-loris socket) or an idle keep-alive connection. Upgraded sockets
+        # and requests being answered are not idle.
+        keepalive_timeout=config.server.header_timeout_s,
     )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise listen_error(exc, host, port) from None
         # Everything allocated so far (modules, the app) lives as long as the process: keep it
         # out of the collector's full passes, which otherwise stall the loop as the heap grows.
         gc.freeze()

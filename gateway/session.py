@@ -17,7 +17,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from . import logs, protocol
-from .auth import Identity, origin_allowed, verify_token
+from .auth import AnonymousIds, Identity, identify, origin_allowed
 from .chat import Chat
 from .config import Config
 from .connection import Connection
@@ -28,6 +28,7 @@ from .errors import (
     Forbidden,
     GatewayError,
     InternalError,
+    NotAllowed,
     Refusal,
     StoreUnavailable,
     TokenExpired,
@@ -50,17 +51,34 @@ class Handshake:
     origin: str | None
     host: str
     token: str | None
-    anonymous_id: str
+    anonymous: Identity | None  # the cookie's (or a fresh) one; None: Redis was down
     instance: str
+    auth_frame: bool = False  # ?auth=frame: the client sends its token in a first frame
 
 
 class ChatSession:
-    __slots__ = ("_token_watch", "chat", "config", "conn", "conv", "identity", "registry", "ws")
+    __slots__ = (
+        "_token_watch",
+        "anonymous",
+        "chat",
+        "config",
+        "conn",
+        "conv",
+        "identity",
+        "registry",
+        "ws",
+    )
 
     def __init__(
-        self, config: Config, chat: Chat, registry: Registry, ws: web.WebSocketResponse
+        self,
+        config: Config,
+        chat: Chat,
+        registry: Registry,
+        ws: web.WebSocketResponse,
+        anonymous: AnonymousIds,
     ) -> None:
         self.config = config
+        self.anonymous = anonymous
         self.chat = chat
         self.registry = registry
         self.ws = ws
@@ -94,38 +112,15 @@ class ChatSession:
         if not origin_allowed(hs.origin, hs.host, allowed):
             raise Forbidden("this site may not use this assistant")
         if hs.token is not None:
-            return verify_token(auth, hs.token)
-        if not auth.required:
-            return Identity(user=hs.anonymous_id, anonymous=True)
+            return await identify(auth, self.anonymous, hs.token)
+        if not auth.required and not hs.auth_frame:
+            if hs.anonymous is None:
+                raise StoreUnavailable()
+            return hs.anonymous
         # The page and the widget send {"type":"auth"} first; only ping is answered before it.
-        deadline = time.monotonic() + auth.auth_timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Unauthorized("no token within the auth deadline")
-            try:
-                msg = await self.ws.receive(timeout=remaining)
-            except TimeoutError:
-                raise Unauthorized("no token within the auth deadline") from None
-            if msg.type in _CLOSED:
-                return None
-            if msg.type is WSMsgType.PING:
-                await self._pong(msg.data)
-                continue
-            if msg.type is WSMsgType.PONG:
-                continue
-            if msg.type is not WSMsgType.TEXT:
-                raise Unauthorized("send an auth frame first")
-            try:
-                frame = protocol.parse_client_frame(msg.data)
-            except protocol.FrameError:
-                raise Unauthorized("send an auth frame first") from None
-            if isinstance(frame, protocol.Ping):
-                await self.ws.send_str(protocol.pong_frame())
-                continue
-            if isinstance(frame, protocol.Auth):
-                return verify_token(auth, frame.token)
-            raise Unauthorized("send an auth frame first")
+        with self.registry.awaiting_auth():
+            token = await receive_auth_token(self.ws, auth.auth_timeout_s)
+        return None if token is None else await identify(auth, self.anonymous, token)
 
     async def _open(self, hs: Handshake, identity: Identity) -> None:
         self.registry.check_capacity(identity.user)
@@ -137,6 +132,7 @@ class ChatSession:
             connection_id=new_id("c"),
             user=identity.user,
             admin=identity.admin,
+            public_user=identity.shown,
             assistant=hs.assistant,
             session_type=hs.session_type,
             conversation_id=conv.id,
@@ -192,7 +188,7 @@ class ChatSession:
             conversation_id=self.conv.id,
             assistant=conn.assistant,
             session_type=conn.session_type,
-            user=conn.user,
+            user=conn.public_user,
             heartbeat_s=config.server.heartbeat_s,
             model=config.assistant_model(conn.assistant),
             offline_demo=config.offline_demo,
@@ -242,6 +238,8 @@ class ChatSession:
                 case protocol.Resume():
                     await self.chat.resume(conn, conv, frame)
                 case protocol.Reset():
+                    if conv.owner != conn.user and not conn.admin:  # REST's rule
+                        raise NotAllowed("only the owner or an admin may reset a conversation")
                     await self.chat.reset(conv)
                 case protocol.Ping():
                     conn.send(protocol.pong_frame())
@@ -255,15 +253,20 @@ class ChatSession:
             conn.send(protocol.error_frame(exc, reply_to=reply_to))
 
     async def _reauthenticate(self, token: str) -> None:
-        """A fresh token on a live connection: same user, or an anonymous one signing in."""
-        assert self.conn is not None and self.identity is not None
-        identity = verify_token(self.config.auth, token)
+        """A fresh token on a live connection. It changes who the caller is, never who owns
+        or belongs to the conversation: a new user stays in it only where a new connection of
+        theirs could (a room joins them; someone else's person conversation refuses)."""
+        assert self.conn is not None and self.identity is not None and self.conv is not None
+        identity = await identify(self.config.auth, self.anonymous, token)
         switched = identity.user != self.identity.user
         if switched:
-            if not self.identity.anonymous or self.conv is None or self.conv.messages:
-                raise BadRequest("the token is for another user; reconnect to switch users")
-            await self.chat.conversations.transfer(self.conv, identity.user)
+            conv = self.conv
+            if conv.session_type == "group":
+                await self.chat.conversations.join(conv, identity.user)
+            elif conv.owner != identity.user and not identity.admin:
+                raise NotAllowed("the token is for another user; reconnect to switch users")
             self.registry.rename(self.conn, identity.user)  # the logs' user follows conn.user
+            self.conn.public_user = identity.shown
         self.identity = identity
         self.conn.admin = identity.admin
         self._watch_token()
@@ -328,6 +331,41 @@ class ChatSession:
                 frames_merged=conn.frames_merged,
             )
         logs.unbind_connection()
+
+
+async def receive_auth_token(ws: web.WebSocketResponse, timeout_s: float) -> str | None:
+    """The token of the socket's first frame, which must be ``auth`` and come within
+    ``timeout_s`` (contract section 4); pings, WebSocket or JSON, are answered meanwhile.
+    None: the client went away. Anything else raises :class:`Unauthorized`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Unauthorized("no token within the auth deadline")
+        try:
+            msg = await ws.receive(timeout=remaining)
+        except TimeoutError:
+            raise Unauthorized("no token within the auth deadline") from None
+        if msg.type in _CLOSED:
+            return None
+        if msg.type is WSMsgType.PING:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.pong(msg.data)
+            continue
+        if msg.type is WSMsgType.PONG:
+            continue
+        if msg.type is not WSMsgType.TEXT:
+            raise Unauthorized("send an auth frame first")
+        try:
+            frame = protocol.parse_client_frame(msg.data)
+        except protocol.FrameError:
+            raise Unauthorized("send an auth frame first") from None
+        if isinstance(frame, protocol.Ping):
+            await ws.send_str(protocol.pong_frame())
+            continue
+        if isinstance(frame, protocol.Auth):
+            return frame.token
+        raise Unauthorized("send an auth frame first")
 
 
 _TOUCHES_CONVERSATION = (protocol.Message, protocol.Cancel, protocol.Resume, protocol.Reset)

@@ -278,11 +278,9 @@ async def test_sockets_that_never_chat_leave_no_conversation_behind(gateway) -> 
     kept = await gw.chat()
     await kept.ask("stay sim:tokens=2 sim:delay_ms=0")
     await kept.ws.close()
-    user = kept.connected["user"]
     await wait_until(lambda: len(gw.app[keys.REGISTRY]) == 0)
-    assert [c.id for c in await chat.conversations.for_user(user)] == [
-        kept.connected["conversation_id"]
-    ]
+    listed = await (await gw.client.get("/api/v1/conversations")).json()  # the cookie's user
+    assert [c["id"] for c in listed] == [kept.connected["conversation_id"]]
     assert await chat.conversations.get(conv_id) is None
 
 

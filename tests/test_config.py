@@ -56,8 +56,13 @@ def test_env_overrides_any_key_with_typed_values() -> None:
         ("[redis]\nurl = 'http://127.0.0.1:6379/0'\n", "redis.url: must start with redis://"),
         ("[redis]\nurl = 'redis://h'\nheartbeat_s = 0\n", "redis.heartbeat_s: must be above 0"),
         ("[auth]\nrequired = true\n", "auth.jwt_secret"),
+        ("[server]\nheader_timeout_s = 0\n", "server.header_timeout_s: must be above 0"),
         ("[auth]\nalgorithms = ['none']\njwt_secret = '%s'\n" % ("s" * 32), "auth.algorithms"),
         ("[auth]\njwt_secret = 'short'\n", "auth.jwt_secret: must be at least 32 bytes"),
+        ("[auth]\nalgorithms = ['RS256']\njwt_secret = '%s'\n" % ("s" * 32), "auth.jwt_public_key"),
+        ("[auth]\nalgorithms = ['RS256']\njwt_public_key = 'nope'\n", "auth.jwt_public_key: not"),
+        ("[auth]\nalgorithms = ['HS256']\njwt_public_key = 'k'\n", "auth.jwt_secret: required"),
+        ("[auth]\nalgorithms = ['XS1']\njwt_secret = '%s'\n" % ("s" * 32), "auth.algorithms: unk"),
     ],
 )
 def test_bad_values_name_the_key(text: str, key: str) -> None:

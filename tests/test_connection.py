@@ -150,3 +150,29 @@ async def test_two_hundred_concurrent_chats_complete_correctly(gateway) -> None:
         assert reply.text == expected(prompt)
 
     await asyncio.gather(*(one(i, s) for i, s in enumerate(socks)))
+
+
+@pytest.mark.timeout(90)
+async def test_a_slow_consumer_reads_its_1013_close_long_after_it_was_queued(
+    sim_process, aiohttp_client
+) -> None:
+    """A stalled reader that drains later than 5 s after its 1013 close was queued (but
+    within slow_consumer_timeout_s) still reads the close frame, not an abnormal 1006."""
+    gw_config = gateway_config(
+        "[upstream]\nincremental_output = true\n"
+        "[limits]\noutbox_max_bytes = 65536\nslow_consumer_timeout_s = 7.0\n",
+        sim_process.url,
+    )
+    app = create_app(gw_config)
+    client = await aiohttp_client(app)
+    ws = await client.ws_connect("/api/v1/assistants/default/ws", max_msg_size=0)
+    sock = ChatSocket(ws)
+    await sock.recv_type("connected")
+    await sock.send(type="message", id="c-1", text="big sim:tokens=400 sim:chars=8000000")
+    await sock.recv_type("start")
+    conn = next(iter(app[keys.REGISTRY]))
+    await wait_until(lambda: conn.close_code == 1013, timeout=30)
+    await asyncio.sleep(6.0)  # the client's own delay before it reads again: the scenario
+    while (await ws.receive(timeout=30)).type.name == "TEXT":
+        pass
+    assert ws.close_code == 1013

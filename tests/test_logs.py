@@ -40,12 +40,14 @@ def test_a_connections_lines_carry_its_ids_and_its_current_user() -> None:
     """bind_connection: every line names the connection, conversation and (current) user;
     a key the line passes wins; clear_contextvars (a reply's task) and unbind drop them."""
     log, capture = _capturing_logger()
-    conn = SimpleNamespace(connection_id="c-1", conversation_id="conv-1", user="anon-1")
+    conn = SimpleNamespace(
+        connection_id="c-1", conversation_id="conv-1", user="anon-private", public_user="anon-1"
+    )
 
     def run() -> None:
         logs.bind_connection(conn)
         log.info("connected")
-        conn.user = "alice"  # re-authenticated: Registry.rename sets conn.user
+        conn.user = conn.public_user = "alice"  # re-authenticated: the session sets both
         log.info("switched")
         log.info("explicit", user="bob")
         structlog.contextvars.clear_contextvars()
@@ -70,7 +72,7 @@ def test_a_connections_lines_carry_its_ids_and_its_current_user() -> None:
 async def test_tasks_a_connection_starts_log_with_its_context() -> None:
     """A task started by the socket's task (its writer, a token watch) inherits the binding."""
     log, capture = _capturing_logger()
-    conn = SimpleNamespace(connection_id="c-2", conversation_id="conv-2", user="u")
+    conn = SimpleNamespace(connection_id="c-2", conversation_id="conv-2", user="u", public_user="")
 
     async def socket_task() -> None:
         logs.bind_connection(conn)
@@ -82,3 +84,37 @@ async def test_tasks_a_connection_starts_log_with_its_context() -> None:
 
 async def _log_in_task(log: Any) -> None:
     log.info("from a child task")
+
+
+async def _raw_request(gw, head: str) -> bytes:
+    """Send one raw HTTP request head to the gateway and read the whole answer."""
+    reader, writer = await asyncio.open_connection(gw.client.host, gw.client.port)
+    writer.write(head.encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
+async def test_no_part_of_an_oversized_credential_header_reaches_a_log(gateway, caplog) -> None:
+    """A header line over aiohttp's limit is quoted in its error: the Authorization, Cookie or
+    request line (``?token=``) carrying a credential is refused with 400 and logged with the
+    error's class only, at every level."""
+    from tests.conftest import make_token
+
+    gw = await gateway()
+    token = make_token("alice", marker="SECRET-CLAIM-" + "x" * 9000)
+    header, claims = token.split(".")[:2]
+    heads = [
+        f"GET /api/v1/conversations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n",
+        f"GET /api/v1/conversations HTTP/1.1\r\nHost: x\r\nCookie: gw_anon={claims}\r\n\r\n",
+        f"GET /api/v1/conversations?token={token} HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    with caplog.at_level(logging.DEBUG):
+        for head in heads:
+            answer = await _raw_request(gw, head)
+            assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
+    assert "LineTooLong" in logged  # the failure itself is still logged
+    for fragment in (header[:12], claims[:12], "SECRET-CLAIM"):
+        assert fragment not in logged

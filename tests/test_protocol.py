@@ -94,3 +94,35 @@ def test_connected_frame_template_is_the_encoded_dict(heartbeat_s: float, runnin
         expected["running_message_id"] = running
     frame = protocol.connected_frame(**fields, running_message_id=running)  # type: ignore[arg-type]
     assert frame == protocol.encode(expected)
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ('{"type":"message","id":"x","text":"hi \\ud800"}', "'text'"),
+        ('{"type":"message","id":"x","message":[{"type":"Plain","text":"\\udfff"}]}', "'message'"),
+        ('{"type":"message","id":"x\\ud800","text":"hi"}', "'id'"),
+        ('{"type":"message","id":"x\\u0000","text":"hi"}', "'id'"),
+        ('{"type":"auth","token":"a\\udc80b"}', "'token'"),
+        ('{"type":"resume","message_id":"m-1:steps"}', "'message_id'"),
+        ('{"type":"resume","message_id":"m-\\ud800"}', "'message_id'"),
+        ('{"type":"cancel","message_id":"m-1}"}', "'message_id'"),
+    ],
+)
+def test_unencodable_text_and_bad_ids_are_refused_naming_the_field(
+    data: str, fragment: str
+) -> None:
+    """Lone surrogates, control characters in ids and ids outside the charset: bad_request."""
+    with pytest.raises(FrameError) as info:
+        parse_client_frame(data)
+    assert info.value.error.code == "bad_request"
+    assert fragment in info.value.error.message
+    frame = protocol.error_frame(info.value.error, reply_to=info.value.reply_to)
+    frame.encode("utf-8")  # the error itself is sendable
+    assert info.value.reply_to in (None, "x")
+
+
+def test_text_with_nul_and_control_characters_is_kept_as_sent() -> None:
+    """Control characters are valid Unicode: text keeps them (JSON escapes them on the way out)."""
+    frame = parse_client_frame('{"type":"message","id":"c-1","text":"a\\u0000b\\u001bc"}')
+    assert isinstance(frame, protocol.Message) and frame.text == "a\x00b\x1bc"

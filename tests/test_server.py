@@ -150,3 +150,95 @@ async def test_logs_never_contain_tokens_or_api_keys(tmp_path, sim) -> None:
     for secret in (token, api_key, SECRET, token.split(".")[2], redis.password):
         assert secret not in text
     assert re.search(r"token=\[redacted\]", text)
+
+
+async def test_sockets_that_never_finish_a_request_head_are_closed(tmp_path) -> None:
+    """200 slow-loris sockets (a partial request line) are closed after server.header_timeout_s;
+    an idle WebSocket outlives it."""
+    proc, url, _ = await start_gateway(
+        "[server]\nheader_timeout_s = 0.5\n", tmp_path, DASHSCOPE_API_KEY=""
+    )
+    port = int(url.rsplit(":", 1)[1])
+    streams = []
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url + "/api/v1/assistants/default/ws") as ws,
+        ):
+            await ws.receive_json(timeout=10)
+            for _ in range(200):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: loris")  # never finished
+                streams.append((reader, writer))
+            async with asyncio.timeout(10):
+                closed = await asyncio.gather(*(reader.read() for reader, _ in streams))
+            assert closed == [b""] * 200
+            await ws.send_json({"type": "ping"})
+            assert (await ws.receive_json(timeout=5))["type"] == "pong"
+            async with http.get(url + "/healthz") as resp:
+                assert resp.status == 200
+    finally:
+        for _, writer in streams:
+            writer.close()
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_a_reply_cut_at_the_sigterm_grace_is_stored_incomplete(tmp_path, sim) -> None:
+    """SIGTERM cuts a reply at the shutdown grace: history keeps it as `incomplete` (as the
+    gateway stopped it), not `cancelled` (a user's stop); read from another instance."""
+    redis = RedisServer(need_binary("redis-server"), str(tmp_path))
+    await redis.start()
+    config = (
+        f'[upstream]\nkind = "dashscope"\nbase_url = "{sim.url}"\napi_key = "sk-test"\n'
+        f'[auth]\njwt_secret = "{SECRET}"\naudience = "gateway-tests"\n'
+        f'[redis]\nurl = "{redis.url}"\nheartbeat_s = 0.2\n'
+        "[server]\nshutdown_grace_s = 0.5\n"
+    )
+    first, url, _ = await start_gateway(config, tmp_path)
+    second, other_url, _ = await start_gateway(config, tmp_path)
+    headers = {"Authorization": f"Bearer {make_token('alice')}"}
+    try:
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.ws_connect(url + "/api/v1/assistants/default/ws") as ws:
+                conversation_id = (await ws.receive_json(timeout=10))["conversation_id"]
+                await ws.send_json(
+                    {"type": "message", "id": "c-1", "text": "long sim:tokens=2000 sim:delay_ms=20"}
+                )
+                while (await ws.receive_json(timeout=10))["type"] != "delta":
+                    pass
+                first.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(first.wait(), 15) == 0
+            async with http.get(
+                f"{other_url}/api/v1/conversations/{conversation_id}/messages"
+            ) as resp:
+                messages = (await resp.json())["messages"]
+        reply = messages[-1]
+        assert reply["role"] == "assistant" and reply["content"]
+        assert reply["status"] == "incomplete"
+    finally:
+        for proc in (first, second):
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+            await proc.drainer
+        await redis.stop()
+
+
+async def test_the_offline_demo_caps_a_visitors_directives(tmp_path) -> None:
+    """serve with no key: `sim:chars=3000000` gives a 20 000-character reply, not 3 MB."""
+    proc, url, _ = await start_gateway("", tmp_path, DASHSCOPE_API_KEY="")
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url + "/api/v1/assistants/default/ws") as ws,
+        ):
+            await ws.receive_json(timeout=10)
+            text = "big sim:chars=3000000 sim:tokens=40 sim:delay_ms=0"
+            await ws.send_json({"type": "message", "id": "c-1", "text": text})
+            while (frame := await ws.receive_json(timeout=20))["type"] != "done":
+                pass
+            assert frame["content_length"] == 20_000 and frame["seq"] == 40
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from tests.conftest import SECRET, make_token
+from tests.conftest import SECRET, make_token, wait_until
 
 
 async def _refused(gw, **kw) -> tuple[int | None, str]:
@@ -135,6 +135,20 @@ async def test_too_many_connections_for_a_user_closes_1013(gateway) -> None:
     assert await _refused(gw, token=token) == (1013, "try again later")
 
 
+async def test_sockets_waiting_for_their_auth_frame_count_against_max_connections(gateway) -> None:
+    """Sockets that never send their auth frame fill limits.max_connections; leaving frees it."""
+    from gateway import keys
+
+    gw = await gateway("[auth]\nrequired = true\n[limits]\nmax_connections = 2\n")
+    registry = gw.app[keys.REGISTRY]
+    silent = [await gw.connect(), await gw.connect()]  # no token, no auth frame
+    await wait_until(lambda: registry.waiting == 2)
+    assert await _refused(gw, token=make_token("alice")) == (1013, "try again later")
+    await silent[0].ws.close()
+    await wait_until(lambda: registry.waiting == 1)
+    await gw.chat(token=make_token("alice"))
+
+
 async def test_oversize_frame_closes_1009(gateway) -> None:
     """A frame over limits.max_frame_bytes: 1009 message too big."""
     gw = await gateway("[limits]\nmax_frame_bytes = 1024\n")
@@ -165,10 +179,81 @@ def test_random_tokens_are_urlsafe_unique_and_of_the_asked_length() -> None:
     """The id pool: URL-safe base64 characters, never one token twice, any length."""
     import re
 
-    from gateway.auth import anonymous_id, new_anonymous_id, random_token
+    from gateway.auth import random_token
 
     tokens = [random_token(16) for _ in range(2000)] + [random_token(22) for _ in range(2000)]
     assert len(set(tokens)) == len(tokens)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{16}|[A-Za-z0-9_-]{22}", t) for t in tokens)
-    anon = new_anonymous_id()
-    assert anonymous_id(anon) == anon and len(anon) == len("anon-") + 22
+
+
+async def _history(gw, conv: str, sub: str) -> tuple[int, list[str]]:
+    resp = await gw.client.get(
+        f"/api/v1/conversations/{conv}/messages",
+        headers={"Authorization": f"Bearer {make_token(sub)}"},
+    )
+    body = await resp.json()
+    return resp.status, [m["role"] for m in body.get("messages", [])]
+
+
+async def test_only_the_owner_or_an_admin_resets_a_room_over_the_socket(gateway) -> None:
+    """A room member's reset gets error forbidden and history stays; the owner's and an
+    admin's reset clear it (REST's rule, on the socket)."""
+    gw = await gateway()
+    owner = await gw.chat(token=make_token("alice"), session_type="group", conversation_id="r3")
+    await owner.ask("keep this sim:tokens=3 sim:delay_ms=0")
+    member = await gw.chat(token=make_token("bob"), session_type="group", conversation_id="r3")
+    await member.send(type="reset")
+    error = await member.recv_type("error")
+    assert error["code"] == "forbidden" and error["retryable"] is False
+    assert await _history(gw, "r3", "alice") == (200, ["user", "assistant"])
+    await member.send(type="ping")
+    assert (await member.recv_type("pong"))["type"] == "pong"  # still open
+    admin = await gw.chat(
+        token=make_token("root", admin=True), session_type="group", conversation_id="r3"
+    )
+    await admin.send(type="reset")
+    assert (await owner.recv_type("history_cleared"))["conversation_id"] == "r3"
+    assert await _history(gw, "r3", "alice") == (200, [])
+    await owner.ask("again sim:tokens=3 sim:delay_ms=0")
+    await owner.send(type="reset")
+    await owner.recv_type("history_cleared")
+    assert await _history(gw, "r3", "alice") == (200, [])
+
+
+async def test_signing_in_inside_a_room_takes_nothing_from_its_owner(gateway) -> None:
+    """An anonymous member of alice's empty room sends an auth frame with bob's token: bob
+    joins as a member; alice still owns the room and is still in it."""
+    gw = await gateway()
+    alice = await gw.chat(token=make_token("alice"), session_type="group", conversation_id="r4")
+    gw.client.session.cookie_jar.clear()
+    intruder = await gw.chat(session_type="group", conversation_id="r4")
+    assert intruder.connected["user"].startswith("anon-")
+    await intruder.send(type="auth", token=make_token("bob"))
+    assert (await intruder.recv_type("connected"))["user"] == "bob"
+    assert await _history(gw, "r4", "alice") == (200, [])
+    listed = await gw.client.get(
+        "/api/v1/conversations", headers={"Authorization": f"Bearer {make_token('alice')}"}
+    )
+    assert [c["id"] for c in await listed.json()] == ["r4"]
+    await alice.ask("still mine sim:tokens=3 sim:delay_ms=0")
+    assert (await _history(gw, "r4", "alice"))[1] == ["user", "assistant"]
+    await intruder.send(type="reset")
+    assert (await intruder.recv_type("error"))["code"] == "forbidden"
+
+
+async def test_signing_in_inside_an_anonymous_person_conversation_is_refused(gateway) -> None:
+    """Someone else's token in an anonymous person conversation: error forbidden, nothing
+    changes (the page sends its token first, with ?auth=frame, instead)."""
+    gw = await gateway()
+    anon = await gw.chat()
+    await anon.send(type="auth", token=make_token("bob"))
+    error = await anon.recv_type("error")
+    assert error["code"] == "forbidden" and "reconnect" in error["message"]
+    reply = await anon.ask("still anonymous sim:tokens=3 sim:delay_ms=0")
+    assert reply.end["type"] == "done"
+    assert (await _history(gw, anon.connected["conversation_id"], "bob"))[0] == 403
+    gw.client.session.cookie_jar.clear()
+    ws = await gw.client.ws_connect("/api/v1/assistants/default/ws", params={"auth": "frame"})
+    await ws.send_json({"type": "auth", "token": make_token("bob")})
+    assert (await ws.receive_json(timeout=5))["user"] == "bob"
+    await ws.close()

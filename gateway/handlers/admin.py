@@ -9,13 +9,16 @@ from aiohttp import web
 
 from .. import keys, protocol
 from ..auth import Identity, request_identity
-from ..errors import BadRequest, Forbidden, RateLimited, Unprocessable
+from ..errors import Forbidden, RateLimited, Unprocessable
 from ..registry import Registry
 from ..stores.interfaces import Event, EventHandler
+from .errors import json_body
 
 
-def _admin(request: web.Request) -> Identity:
-    identity = request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
+async def _admin(request: web.Request) -> Identity:
+    identity = await request_identity(
+        request.app[keys.CONFIG].auth, request.app[keys.ANONYMOUS], request.headers, request.cookies
+    )
     if not identity.admin:
         raise Forbidden("admins only")
     return identity
@@ -38,7 +41,7 @@ async def list_assistants(request: web.Request) -> web.Response:
 
 
 async def list_connections(request: web.Request) -> web.Response:
-    _admin(request)
+    await _admin(request)
     connections = await request.app[keys.BACKENDS].presence.connections()  # every instance
     return web.json_response(
         {
@@ -54,11 +57,8 @@ _BROADCAST_FIELDS = {"message", "assistant", "conversation_id", "user"}
 
 
 async def broadcast(request: web.Request) -> web.Response:
-    await check_rate(request, _admin(request))
-    try:
-        body: Any = await request.json()
-    except ValueError:
-        raise BadRequest("the body must be JSON") from None
+    await check_rate(request, await _admin(request))
+    body: Any = await json_body(request)
     if not isinstance(body, dict):
         raise Unprocessable("the body must be a JSON object")
     unknown = sorted(set(body) - _BROADCAST_FIELDS)
@@ -67,9 +67,14 @@ async def broadcast(request: web.Request) -> web.Response:
     text = body.get("message")
     if not isinstance(text, str) or not text.strip():
         raise Unprocessable("field 'message' must be a non-empty string")
+    protocol.check_text(text, "message")
     filters = {k: body[k] for k in ("assistant", "conversation_id", "user") if k in body}
-    if any(not isinstance(v, str) for v in filters.values()):
-        raise Unprocessable("filters must be strings")
+    for name, value in filters.items():
+        if not isinstance(value, str):
+            raise Unprocessable(f"field {name!r} must be a string")
+        protocol.check_text(value, name)
+    if "conversation_id" in filters:
+        protocol.check_id(filters["conversation_id"], "field 'conversation_id'")
     frame = protocol.encode({"type": "broadcast", "message": text, "ts": protocol.now_iso()})
     delivered = deliver_broadcast(request.app[keys.REGISTRY], frame, filters)
     await request.app[keys.BACKENDS].bus.publish("broadcast", frame=frame, filters=filters)
@@ -77,10 +82,14 @@ async def broadcast(request: web.Request) -> web.Response:
     return web.json_response({"status": "accepted", "delivered": delivered}, status=202)
 
 
+_FILTERED = {"user": "public_user"}
+
+
 def deliver_broadcast(registry: Registry, frame: str, filters: dict[str, str]) -> int:
     delivered = 0
     for conn in registry:
-        if all(getattr(conn, k) == v for k, v in filters.items()):
+        # "user": the id the connections list shows (an anonymous user's public id)
+        if all(getattr(conn, _FILTERED.get(k, k)) == v for k, v in filters.items()):
             conn.send(frame)
             delivered += 1
     return delivered

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 
-from .. import keys
-from ..auth import ANON_COOKIE, SUBPROTOCOL, anonymous_id, handshake_token, new_anonymous_id
+from .. import keys, protocol
+from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
 from ..connection import GatewaySocket
+from ..errors import StoreUnavailable
 from ..session import ChatSession, Handshake
 
 
@@ -28,10 +31,11 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         # which also has to cover its reply's paused upstream read.
         writer_limit=max(limits.outbox_max_bytes // 16, 16 * 1024),
     )
-    anon = anonymous_id(request.cookies.get(ANON_COOKIE))
-    if anon is None:
-        anon = new_anonymous_id()
-        set_anonymous_cookie(ws, anon, request)
+    anon: Identity | None = None
+    if not config.auth.required:
+        # Redis down: the session refuses with 1013 if it needs the anonymous identity.
+        with contextlib.suppress(StoreUnavailable):
+            anon = await anonymous_caller(request, ws)
     await ws.prepare(request)
     sockets = app[keys.SOCKETS]
     sockets.add(ws)
@@ -39,24 +43,43 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         if session_type not in ("person", "group"):
             await ws.close(code=1008, message=b"session_type must be person or group")
             return ws
+        conversation_id = request.query.get("conversation_id") or None
+        if conversation_id is not None and not protocol.valid_id(conversation_id):
+            await ws.close(
+                code=1008, message=f"conversation_id must be {protocol.ID_RULE}".encode()
+            )
+            return ws
         handshake = Handshake(
             assistant=request.match_info["assistant"],
             session_type="group" if session_type == "group" else "person",
-            conversation_id=request.query.get("conversation_id") or None,
+            conversation_id=conversation_id,
             origin=request.headers.get("Origin"),
             host=request.headers.get("X-Forwarded-Host", request.host),
             token=handshake_token(request.headers, request.query),
-            anonymous_id=anon,
+            anonymous=anon,
             instance=app[keys.INSTANCE_ID],
+            auth_frame=request.query.get("auth") == "frame",
         )
-        await ChatSession(config, app[keys.CHAT], app[keys.REGISTRY], ws).run(handshake)
+        session = ChatSession(config, app[keys.CHAT], app[keys.REGISTRY], ws, app[keys.ANONYMOUS])
+        await session.run(handshake)
     finally:
         sockets.discard(ws)
     return ws
 
 
+async def anonymous_caller(request: web.Request, response: web.StreamResponse) -> Identity:
+    """The anonymous identity of the request's cookie; when it has none, or one this gateway
+    did not sign (made up, altered), a fresh identity whose cookie ``response`` sets."""
+    anonymous = request.app[keys.ANONYMOUS]
+    identity = await anonymous.verify(request.cookies.get(ANON_COOKIE))
+    if identity is None:
+        token, identity = await anonymous.issue()
+        set_anonymous_cookie(response, token, request)
+    return identity
+
+
 def set_anonymous_cookie(response: web.StreamResponse, anon: str, request: web.Request) -> None:
-    """The anonymous id's cookie, written as a header: the id is URL-safe base64 (no quoting),
+    """The anonymous credential's cookie, written as a header: it is URL-safe (no quoting),
     and the standard library's cookie objects cost more than the rest of a handshake's
     headers (and stay attached to a socket for its life)."""
     secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"

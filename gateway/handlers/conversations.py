@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import keys
+from .. import keys, protocol
 from ..auth import Identity, request_identity
 from ..chat import history_status
 from ..conversations import Conversation
@@ -12,12 +12,15 @@ from ..errors import Forbidden, NotFound
 from .admin import check_rate
 
 
-def _identity(request: web.Request) -> Identity:
-    return request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
+async def _identity(request: web.Request) -> Identity:
+    return await request_identity(
+        request.app[keys.CONFIG].auth, request.app[keys.ANONYMOUS], request.headers, request.cookies
+    )
 
 
 async def _conversation(request: web.Request, identity: Identity) -> Conversation:
-    conv = await request.app[keys.CHAT].conversations.get(request.match_info["conversation_id"])
+    cid = protocol.check_id(request.match_info["conversation_id"], "the conversation id")
+    conv = await request.app[keys.CHAT].conversations.get(cid)
     if conv is None:
         raise NotFound("no such conversation")
     if not conv.may_view(identity.user, admin=identity.admin):
@@ -26,13 +29,13 @@ async def _conversation(request: web.Request, identity: Identity) -> Conversatio
 
 
 async def list_conversations(request: web.Request) -> web.Response:
-    identity = _identity(request)
+    identity = await _identity(request)
     found = await request.app[keys.CHAT].conversations.for_user(identity.user)
     return web.json_response([conv.summary() for conv in found])
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    conv = await _conversation(request, _identity(request))
+    conv = await _conversation(request, await _identity(request))
     chat = request.app[keys.CHAT]
     messages = []
     for message in conv.messages:
@@ -47,7 +50,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def reset_conversation(request: web.Request) -> web.Response:
-    identity = _identity(request)
+    identity = await _identity(request)
     await check_rate(request, identity)
     conv = await _conversation(request, identity)
     if conv.owner != identity.user and not identity.admin:

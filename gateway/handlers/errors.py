@@ -1,17 +1,30 @@
-"""REST errors as ``{"error":{"code","message"}}`` with the error's HTTP status."""
+"""REST errors as ``{"error":{"code","message"}}`` with the error's HTTP status, and the
+JSON body reader whose every failure is one of them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
 
-from ..errors import GatewayError
+from ..errors import BadJson, GatewayError, InternalError
 
 log = structlog.get_logger("gateway.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's body as JSON; 400 ``bad_json`` for anything that is not (bytes that are
+    not UTF-8, bad syntax, nesting too deep for the parser, numbers too long to convert)."""
+    raw = await request.read()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise BadJson("the body is not valid JSON") from None
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -35,3 +48,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             if name.lower() not in ("content-type", "content-length"):
                 response.headers[name] = value
         return response
+    except Exception:  # a bug: still a JSON error, and the traceback in the log
+        log.exception("request failed", path=request.path)
+        error = InternalError()
+        return error_response(error.http_status, error.code, error.message)

@@ -9,9 +9,18 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys, protocol
-from ..auth import request_identity
+from ..auth import (
+    ANON_COOKIE,
+    SUBPROTOCOL,
+    Identity,
+    handshake_token,
+    identify,
+    request_identity,
+)
 from ..errors import Forbidden, GatewayError, NotFound
+from ..framing import MaskedSocket
 from ..replies import ReplyLog
+from ..session import receive_auth_token
 
 WATCH_INTERVAL_S = 1.0
 
@@ -29,9 +38,16 @@ def status(reply: ReplyLog) -> dict[str, Any]:
     }
 
 
-async def _find(request: web.Request) -> ReplyLog:
-    identity = request_identity(request.app[keys.CONFIG].auth, request.headers, request.cookies)
-    reply = await request.app[keys.CHAT].replies.find(request.match_info["message_id"])
+async def _find(request: web.Request, identity: Identity | None = None) -> ReplyLog:
+    if identity is None:
+        identity = await request_identity(
+            request.app[keys.CONFIG].auth,
+            request.app[keys.ANONYMOUS],
+            request.headers,
+            request.cookies,
+        )
+    message_id = protocol.check_id(request.match_info["message_id"], "the message id")
+    reply = await request.app[keys.CHAT].replies.find(message_id)
     if reply is None:
         raise NotFound("no such generation, or it has expired")
     if reply.owner != identity.user and not identity.admin:
@@ -39,18 +55,46 @@ async def _find(request: web.Request) -> ReplyLog:
     return reply
 
 
+async def _watcher(request: web.Request, ws: web.WebSocketResponse) -> ReplyLog | None:
+    """The generation, for a watcher who may see it; None if the client left first.
+
+    The token comes from the chat socket's sources (contract section 4): the handshake's
+    (``Authorization``, ``bearer.<token>`` subprotocol, ``token`` query), else a first
+    ``auth`` frame within ``auth.auth_timeout_s``. Where auth is not required, an anonymous
+    caller whose cookie owns the generation needs no token and is answered at once."""
+    app = request.app
+    auth = app[keys.CONFIG].auth
+    anonymous = app[keys.ANONYMOUS]
+    token = handshake_token(request.headers, request.query)
+    if token is not None:
+        return await _find(request, await identify(auth, anonymous, token))
+    anon = None if auth.required else await anonymous.verify(request.cookies.get(ANON_COOKIE))
+    if anon is not None:
+        message_id = protocol.check_id(request.match_info["message_id"], "the message id")
+        reply = await app[keys.CHAT].replies.find(message_id)
+        if reply is not None and reply.owner == anon.user:
+            return reply
+    with app[keys.REGISTRY].awaiting_auth():
+        token = await receive_auth_token(ws, auth.auth_timeout_s)
+    return None if token is None else await _find(request, await identify(auth, anonymous, token))
+
+
 async def get_generation(request: web.Request) -> web.Response:
     return web.json_response(status(await _find(request)))
 
 
 async def watch_generation(request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(compress=False, max_msg_size=4096)
+    # gateway.v1 is selected when offered beside bearer.<token>, never the token itself.
+    ws = MaskedSocket(compress=False, max_msg_size=4096, protocols=(SUBPROTOCOL,))
     await ws.prepare(request)
     try:
-        reply = await _find(request)
+        found = await _watcher(request, ws)
     except GatewayError as exc:
-        await ws.close(code=1008, message=(exc.reason or exc.code).encode())
+        await ws.close(code=exc.close_code or 1008, message=(exc.reason or exc.code).encode())
         return ws
+    if found is None:
+        return ws
+    reply = found
     sockets = request.app[keys.SOCKETS]
     sockets.add(ws)
     reader = asyncio.create_task(ws.receive())  # notices the client going away

@@ -39,7 +39,9 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     config = request.app[keys.CONFIG]
     if not config.server.public_metrics:
-        identity = request_identity(config.auth, request.headers, request.cookies)
+        identity = await request_identity(
+            config.auth, request.app[keys.ANONYMOUS], request.headers, request.cookies
+        )
         if not identity.admin:
             raise Forbidden("metrics are for admins on this gateway")
     body = request.app[keys.METRICS].render()

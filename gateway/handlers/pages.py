@@ -11,6 +11,7 @@ proxy. ``/widget`` may be framed only by the sites in the assistant's ``allowed_
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -18,8 +19,9 @@ import jinja2
 from aiohttp import web
 
 from .. import keys
-from ..auth import ANON_COOKIE, anonymous_id, new_anonymous_id, origin_allowed
-from .chat import set_anonymous_cookie
+from ..auth import origin_allowed, request_identity
+from ..errors import Forbidden, StoreUnavailable, Unauthorized
+from .chat import anonymous_caller
 
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"
@@ -35,7 +37,7 @@ _CSP = (
 _DEFAULT_IMAGE_BYTES = 5 * 1024 * 1024  # contract section 11's default
 
 
-def _page(
+async def _page(
     request: web.Request, *, widget: bool, root: str = "", conversation_id: str = ""
 ) -> web.Response:
     config = request.app[keys.CONFIG]
@@ -72,22 +74,45 @@ def _page(
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
-    if anonymous_id(request.cookies.get(ANON_COOKIE)) is None:
-        set_anonymous_cookie(response, new_anonymous_id(), request)
+    if not config.auth.required:
+        # Redis down: the page still loads; the socket's upgrade sets the cookie later.
+        with contextlib.suppress(StoreUnavailable):
+            await anonymous_caller(request, response)
     return response
 
 
 async def chat_page(request: web.Request) -> web.Response:
-    return _page(request, widget=False)
+    return await _page(request, widget=False)
 
 
 async def conversation_page(request: web.Request) -> web.Response:
     """``/c/{id}``: the page, opened on that conversation (its history, its running reply)."""
-    return _page(request, widget=False, root="../", conversation_id=request.match_info["id"])
+    return await _page(request, widget=False, root="../", conversation_id=request.match_info["id"])
 
 
 async def widget_page(request: web.Request) -> web.Response:
-    return _page(request, widget=True)
+    return await _page(request, widget=True)
+
+
+async def anonymous_token(request: web.Request) -> web.Response:
+    """``POST /api/v1/anonymous``: an anonymous credential for a page or an iframe that cannot
+    keep a cookie (the widget on another site), to send in its first ``auth`` frame. The
+    caller's own when it already has one (cookie or bearer), else a fresh one."""
+    config = request.app[keys.CONFIG]
+    if config.auth.required:
+        raise Forbidden("this gateway does not accept anonymous users")
+    anonymous = request.app[keys.ANONYMOUS]
+    try:
+        identity = await request_identity(config.auth, anonymous, request.headers, request.cookies)
+    except Unauthorized:
+        identity = None
+    if identity is None or not identity.anonymous:
+        token, identity = await anonymous.issue()
+    else:
+        token = await anonymous.token_for(identity)
+    return web.json_response(
+        {"token": token, "user": identity.shown}, headers={"Cache-Control": "no-store"}
+    )
 
 
 async def embed_check(request: web.Request) -> web.Response:
@@ -119,4 +144,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/assistants/{assistant}/embed-check", embed_check)
     app.router.add_get("/widget", widget_page)
     app.router.add_get("/embed.js", embed_script)
+    app.router.add_post("/api/v1/anonymous", anonymous_token)
     app.router.add_static("/static/", STATIC, append_version=False)

@@ -9,7 +9,9 @@
   timer per ``idle_timeout_s`` looks at the stamp, where aiohttp's ``sock_read`` re-arms a
   timer on every read it takes from the socket.
 * Retries, with exponential backoff and jitter, only for retryable failures and only while
-  nothing has been produced: a reply is never restarted after its first step.
+  nothing has been produced (no answer text and no reasoning): a reply is never restarted
+  after its first step. A refusal the wire can route around (DashScope's "url error" for a
+  model on the wrong endpoint) is sent once more, to the wire's other endpoint, at once.
 * The body is read in chunks of at most :data:`READ_CHUNK` bytes into the SSE decoder (no
   readline limit applies). The consumer's ``room`` is asked between reads, once a chunk's
   events are all out, so a reply paused for a stalled reader holds aiohttp's read buffer
@@ -28,7 +30,8 @@ import aiohttp
 import structlog
 
 from ..config import UpstreamConfig
-from ..errors import UpstreamError, UpstreamTimeout
+from ..errors import UpstreamError, UpstreamTimeout, failure_fields
+from .body import JsonBody
 from .dashscope import DashScopeWire
 from .events import ChatRequest, Finish, Room, Step, Upstream, UpstreamEvent
 from .openai import OpenAIWire
@@ -62,11 +65,18 @@ def make_session(config: UpstreamConfig) -> aiohttp.ClientSession:
 
 
 def make_upstream(
-    config: UpstreamConfig, session: aiohttp.ClientSession, base_url: str
+    config: UpstreamConfig,
+    session: aiohttp.ClientSession,
+    base_url: str,
+    *,
+    thinking_style: str = "dashscope",
+    continuation: str = "",
 ) -> Upstream:
+    """The upstream for ``config``. ``thinking_style`` (``"dashscope"`` or ``"vllm"``) and
+    ``continuation`` (``"vllm"`` or not) shape an ``openai`` upstream's requests."""
     wire: Wire
     if config.kind == "openai":
-        wire = OpenAIWire()
+        wire = OpenAIWire(thinking_style, continuation)
     else:  # dashscope, or the simulator (which speaks DashScope)
         wire = DashScopeWire(config.incremental_output, config.result_format)
     return HttpUpstream(config, session, base_url, wire)
@@ -119,15 +129,17 @@ class HttpUpstream:
     ) -> None:
         self._config = config
         self._session = session
-        self._url = base_url.rstrip("/") + wire.path
+        self._base_url = base_url.rstrip("/")
         self._wire = wire
 
     async def stream(
         self, request: ChatRequest, room: Room | None = None
     ) -> AsyncGenerator[UpstreamEvent, None]:
         attempt = 0
+        rerouted = request.endpoint is not None  # a named endpoint is never switched
+        request = self._wire.route(request)
         while True:
-            produced = False
+            produced = False  # by any Step or Reasoning
             try:
                 async for event in self._once(request, room):
                     if not isinstance(event, Finish):
@@ -135,18 +147,36 @@ class HttpUpstream:
                     yield event
                 return
             except UpstreamError as exc:
+                if not produced and not rerouted:
+                    other = self._wire.reroute(request, exc)
+                    if other is not None:
+                        log.info(
+                            "upstream endpoint switched",
+                            model=request.model,
+                            endpoint=other.endpoint,
+                        )
+                        request, rerouted = other, True
+                        continue
                 if produced or not exc.retryable or attempt >= self._config.max_retries:
                     raise
                 attempt += 1
                 delay = self._config.retry_backoff_s * 2 ** (attempt - 1)
                 delay *= random.uniform(0.75, 1.25)  # noqa: S311 - jitter, not crypto
-                log.debug("upstream retry", attempt=attempt, code=exc.code, delay_s=round(delay, 3))
+                log.warning(
+                    "upstream retry",
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
+                    upstream_request_id=exc.request_id,
+                    **failure_fields(exc),
+                )
                 await asyncio.sleep(delay)
 
     async def _once(
         self, request: ChatRequest, room: Room | None
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        body, headers = self._wire.request(request, self._config.api_key.reveal())
+        key = self._config.api_key.reveal()
+        fields, headers = self._wire.request(request, key)
+        body = JsonBody(fields)  # images are encoded while it is sent
         response: aiohttp.ClientResponse | None = None
         silence: Silence | None = None
         completed = False
@@ -155,14 +185,21 @@ class HttpUpstream:
             # event. Only that first `anext` runs under it: it never fires in the consumer.
             try:
                 async with asyncio.timeout(self._config.first_byte_timeout_s):
-                    response = await self._session.post(self._url, json=body, headers=headers)
+                    url = self._base_url + self._wire.path(request)
+                    response = await self._session.post(url, data=body, headers=headers)
                     if response.status >= 300:
-                        raise error_from_body(response.status, await response.read())
+                        error = error_from_body(response.status, await response.read())
+                        error.request_id = error.request_id or response.headers.get("X-Request-Id")
+                        raise error
                     silence = Silence(self._config.idle_timeout_s, response.content)
-                    events = self._events(response, room, silence)
+                    events = self._events(response, request, room, silence)
                     first = await anext(events)
             except TimeoutError:
-                raise UpstreamTimeout("the model service did not start answering in time") from None
+                raise UpstreamTimeout(
+                    "the model service did not start answering in time",
+                    cause=f"TimeoutError: no first event within {self._config.first_byte_timeout_s}"
+                    " s (upstream.first_byte_timeout_s)",
+                ) from None
             silence.arm()  # from the first event on, the silence between events counts
             event: UpstreamEvent = first
             while True:
@@ -171,16 +208,26 @@ class HttpUpstream:
                 if completed:
                     return
                 event = await anext(events)
-        except aiohttp.ServerTimeoutError:
-            raise UpstreamTimeout("the model service stopped sending") from None
+        except UpstreamError as exc:  # an error body or event: the provider's words
+            exc.message, exc.cause = _without(key, exc.message) or "", _without(key, exc.cause)
+            raise
+        except aiohttp.ServerTimeoutError as exc:
+            raise UpstreamTimeout(
+                "the model service stopped sending", cause=_cause(exc, key)
+            ) from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise UpstreamError(
-                f"the model service dropped the stream ({type(exc).__name__})"
+                f"the model service dropped the stream ({type(exc).__name__})",
+                cause=_cause(exc, key),
             ) from None
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(f"cannot reach the model service ({exc.os_error})") from None
+            raise UpstreamError(
+                f"cannot reach the model service ({exc.os_error})", cause=_cause(exc, key)
+            ) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the model service failed ({type(exc).__name__})") from None
+            raise UpstreamError(
+                f"the model service failed ({type(exc).__name__})", cause=_cause(exc, key)
+            ) from None
         finally:
             if silence is not None:
                 silence.cancel()
@@ -192,13 +239,17 @@ class HttpUpstream:
                     response.close()
 
     async def _events(
-        self, response: aiohttp.ClientResponse, room: Room | None, silence: Silence
+        self,
+        response: aiohttp.ClientResponse,
+        request: ChatRequest,
+        room: Room | None,
+        silence: Silence,
     ) -> AsyncGenerator[UpstreamEvent, None]:
         """The body's events, decoded and parsed, ending with the parser's verdict; waits
         for ``room`` before each read after the first, once the chunk's events are all out.
         Each read is stamped on ``silence``; a wait for room holds it."""
         decoder = SSEDecoder()
-        parser = self._wire.parser()
+        parser = self._wire.parser(request)
         loop = asyncio.get_running_loop()
         async for chunk in response.content.iter_chunked(READ_CHUNK):
             silence.last = loop.time()
@@ -217,8 +268,20 @@ class HttpUpstream:
                 finally:
                     silence.held = False
                     silence.last = loop.time()
+        for last in decoder.close():  # an event the body ended without its blank line
+            for event in parser.feed(last):
+                yield event
         for event in parser.end():
             yield event
+
+
+def _cause(exc: BaseException, key: str) -> str:
+    """The exception's class and message, for the operator's log; never the API key."""
+    return _without(key, f"{type(exc).__name__}: {exc}") or ""
+
+
+def _without(key: str, text: str | None) -> str | None:
+    return text.replace(key, "[api key]") if key and text else text
 
 
 __all__ = ["HttpUpstream", "Step", "make_session", "make_upstream"]

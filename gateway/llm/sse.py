@@ -6,6 +6,12 @@ colon, one leading space after the colon removed, multi-line ``data`` joined wit
 at the start ignored. Lines are decoded as UTF-8 only once whole, so a chunk may end
 anywhere, even inside a character; invalid bytes become U+FFFD, never an exception.
 
+A stream that ends without the blank line after its last event: :meth:`SSEDecoder.close`
+returns that event when its ``data`` is complete JSON (an object), its last line read with
+or without a line end; otherwise it is dropped, as the spec says. The dashscope SDK reads
+such a final ``data:`` line too (it acts on each ``data:`` line as it arrives), and a cut
+connection leaves a JSON text unfinished, so the check tells the two apart.
+
 DashScope puts the HTTP status of an event in a comment (``:HTTP_STATUS/429``); it is kept
 as :attr:`SSEEvent.status`.
 
@@ -16,6 +22,7 @@ consumed lines are dropped in one slice per :meth:`SSEDecoder.feed`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 _STATUS_COMMENT = b":HTTP_STATUS/"
@@ -126,8 +133,24 @@ class SSEDecoder:
         return events
 
     def close(self) -> list[SSEEvent]:
-        """End of stream: an unterminated event is dropped (the spec), so nothing is returned."""
-        return []
+        """End of stream: the event that lacked its blank line, when its data is a complete
+        JSON object (see the module docstring); otherwise nothing."""
+        events: list[SSEEvent] = []
+        if self._buf and not self._skip_lf:
+            with memoryview(self._buf) as view:  # the last line, without its line end
+                self._line(view, events)
+        self._buf.clear()
+        self._scanned = 0
+        if self._data and not events:
+            try:
+                whole = isinstance(json.loads("\n".join(self._data)), dict)
+            except ValueError:
+                whole = False
+            if whole:
+                self._dispatch(events)
+        self._data = []
+        self._has_fields = False
+        return events
 
     # ------------------------------------------------------------------ lines
 

@@ -55,6 +55,7 @@ export class GatewayClient extends EventTarget {
     const url = socketUrl(this.base, this.assistant, {
       session_type: this.sessionType,
       conversation_id: this.conversationId,
+      auth: this.token ? "frame" : null, // the server waits for the auth frame below
     });
     const ws = new WebSocket(url, ["gateway.v1"]);
     this.ws = ws;

@@ -35,9 +35,16 @@ class Backends:
 
 def memory_backends(config: Config, registry: Registry) -> Backends:
     limits = config.limits
+    conversations = MemoryConversationStore(
+        limits.history_max_messages,
+        anonymous_ttl_s=limits.anonymous_history_ttl_s,
+        max_conversations=limits.memory_max_conversations,
+        max_bytes=limits.memory_max_history_bytes,
+        viewed=lambda: {conn.conversation_id for conn in registry},
+    )
     return Backends(
-        conversations=MemoryConversationStore(limits.history_max_messages),
-        replies=ReplyStore(limits.resume_window_s),
+        conversations=conversations,
+        replies=ReplyStore(limits.resume_window_s, limits.memory_max_reply_bytes),
         bus=LocalBus(),
         presence=LocalPresence(registry),
         rate_limiter=RateLimiter(limits.messages_per_minute),

@@ -1,6 +1,6 @@
 """The Redis client, the key layout, and the one place Redis errors become ours.
 
-Keys (``P`` is ``redis.key_prefix``)::
+Keys (``P`` is ``redis.key_prefix``; the braces are literal, Redis hash tags)::
 
     P conv:{id}               hash   owner, session_type, assistant, created_at, updated_at,
                                      title, running, running_instance
@@ -12,11 +12,19 @@ Keys (``P`` is ``redis.key_prefix``)::
     P reply:{mid}             hash   the reply's header (conversation, owner, model, instance)
     P reply:{mid}:steps       stream entry ``0-{seq}`` holds the steps up to seq; then ``end``
     P reply:{mid}:watched     string set while a viewer on another instance follows it
+    P reply:{mid}:reaped      string one instance marks a stale reply failed
     P instance:{id}           string alive marker, expires after 3 heartbeats
     P instance:{id}:conns     hash   connection id -> JSON (GET /api/v1/connections)
     P instances               zset   instance id scored by its last heartbeat
     P rate:{user}             hash   token bucket
     P events                  pub/sub channel for every cross-instance event
+    P anonymous_secret        string signs anonymous credentials (set once, NX; no expiry)
+
+No two keys collide, whatever the ids: each variable part sits between braces and every
+key of a kind ends with ``}`` or ``}:`` and its kind's word, none of which ends another's,
+so the key names its kind and its id. (Ids are checked too, :data:`gateway.protocol.ID_RULE`,
+and hold no brace; users, a token's ``sub``, may hold anything.) The braces also keep one
+conversation's, or one reply's, keys in one Redis Cluster slot.
 
 Every conversation key expires ``redis.history_ttl_s`` after its last write; reply keys
 ``limits.resume_window_s`` after the reply ends.
@@ -67,52 +75,67 @@ def guarded() -> Iterator[None]:
 
 @dataclass(frozen=True, slots=True)
 class KeySpace:
+    """The key layout above: one method per kind of key."""
+
     prefix: str
 
     def conv(self, cid: str) -> str:
-        return f"{self.prefix}conv:{cid}"
+        return f"{self.prefix}conv:{{{cid}}}"
 
     def members(self, cid: str) -> str:
-        return f"{self.prefix}conv:{cid}:members"
+        return f"{self.prefix}conv:{{{cid}}}:members"
 
     def order(self, cid: str) -> str:
-        return f"{self.prefix}conv:{cid}:order"
+        return f"{self.prefix}conv:{{{cid}}}:order"
 
     def msgs(self, cid: str) -> str:
-        return f"{self.prefix}conv:{cid}:msgs"
+        return f"{self.prefix}conv:{{{cid}}}:msgs"
 
     def clients(self, cid: str) -> str:
-        return f"{self.prefix}conv:{cid}:clients"
+        return f"{self.prefix}conv:{{{cid}}}:clients"
 
     def user_convs(self, user: str) -> str:
-        return f"{self.user_prefix}{user}:convs"
+        return f"{self.user_prefix}{user}}}:convs"
 
     @property
-    def user_prefix(self) -> str:  # for a Lua script that builds user_convs keys itself
-        return f"{self.prefix}user:"
+    def user_prefix(
+        self,
+    ) -> str:  # a Lua script builds user_convs keys: prefix .. user .. '}:convs'
+        return f"{self.prefix}user:{{"
 
     def reply(self, mid: str) -> str:
-        return f"{self.prefix}reply:{mid}"
+        return f"{self.prefix}reply:{{{mid}}}"
 
     def steps(self, mid: str) -> str:
-        return f"{self.prefix}reply:{mid}:steps"
+        return f"{self.prefix}reply:{{{mid}}}:steps"
 
     def watched(self, mid: str) -> str:
-        return f"{self.prefix}reply:{mid}:watched"
+        return f"{self.prefix}reply:{{{mid}}}:watched"
+
+    def reaped(self, mid: str) -> str:
+        return f"{self.prefix}reply:{{{mid}}}:reaped"
 
     def alive(self, instance: str) -> str:
-        return f"{self.prefix}instance:{instance}"
+        return f"{self.alive_prefix}{instance}}}"
+
+    @property
+    def alive_prefix(self) -> str:  # a Lua script builds alive keys: prefix .. instance .. '}'
+        return f"{self.prefix}instance:{{"
 
     def instance_conns(self, instance: str) -> str:
-        return f"{self.prefix}instance:{instance}:conns"
+        return f"{self.prefix}instance:{{{instance}}}:conns"
 
     @property
     def instances(self) -> str:
         return f"{self.prefix}instances"
 
     def rate(self, user: str) -> str:
-        return f"{self.prefix}rate:{user}"
+        return f"{self.prefix}rate:{{{user}}}"
 
     @property
     def events(self) -> str:
         return f"{self.prefix}events"
+
+    @property
+    def anonymous_secret(self) -> str:
+        return f"{self.prefix}anonymous_secret"

@@ -48,7 +48,7 @@ if ARGV[3] ~= '' and (redis.call('HGET', KEYS[3], 'title') or '') == '' then
 end
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-  local list = ARGV[5] .. member .. ':convs'
+  local list = ARGV[5] .. member .. '}:convs'
   redis.call('ZADD', list, ARGV[2], ARGV[6])
   redis.call('EXPIRE', list, ARGV[4])
 end
@@ -72,7 +72,7 @@ local current = redis.call('HGET', KEYS[1], 'running')
 local outcome = {'started', '', '0'}
 if current and current ~= '' then
   local owner = redis.call('HGET', KEYS[1], 'running_instance') or ''
-  local live = redis.call('EXISTS', ARGV[5] .. owner) == 1
+  local live = redis.call('EXISTS', ARGV[5] .. owner .. '}') == 1
   if live and ARGV[4] ~= '1' then return {'busy', current, '0'} end
   outcome = {'started', current, live and '0' or '1'}
 end
@@ -203,21 +203,6 @@ class RedisConversationStore:
             await pipe.execute()
         conversation.members.add(user)
 
-    async def transfer(self, conversation: Conversation, user: str) -> None:
-        k = self._k
-        with guarded():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(k.conv(conversation.id), "owner", user)
-            pipe.delete(k.members(conversation.id))
-            pipe.sadd(k.members(conversation.id), user)
-            pipe.expire(k.members(conversation.id), self._ttl)
-            pipe.zrem(k.user_convs(conversation.owner), conversation.id)
-            pipe.zadd(k.user_convs(user), {conversation.id: time.time()})
-            pipe.expire(k.user_convs(user), self._ttl)
-            await pipe.execute()
-        conversation.owner = user
-        conversation.members = {user}
-
     async def for_user(self, user: str) -> list[Conversation]:
         k = self._k
         with guarded():
@@ -279,7 +264,7 @@ class RedisConversationStore:
         with guarded():
             outcome, previous, stale = await self._claim(
                 keys=[k.conv(conversation.id), k.clients(conversation.id)],
-                args=[message_id, client_id, instance, int(interrupt), k.alive(""), self._ttl],
+                args=[message_id, client_id, instance, int(interrupt), k.alive_prefix, self._ttl],
             )
         claim = Claim(cast(Any, outcome), previous or None, stale == "1")
         if claim.outcome == "started":

@@ -336,7 +336,7 @@ class RedisReplyStore(ReplyStore):
         error = UpstreamError("the instance producing this reply went away")
         try:
             claimed = await self._redis.set(
-                self._k.reply(mirror.message_id) + ":reaped", self._instance, nx=True, ex=60
+                self._k.reaped(mirror.message_id), self._instance, nx=True, ex=60
             )
             if claimed:  # one instance writes the end; the others read it
                 conv = await self._conversations.get(mirror.conversation_id)

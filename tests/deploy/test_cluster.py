@@ -162,7 +162,7 @@ async def test_redis_restart_mid_reply_the_stream_completes_and_readiness_recove
     client = aioredis.from_url(cluster.redis.url, decode_responses=True)
 
     async def stored() -> bool:  # in Redis itself: the reply task retries until it answers
-        saved = [json.loads(m) for m in (await client.hgetall(f"gw:conv:{conv}:msgs")).values()]
+        saved = [json.loads(m) for m in (await client.hgetall(f"gw:conv:{{{conv}}}:msgs")).values()]
         return any(m["status"] == "complete" and m["content"] == held + tail for m in saved)
 
     try:

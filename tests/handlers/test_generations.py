@@ -66,3 +66,66 @@ async def test_watch_of_someone_elses_generation_is_refused(gateway) -> None:
     )
     msg = await watch.receive(timeout=5)
     assert msg.type.name == "CLOSE" and watch.close_code == 1008
+
+
+async def _watch_frames(watch) -> list[dict]:
+    """Every status frame until the socket closes."""
+    frames = []
+    while True:
+        msg = await watch.receive(timeout=10)
+        if msg.type.name != "TEXT":
+            return frames
+        frames.append(msg.json())
+
+
+async def _running_reply(gw, user: str = "alice") -> str:
+    sock = await gw.chat(token=make_token(user))
+    await sock.send(type="message", id="c-1", text="slow sim:tokens=6 sim:delay_ms=100")
+    return (await sock.recv_type("start"))["message_id"]
+
+
+async def test_watch_takes_its_token_from_a_first_auth_frame(gateway) -> None:
+    """A browser's watch: no header, the token in a first auth frame; statuses follow."""
+    gw = await gateway()
+    message_id = await _running_reply(gw)
+    watch = await gw.client.ws_connect(f"/api/v1/generations/{message_id}/ws")
+    await watch.send_json({"type": "ping"})
+    assert (await watch.receive_json(timeout=5))["type"] == "pong"
+    await watch.send_json({"type": "auth", "token": make_token("alice")})
+    frames = await _watch_frames(watch)
+    assert watch.close_code == 1000 and frames[-1]["status"] == "completed"
+
+
+async def test_watch_takes_its_token_from_the_bearer_subprotocol(gateway) -> None:
+    """`gateway.v1, bearer.<token>` authenticates, and gateway.v1 is the protocol selected."""
+    gw = await gateway()
+    message_id = await _running_reply(gw)
+    watch = await gw.client.ws_connect(
+        f"/api/v1/generations/{message_id}/ws",
+        protocols=("gateway.v1", f"bearer.{make_token('alice')}"),
+    )
+    assert watch.protocol == "gateway.v1"
+    frames = await _watch_frames(watch)
+    assert watch.close_code == 1000 and frames[-1]["status"] == "completed"
+
+
+async def test_watch_takes_its_token_from_the_query(gateway) -> None:
+    """`?token=` authenticates the watch, as it does the chat socket."""
+    gw = await gateway()
+    message_id = await _running_reply(gw)
+    watch = await gw.client.ws_connect(
+        f"/api/v1/generations/{message_id}/ws", params={"token": make_token("alice")}
+    )
+    frames = await _watch_frames(watch)
+    assert watch.close_code == 1000 and frames[-1]["status"] == "completed"
+
+
+async def test_watch_auth_frame_of_another_user_or_none_in_time_is_refused(gateway) -> None:
+    """Another user's auth frame gets 1008; so does silence past auth.auth_timeout_s."""
+    gw = await gateway("[auth]\nauth_timeout_s = 0.3\n")
+    message_id = await _running_reply(gw)
+    other = await gw.client.ws_connect(f"/api/v1/generations/{message_id}/ws")
+    await other.send_json({"type": "auth", "token": make_token("bob")})
+    assert await _watch_frames(other) == [] and other.close_code == 1008
+    silent = await gw.client.ws_connect(f"/api/v1/generations/{message_id}/ws")
+    assert await _watch_frames(silent) == [] and silent.close_code == 1008

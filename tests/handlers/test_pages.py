@@ -24,7 +24,7 @@ async def test_page_sets_csp_and_the_anonymous_cookie(gateway) -> None:
     resp = await gw.client.get("/")
     csp = resp.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'self'" in csp
-    assert resp.cookies["gw_anon"].value.startswith("anon-")
+    assert resp.cookies["gw_anon"].value.startswith("gwa1.")  # a signed credential
     assert resp.cookies["gw_anon"]["httponly"]
 
 
@@ -102,4 +102,4 @@ async def test_the_anonymous_cookie_is_third_party_capable_only_over_https(gatew
     gw.client.session.cookie_jar.clear()
     async with gw.client.ws_connect("/api/v1/assistants/default/ws") as ws:
         cookie = ws._response.headers["Set-Cookie"]  # the upgrade's 101 response
-        assert cookie.startswith("gw_anon=anon-") and "HttpOnly" in cookie
+        assert cookie.startswith("gw_anon=gwa1.") and "HttpOnly" in cookie

@@ -13,14 +13,18 @@ from gateway.llm.events import ChatMessage, ChatRequest, UpstreamEvent
 
 
 @contextlib.asynccontextmanager
-async def upstream_for(url: str, **overrides: Any) -> AsyncIterator[HttpUpstream]:
+async def upstream_for(
+    url: str, *, thinking_style: str = "dashscope", continuation: str = "", **overrides: Any
+) -> AsyncIterator[HttpUpstream]:
     """A real client (own pooled session) for the service at ``url``."""
     config = dataclasses.replace(
         UpstreamConfig(api_key=Secret("sk-test"), max_retries=0, retry_backoff_s=0.01),
         **overrides,
     )
     async with make_session(config) as session:
-        upstream = make_upstream(config, session, url)
+        upstream = make_upstream(
+            config, session, url, thinking_style=thinking_style, continuation=continuation
+        )
         assert isinstance(upstream, HttpUpstream)
         yield upstream
 
@@ -31,6 +35,11 @@ def request(prompt: str, **kw: Any) -> ChatRequest:
 
 async def collect(upstream: HttpUpstream, prompt: str, **kw: Any) -> list[UpstreamEvent]:
     return [event async for event in upstream.stream(request(prompt, **kw))]
+
+
+async def collect_model(upstream: HttpUpstream, model: str, prompt: str) -> list[UpstreamEvent]:
+    request = ChatRequest(model, (ChatMessage("user", prompt),))
+    return [event async for event in upstream.stream(request)]
 
 
 async def sdk_text(

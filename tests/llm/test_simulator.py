@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import aiohttp
 import pytest
 
 from gateway.llm.script import reply_steps
-from gateway.llm.simulator import DASHSCOPE_PATH, OPENAI_PATH, parse_options, reply_text
+from gateway.llm.simulator import (
+    DASHSCOPE_PATH,
+    MULTIMODAL_PATH,
+    OPENAI_PATH,
+    parse_options,
+    reply_text,
+)
 
 
 def body(prompt: str, **parameters) -> dict:
@@ -147,3 +154,159 @@ async def test_non_streaming_requests_get_one_json_body(sim) -> None:
     assert status == 200
     content = json.loads(raw)["output"]["choices"][0]["message"]["content"]
     assert content == reply_text(options.prompt, options)
+
+
+async def _post_json(sim, path: str, payload: dict, sse: bool = True) -> tuple[int, bytes]:
+    headers = {"X-DashScope-SSE": "enable"} if sse else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(sim.url + path, json=payload, headers=headers) as resp,
+    ):
+        return resp.status, await resp.read()
+
+
+def _data(raw: bytes) -> list[dict]:
+    return [json.loads(line[5:]) for line in raw.decode().splitlines() if line.startswith("data:")]
+
+
+@pytest.mark.parametrize("model", ["qwen3.5-plus", "qwen-vl-max", "qvq-max"])
+async def test_multimodal_models_on_the_text_endpoint_get_url_error(sim, model: str) -> None:
+    """The text endpoint refuses a multimodal family with the service's 400 "url error"."""
+    payload = {**body("hi"), "model": model}
+    status, raw = await _post_json(sim, DASHSCOPE_PATH, payload)
+    error = json.loads(raw)
+    assert (status, error["code"]) == (400, "InvalidParameter")
+    assert error["message"].startswith("url error, please check url") and error["request_id"]
+    assert sim.state.requests[-1].outcome == "fault"
+
+
+async def test_only_text_refuses_the_multimodal_endpoint(sim) -> None:
+    """sim:only=text makes the multimodal endpoint answer "url error" too."""
+    status, raw = await _post_json(sim, MULTIMODAL_PATH, body("hi sim:only=text"))
+    assert status == 400 and b"url error" in raw
+
+
+async def test_multimodal_endpoint_speaks_content_lists_and_sees_images(sim) -> None:
+    """Content lists in, content lists out; the reply opens by acknowledging the images."""
+    png = "data:image/png;base64," + base64.b64encode(bytes(2048)).decode()
+    content = [
+        {"image": png},
+        {"image": "https://example.test/cat.jpg"},
+        {"text": "sim:tokens=5 hi"},
+    ]
+    payload = {
+        "model": "qwen3.5-plus",
+        "input": {"messages": [{"role": "user", "content": content}]},
+        "parameters": {"incremental_output": True},
+    }
+    status, raw = await _post_json(sim, MULTIMODAL_PATH, payload)
+    events = _data(raw)
+    pieces = [e["output"]["choices"][0]["message"]["content"] for e in events]
+    assert status == 200 and all(isinstance(p, list) for p in pieces)
+    text = "".join(item["text"] for piece in pieces for item in piece)
+    assert text.startswith("I see 2 images (image/png, 2.0 KB; https URL).\n\nYou said: «hi».")
+    assert events[-1]["output"]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_thinking_streams_reasoning_and_counts_it(sim) -> None:
+    """enable_thinking streams reasoning_content first (4 steps, or thinking_budget) and
+    reports reasoning_tokens in the usage; thinking off streams none."""
+    on = body(
+        "t sim:tokens=3 sim:delay_ms=0",
+        result_format="message",
+        incremental_output=True,
+        enable_thinking=True,
+        thinking_budget=2,
+    )
+    _, raw = await _post_json(sim, DASHSCOPE_PATH, on)
+    events = _data(raw)
+    thoughts = [e["output"]["choices"][0]["message"].get("reasoning_content") for e in events]
+    assert thoughts[:2] == ["Thinking 1. ", "Thinking 2. "] and not any(thoughts[2:])
+    assert events[-1]["usage"]["output_tokens_details"] == {"reasoning_tokens": 2}
+    assert events[-1]["usage"]["output_tokens"] == 5
+    off = body("t sim:tokens=3 sim:delay_ms=0", result_format="message", enable_thinking=False)
+    _, raw = await _post_json(sim, DASHSCOPE_PATH, off)
+    assert b"reasoning_content" not in raw
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [({}, "reasoning_content"), ({"chat_template_kwargs": {"enable_thinking": True}}, "reasoning")],
+)
+async def test_openai_stream_reasoning_field_follows_the_request_style(
+    sim, extra: dict, field: str
+) -> None:
+    """The compatible-mode stream carries reasoning_content; a vLLM-style request gets reasoning."""
+    payload = {
+        "model": "qwen-plus",
+        "messages": [{"role": "user", "content": "t sim:tokens=2 sim:delay_ms=0"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "enable_thinking": True,
+        **extra,
+    }
+    _, raw = await _post_json(sim, OPENAI_PATH, payload)
+    chunks = [
+        json.loads(line[6:]) for line in raw.decode().splitlines() if line.startswith("data: {")
+    ]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert [d[field] for d in deltas if field in d] == [f"Thinking {i}. " for i in range(1, 5)]
+    assert chunks[-1]["usage"]["completion_tokens_details"] == {"reasoning_tokens": 4}
+
+
+async def test_partial_mode_continues_the_reply_from_the_prefix(sim) -> None:
+    """An assistant prefix with partial: true gets the rest of the deterministic reply."""
+    prompt = "go on sim:tokens=10 sim:delay_ms=0"
+    options = parse_options(prompt, None)
+    whole = reply_text(options.prompt, options)
+    prefix = whole[:17]
+    payload = body(prompt, result_format="message", incremental_output=True)
+    payload["input"]["messages"].append({"role": "assistant", "content": prefix, "partial": True})
+    _, raw = await _post_json(sim, DASHSCOPE_PATH, payload)
+    rest = "".join(e["output"]["choices"][0]["message"]["content"] for e in _data(raw))
+    assert prefix + rest == whole
+
+
+@pytest.fixture
+async def demo_sim():
+    """The simulator as the offline demo serves it: directives capped."""
+    from gateway.llm.script import DEMO_LIMITS
+    from gateway.llm.simulator import SIMULATOR_STATE, start_simulator
+    from tests.conftest import Sim
+
+    runner, url = await start_simulator("127.0.0.1", 0, DEMO_LIMITS)
+    try:
+        yield Sim(url, runner.app[SIMULATOR_STATE])
+    finally:
+        await runner.cleanup()
+
+
+async def test_demo_limits_cap_reply_size_and_steps(demo_sim) -> None:
+    """The demo's simulator cuts `sim:chars=3000000 sim:tokens=3000` to 20 000 characters
+    in 2 000 steps."""
+    prompt = "x sim:chars=3000000 sim:tokens=3000 sim:delay_ms=0"
+    status, raw = await post(demo_sim, prompt, sse=False, path=OPENAI_PATH)
+    answer = json.loads(raw)
+    assert status == 200
+    assert len(answer["choices"][0]["message"]["content"]) == 20_000
+    assert answer["usage"]["completion_tokens"] == 2_000
+
+
+async def test_demo_limits_hold_a_minimum_delay_between_steps(demo_sim) -> None:
+    """`sim:delay_ms=0` still waits at least 5 ms a step in the demo."""
+    import time
+
+    started = time.monotonic()
+    status, _ = await post(demo_sim, "x sim:tokens=20 sim:delay_ms=0")
+    assert status == 200
+    assert time.monotonic() - started >= 19 * 0.005
+
+
+async def test_without_limits_every_directive_has_its_full_range(sim) -> None:
+    """fake-upstream and tests: a reply beyond the demo's caps is made as asked."""
+    prompt = "x sim:chars=100000 sim:tokens=3000 sim:delay_ms=0"
+    status, raw = await post(sim, prompt, sse=False, path=OPENAI_PATH)
+    answer = json.loads(raw)
+    assert status == 200
+    assert len(answer["choices"][0]["message"]["content"]) == 100_000
+    assert answer["usage"]["completion_tokens"] == 3_000

@@ -84,3 +84,23 @@ def test_multi_megabyte_lines_decode_in_linear_time() -> None:
     assert len(events[0].data) == 5_000_000
     small, big = _time_line(1_000_000), _time_line(10_000_000)
     assert big < 30 * small  # linear is about 10x; rescanning the buffer would be ~100x
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"", b"\r\n"])
+def test_final_event_without_blank_line_is_read_when_its_json_is_whole(ending: bytes) -> None:
+    """A body that ends after its last data line (no blank line) still yields that event."""
+    decoder = SSEDecoder()
+    raw = b'data: {"a": 1}\n\nid: 9\nevent: result\ndata: {"b": "\xe4\xbd\xa0"}' + ending
+    events = decoder.feed(raw)
+    assert events == [SSEEvent(data='{"a": 1}')]
+    assert decoder.close() == [SSEEvent("result", '{"b": "你"}', "9")]
+
+
+@pytest.mark.parametrize(
+    "tail", [b'data: {"b": "cut', b"data: [DONE]", b"data: 42", b'data: {"b": 1}\ndata: {"c"']
+)
+def test_final_event_without_blank_line_is_dropped_unless_whole_json(tail: bytes) -> None:
+    """A last event that is not one whole JSON object (a cut connection) is dropped."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b'data: {"a": 1}\n\n' + tail) == [SSEEvent(data='{"a": 1}')]
+    assert decoder.close() == []

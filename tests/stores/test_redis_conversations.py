@@ -14,7 +14,7 @@ async def store(redis_server):
     import redis.asyncio as aioredis
 
     client = aioredis.from_url(redis_server.url, decode_responses=True)
-    await client.set("t:instance:alive-one", "1")
+    await client.set("t:instance:{alive-one}", "1")
     try:
         yield RedisConversationStore(client, KeySpace("t:"), max_messages=3, ttl_s=60), client
     finally:
@@ -48,7 +48,7 @@ async def test_claim_decides_busy_duplicate_interrupt_and_stale(store) -> None:
     assert (await s.get("c1")).running == "m-5"
     await s.end_reply(fresh, "m-5")
     assert (await s.get("c1")).running is None
-    assert await client.ttl("t:conv:c1:clients") > 0
+    assert await client.ttl("t:conv:{c1}:clients") > 0
 
 
 async def test_history_is_capped_and_a_trimmed_message_stays_gone(store) -> None:
@@ -87,5 +87,26 @@ async def test_every_key_of_a_conversation_expires(store) -> None:
     conv = await s.create("c3", "alice", "group", "default")
     await s.join(conv, "bob")
     await s.add_messages(conv, message(1))
-    for key in await client.keys("t:*c3*") + ["t:user:alice:convs", "t:user:bob:convs"]:
+    for key in await client.keys("t:*c3*") + ["t:user:{alice}:convs", "t:user:{bob}:convs"]:
         assert 0 < await client.ttl(key) <= 60, key
+
+
+async def test_no_id_reaches_another_conversations_keys(store) -> None:
+    """Ids shaped like another conversation's keys (``<id>:msgs``, ``lobby:members``, braces)
+    get keys of their own: the victim's history, members and claim are untouched."""
+    s, client = store
+    victim = await s.create("lobby", "alice", "group", "default")
+    await s.add_messages(victim, message(1))
+    for cid in ("lobby:msgs", "lobby:members", "lobby}:msgs", "{lobby}", "lobby:order"):
+        conv = await s.create(cid, "mallory", "group", "default")
+        await s.join(conv, "eve")
+        await s.add_messages(conv, message(9))
+        claim = await s.claim_reply(conv, f"m-{cid}", "c-9", "alive-one", interrupt=False)
+        assert claim.outcome == "started"
+    fresh = await s.get("lobby")
+    assert fresh is not None and fresh.owner == "alice" and fresh.members == {"alice"}
+    assert [m.content for m in fresh.messages] == ["text 1"] and fresh.running is None
+    assert (await s.claim_reply(fresh, "m-2", "c-2", "alive-one", interrupt=False)).outcome == (
+        "started"
+    )
+    assert len(await client.keys("t:conv:*")) == 6 * 5  # five keys for each conversation

@@ -231,3 +231,45 @@ async def test_thirty_rooms_spanning_instances_stream_exactly_at_once(instances)
     for i, (mine, theirs) in enumerate(results):
         assert mine.text == theirs.text and f"room {i}" in mine.text
         assert mine.end["seq"] == theirs.end["seq"] == 50
+
+
+async def test_a_generated_anonymous_secret_is_shared_through_redis(instances) -> None:
+    """No auth.anonymous_secret: the first instance keeps one in Redis (SET NX), so a
+    credential issued by a is the same identity on b; the cookie's value is not the id."""
+    a, b = await instances()
+    resp = await a.client.post("/api/v1/anonymous")
+    body = await resp.json()
+    b.client.session.cookie_jar.clear()
+    ws = await b.client.ws_connect("/api/v1/assistants/default/ws", params={"auth": "frame"})
+    await ws.send_json({"type": "auth", "token": body["token"]})
+    connected = await ws.receive_json(timeout=5)
+    assert connected["type"] == "connected" and connected["user"] == body["user"]
+    assert body["user"] not in body["token"]
+    await ws.close()
+
+
+async def test_signing_in_inside_a_room_on_b_keeps_its_owner_on_a(instances) -> None:
+    """An anonymous member of alice's empty room signs in as bob on b: the room is still
+    alice's on both instances, and bob is only a member."""
+    a, b = await instances()
+    alice = await a.chat(token=make_token("alice"), session_type="group", conversation_id="r4")
+    b.client.session.cookie_jar.clear()
+    intruder = await b.chat(session_type="group", conversation_id="r4")
+    await intruder.send(type="auth", token=make_token("bob"))
+    assert (await intruder.recv_type("connected"))["user"] == "bob"
+    for gw in (a, b):
+        for sub in ("alice", "bob"):
+            auth = {"Authorization": f"Bearer {make_token(sub)}"}
+            resp = await gw.client.get("/api/v1/conversations", headers=auth)
+            assert [c["id"] for c in await resp.json()] == ["r4"], (gw, sub)
+    await alice.ask("mine sim:tokens=3 sim:delay_ms=0")
+    resp = await a.client.post(
+        "/api/v1/conversations/r4/reset",
+        headers={"Authorization": f"Bearer {make_token('bob')}"},
+    )
+    assert resp.status == 403
+    resp = await b.client.post(
+        "/api/v1/conversations/r4/reset",
+        headers={"Authorization": f"Bearer {make_token('alice')}"},
+    )
+    assert resp.status == 200

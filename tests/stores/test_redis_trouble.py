@@ -108,3 +108,29 @@ async def test_the_gateway_starts_while_redis_is_down_and_joins_when_it_comes_up
     await eventually(ready)
     sock = await gw.chat(token=make_token("alice"))
     assert (await sock.ask("hello sim:tokens=5")).end["type"] == "done"
+
+
+async def test_anonymous_visitors_while_redis_is_down_get_the_page_and_a_clear_refusal(
+    instances, redis_server
+) -> None:
+    """The anonymous signing secret lives in Redis: while it is down the page still loads
+    (without a cookie), a socket closes 1013 and POST /api/v1/anonymous says 503; once it is
+    back, the visitor chats."""
+    (a,) = await instances(names=("a",))
+    await redis_server.stop()
+    page = await a.client.get("/")
+    assert page.status == 200 and "gw_anon" not in page.cookies
+    refused = await a.connect()
+    assert await refused.closed() == (1013, "try again later")
+    resp = await a.client.post("/api/v1/anonymous")
+    assert resp.status == 503
+    assert (await resp.json())["error"]["code"] == "store_unavailable"
+    await redis_server.start()
+
+    async def chatting() -> bool:
+        return (await a.client.post("/api/v1/anonymous")).status == 200
+
+    await eventually(chatting)
+    sock = await a.chat()
+    assert sock.connected["user"].startswith("anon-")
+    assert (await sock.ask("hello sim:tokens=5")).end["type"] == "done"
