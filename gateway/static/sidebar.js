@@ -49,7 +49,10 @@ export class Sidebar {
     time.dateTime = c.updated_at || c.created_at || "";
     time.textContent = when(time.dateTime);
     open.append(title, time);
-    if (c.id === current) open.setAttribute("aria-current", "true");
+    if (c.id === current) {
+      open.setAttribute("aria-current", "true");
+      li.className = "current";
+    }
     open.addEventListener("click", () => this.open(c.id));
     const rename = tool("✎", () => this.rename(c), "rename");
     rename.setAttribute("aria-label", `${t("rename")}: ${c.title || t("untitled")}`);
