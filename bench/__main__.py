@@ -1,12 +1,14 @@
 """``python -m bench [--scenario NAME ...] [--quick]``: run, print the table, save the report.
 
-Writes ``bench/results/report-STAMP.json`` and ``chart-STAMP.png``.
+Writes ``bench/results/report-STAMP.json`` and ``chart-STAMP.png``. ``python -m bench page``
+measures the chat page in Chromium instead (``bench/page.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +19,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["page"]:
+        from .page import main as page
+
+        page(sys.argv[2:])
+        return
     names = list(scenario_specs())
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(

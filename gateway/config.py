@@ -58,6 +58,7 @@ class ServerConfig:
     public_metrics: bool = True
     instance_id: str = ""  # empty: derived from host name and pid at start-up
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
+    sign_in_url: str = ""  # where the page sends a visitor who must sign in; empty: no link
 
 
 @dataclass(frozen=True, slots=True)

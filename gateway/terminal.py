@@ -1,9 +1,12 @@
 """``python -m gateway chat``: a terminal client that streams replies and survives drops.
 
-Reads a line, sends it as a ``message``, prints ``delta`` text as it arrives. When the
-connection drops mid-reply it reconnects (exponential backoff with jitter, never after a
-1008 close) to the same conversation and sends ``resume`` with the last ``seq`` it
-printed, so the reply continues exactly where it stopped. Ctrl-C or end of input exits.
+Reads a line, sends it as a ``message``, prints ``delta`` text as it arrives, and shows a
+prompt marker (``> ``, on stderr, so stdout holds only the replies) when it is ready for the
+next line. When the connection drops mid-reply it reconnects (exponential backoff with
+jitter, never after a 1008 close) to the same conversation and sends ``resume`` with the
+last ``seq`` it printed, so the reply continues exactly where it stopped; a
+``resume_unavailable`` ends the wait for that reply. Ctrl-C during a reply cancels the reply
+(a second Ctrl-C quits); Ctrl-C between replies, or end of input, exits.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ import asyncio
 import json
 import random
 import secrets
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import aiohttp
 
 MAX_BACKOFF_S = 30.0
+PROMPT = "> "
+INTERRUPTED = 130  # the shell's status for a program ended by Ctrl-C
 
 
 @dataclass
@@ -30,20 +37,65 @@ class _State:
     sent: dict[str, str] | None = None  # that message, re-sent (same id) if no start came
     eof: bool = False
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while nothing runs
+    ws: aiohttp.ClientWebSocketResponse | None = None  # the connection now, if any
+    stopping: bool = False  # Ctrl-C asked the running reply to stop
+    quit: asyncio.Event = field(default_factory=asyncio.Event)  # a Ctrl-C that ends the chat
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def interrupt(state: _State) -> None:
+    """Ctrl-C: stop the running reply; if none runs, or one is already stopping, quit."""
+    if state.running and not state.stopping and state.ws is not None and not state.ws.closed:
+        state.stopping = True
+        print("\n[stopping the reply; Ctrl-C again quits]", file=sys.stderr, flush=True)
+        frame: dict[str, str] = {"type": "cancel"}
+        if state.message_id is not None:
+            frame["message_id"] = state.message_id
+        task = asyncio.get_running_loop().create_task(state.ws.send_json(frame))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+        return
+    state.quit.set()
 
 
 class Refused(Exception):
     """The server closed with 1008: reconnecting would not help."""
 
 
-async def run_chat(url: str, assistant: str, token: str | None, out: TextIO = sys.stdout) -> int:
-    """Chat until end of input; 0 on a clean exit, 1 when the server refused us."""
-    ws_url = url.rstrip("/") + f"/api/v1/assistants/{assistant}/ws"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+async def run_chat(
+    url: str,
+    assistant: str,
+    token: str | None,
+    out: TextIO = sys.stdout,
+    *,
+    catch_ctrl_c: bool = True,
+) -> int:
+    """Chat until end of input (0), a Ctrl-C that quits (130), or a refusal (1)."""
     state = _State()
     state.idle.set()
+    loop = asyncio.get_running_loop()
+    if catch_ctrl_c:
+        loop.add_signal_handler(signal.SIGINT, interrupt, state)
+    chat = asyncio.create_task(_chat(url, assistant, token, out, state))
+    quit_ = asyncio.create_task(state.quit.wait())
+    try:
+        await asyncio.wait({chat, quit_}, return_when=asyncio.FIRST_COMPLETED)
+        if chat.done():
+            return chat.result()
+        chat.cancel()
+        print(file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        quit_.cancel()
+        if catch_ctrl_c:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _chat(url: str, assistant: str, token: str | None, out: TextIO, state: _State) -> int:
+    ws_url = url.rstrip("/") + f"/api/v1/assistants/{assistant}/ws"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     lines: asyncio.Queue[str | None] = asyncio.Queue()
-    reader = asyncio.create_task(_read_stdin(lines))
+    _read_stdin(lines, asyncio.get_running_loop())
     attempt = 0
     try:
         # unsafe=True keeps cookies from IP hosts too (127.0.0.1): an anonymous chat keeps its
@@ -66,7 +118,7 @@ async def run_chat(url: str, assistant: str, token: str | None, out: TextIO = sy
                 print(f"[reconnecting in {delay:.1f}s]", file=sys.stderr)
                 await asyncio.sleep(delay)
     finally:
-        reader.cancel()
+        state.ws = None
 
 
 async def _connection(
@@ -79,6 +131,7 @@ async def _connection(
     """One connection; True when the user is done, False when it dropped."""
     params = {"conversation_id": state.conversation_id} if state.conversation_id else {}
     async with session.ws_connect(ws_url, params=params, heartbeat=30) as ws:
+        state.ws = ws
         sender = asyncio.create_task(_send_lines(ws, state, lines))
         try:
             while True:
@@ -117,10 +170,16 @@ async def _show(
         case "done" if frame["message_id"] == state.message_id:
             out.write("\n")
             out.flush()
+            if frame.get("finish_reason") in ("cancelled", "interrupted"):
+                print("[stopped]", file=sys.stderr)
             _ended(state)
         case "error":
             print(f"\n[{frame['code']}: {frame['message']}]", file=sys.stderr)
-            if frame.get("message_id") == state.message_id or "reply_to" in frame:
+            if (
+                frame.get("message_id") == state.message_id
+                or "reply_to" in frame
+                or frame["code"] == "resume_unavailable"  # that reply is gone: stop waiting
+            ):
                 _ended(state)
         case "broadcast":
             print(f"\n[broadcast: {frame['message']}]", file=sys.stderr)
@@ -130,6 +189,8 @@ async def _show(
 
 def _ended(state: _State) -> None:
     state.running = False
+    state.stopping = False
+    state.sent = None
     state.idle.set()
 
 
@@ -139,6 +200,8 @@ async def _send_lines(
     """Send each input line once the previous reply has ended."""
     while True:
         await state.idle.wait()
+        if not state.eof:
+            print(PROMPT, end="", file=sys.stderr, flush=True)  # ready for the next turn
         line = await lines.get()
         if line is None:
             state.eof = True
@@ -152,10 +215,18 @@ async def _send_lines(
             await ws.send_json(state.sent)
 
 
-async def _read_stdin(lines: asyncio.Queue[str | None]) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        await lines.put(line.rstrip("\n") if line else None)
-        if not line:
-            return
+def _read_stdin(lines: asyncio.Queue[str | None], loop: asyncio.AbstractEventLoop) -> None:
+    """Lines from stdin, read by a daemon thread (a blocked read must not keep a quitting
+    process alive, as an executor thread would)."""
+
+    def read() -> None:
+        while True:
+            line = sys.stdin.readline()
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\n") if line else None)
+            except RuntimeError:  # the loop has closed: the chat is over
+                return
+            if not line:
+                return
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()

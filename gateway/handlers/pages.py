@@ -1,9 +1,12 @@
-"""The chat page (``/``), the widget (``/widget``), the embed snippet (``/embed.js``), static files.
+"""The chat page (``/``, ``/c/{id}``), the widget (``/widget``), the embed snippet
+(``/embed.js``) and its origin check, static files.
 
 Pages are rendered by aiohttp-jinja2 with autoescaping; the page's settings travel as a
-JSON data block (``tojson``), never as markup. Every URL in them is relative, so the page
-works under a path prefix behind a proxy. ``/widget`` may be framed only by the sites in
-the assistant's ``allowed_origins`` (``Content-Security-Policy: frame-ancestors``).
+JSON data block (``tojson``), never as markup. Every URL in them is relative (``/c/{id}``
+pages reach the rest through ``../``), so the page works under a path prefix behind a
+proxy. ``/widget`` may be framed only by the sites in the assistant's ``allowed_origins``
+(``Content-Security-Policy: frame-ancestors``), and ``embed.js`` asks
+``/api/v1/assistants/{name}/embed-check`` first, so it adds nothing to a site that is not.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import jinja2
 from aiohttp import web
 
 from .. import keys
-from ..auth import request_identity
+from ..auth import origin_allowed, request_identity
 from ..errors import Forbidden, StoreUnavailable, Unauthorized
 from .chat import anonymous_caller
 
@@ -31,12 +34,19 @@ _CSP = (
 )
 
 
-async def _page(request: web.Request, *, widget: bool) -> web.Response:
+_DEFAULT_IMAGE_BYTES = 5 * 1024 * 1024  # contract section 11's default
+
+
+async def _page(
+    request: web.Request, *, widget: bool, root: str = "", conversation_id: str = ""
+) -> web.Response:
     config = request.app[keys.CONFIG]
     name = request.query.get("assistant", "default")
     assistant = config.assistants.get(name)
     if assistant is None:
-        response = aiohttp_jinja2.render_template("missing.html", request, {"name": name})
+        response = aiohttp_jinja2.render_template(
+            "missing.html", request, {"name": name, "root": root}
+        )
         response.set_status(404)
         return response
     page = {
@@ -45,8 +55,16 @@ async def _page(request: web.Request, *, widget: bool) -> web.Response:
         "greeting": assistant.greeting,
         "widget": widget,
         "expectToken": widget and request.query.get("auth") == "frame",
+        "root": root,  # the page's way back to the gateway's root, relative
+        "conversationId": conversation_id,
+        "authRequired": config.auth.required,
+        "signInUrl": config.server.sign_in_url,
+        "maxMessageChars": config.limits.max_message_chars,
+        "maxImageBytes": getattr(config.limits, "max_image_bytes", _DEFAULT_IMAGE_BYTES),
+        "maxImages": getattr(config.limits, "max_images_per_message", 4),
     }
-    response = aiohttp_jinja2.render_template("chat.html", request, {"page": page})
+    context = {"page": page, "root": root}
+    response = aiohttp_jinja2.render_template("chat.html", request, context)
     if widget:
         allowed = assistant.allowed_origins
         ancestors = "*" if "*" in allowed else " ".join(("'self'", *allowed))
@@ -65,6 +83,11 @@ async def _page(request: web.Request, *, widget: bool) -> web.Response:
 
 async def chat_page(request: web.Request) -> web.Response:
     return await _page(request, widget=False)
+
+
+async def conversation_page(request: web.Request) -> web.Response:
+    """``/c/{id}``: the page, opened on that conversation (its history, its running reply)."""
+    return await _page(request, widget=False, root="../", conversation_id=request.match_info["id"])
 
 
 async def widget_page(request: web.Request) -> web.Response:
@@ -92,6 +115,19 @@ async def anonymous_token(request: web.Request) -> web.Response:
     )
 
 
+async def embed_check(request: web.Request) -> web.Response:
+    """``{"allowed": bool}``: may the calling site (its ``Origin``) embed this assistant?"""
+    config = request.app[keys.CONFIG]
+    assistant = config.assistants.get(request.match_info["assistant"])
+    origin = request.headers.get("Origin")
+    allowed = assistant is not None and origin_allowed(
+        origin, request.host, assistant.allowed_origins
+    )
+    # Any site may ask; the answer says nothing but yes or no.
+    headers = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store", "Vary": "Origin"}
+    return web.json_response({"allowed": allowed}, headers=headers)
+
+
 async def embed_script(request: web.Request) -> web.FileResponse:
     return web.FileResponse(
         STATIC / "embed.js",
@@ -104,6 +140,8 @@ def setup(app: web.Application) -> None:
         app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape()
     )
     app.router.add_get("/", chat_page)
+    app.router.add_get("/c/{id}", conversation_page)
+    app.router.add_get("/api/v1/assistants/{assistant}/embed-check", embed_check)
     app.router.add_get("/widget", widget_page)
     app.router.add_get("/embed.js", embed_script)
     app.router.add_post("/api/v1/anonymous", anonymous_token)

@@ -4,6 +4,7 @@
 //   client.addEventListener("frame", (e) => ...e.detail...);   // every server frame
 //   client.addEventListener("state", (e) => ...e.detail...);   // "connecting" | "connected" | "reconnecting" | "offline"
 //   client.connect(); client.send("Hello"); client.cancel();
+//   client.regenerate(); client.edit(userMessageId, "new text"); client.setToken(fresh);
 //
 // It derives the WebSocket URL from `base` (default: the page's own location), so it works
 // under a path prefix behind a proxy and uses wss: on https pages. A token goes in the first
@@ -85,12 +86,29 @@ export class GatewayClient extends EventTarget {
     this.connect();
   }
 
-  send(text, { interrupt = false } = {}) {
+  send(text, { interrupt = false, images = [] } = {}) {
     const frame = { type: "message", id: randomId("c"), text };
     if (interrupt) frame.interrupt = true;
+    if (images.length) frame.images = images;
     this.pending = frame;
     this._send(frame);
     return frame.id;
+  }
+
+  /** Replace the last reply with a new one to the same turn (contract section 14). */
+  regenerate() {
+    this._send({ type: "regenerate" });
+  }
+
+  /** Change a user message's text, drop what came after it, and get a new reply. */
+  edit(messageId, text) {
+    this._send({ type: "edit", message_id: messageId, text });
+  }
+
+  /** A fresh token for this connection (and the next ones). */
+  setToken(token) {
+    this.token = token;
+    if (token) this._send({ type: "auth", token });
   }
 
   cancel() {
@@ -152,6 +170,9 @@ export class GatewayClient extends EventTarget {
         this._emit(frame);
         return;
       case "error":
+        if (frame.code === "resume_unavailable" && this.reply && !this.reply.done && !frame.message_id) {
+          frame = { ...frame, message_id: this.reply.messageId }; // the reply it was about
+        }
         if (this.reply && frame.message_id === this.reply.messageId) this.reply.done = true;
         if (this.pending && frame.reply_to === this.pending.id) this.pending = null;
         this._emit(frame);
@@ -164,6 +185,10 @@ export class GatewayClient extends EventTarget {
   _onClose(event) {
     this.ws = null;
     if (this.stopped) return;
+    if (event.code === 1000 && event.reason === "conversation deleted") {
+      this._setState("offline", { code: event.code, reason: event.reason });
+      return;
+    }
     if (event.code === 1008 || event.code === 1009) {
       // Policy refusal (unauthorized, forbidden, unknown assistant, expired token):
       // reconnecting would be refused again.

@@ -116,7 +116,7 @@ async def test_past_conversations_are_listed_and_reopened(gateway, page) -> None
     await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     await expect(page.locator(f'#history button[data-id="{first}"]')).to_be_visible()
     await page.click(f'#history button[data-id="{first}"]')
-    await expect(page.locator(".msg.user")).to_have_text(
+    await expect(page.locator(".msg.user .body")).to_have_text(
         ["first topic sim:tokens=5 sim:delay_ms=0"]
     )
 

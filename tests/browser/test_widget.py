@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp import web
 from playwright.async_api import expect
 
 from gateway import keys
-from tests.browser.conftest import shoot
-from tests.conftest import make_token
+from tests.browser.conftest import ARGS, CHROMIUM, shoot
+from tests.conftest import make_token, need_binary, wait_until
 from tests.test_chat import expected
 
 HOST_PAGE = """<!doctype html><html><head><title>Shop</title>
@@ -87,15 +89,17 @@ async def test_allowed_site_chats_through_the_widget_with_its_users_token(
 
 
 @pytest.mark.timeout(90)
-async def test_a_site_not_allowed_is_refused(gateway, host_site, page) -> None:
-    """A host not in allowed_origins: the browser refuses to frame the widget (CSP
-    frame-ancestors) and a direct WebSocket from that origin is closed 1008 forbidden."""
+async def test_a_site_not_allowed_gets_nothing_added(gateway, host_site, page) -> None:
+    """A host not in allowed_origins: embed.js asks the gateway, is told no, adds nothing; the
+    widget could not be framed there anyway (CSP), and a direct WebSocket is closed 1008."""
     site, origin = await host_site()
     gw = await gateway('[assistants.support]\nallowed_origins = ["https://shop.example"]\n')
     site.gateway = str(gw.client.make_url("")).rstrip("/")
-    frame = await open_widget(page, origin)
-    await page.wait_for_timeout(1000)  # give a blocked frame the time a loaded one needs
-    assert await frame.locator("#input").count() == 0
+    async with page.expect_response(lambda r: "embed-check" in r.url) as checked:
+        await page.goto(origin + "/")
+    assert await (await checked.value).json() == {"allowed": False}
+    await page.wait_for_load_state("networkidle")
+    assert await page.locator("[data-qwen-gateway]").count() == 0
     assert len(gw.app[keys.REGISTRY]) == 0
     result = await page.evaluate(
         """(url) => new Promise((resolve) => {
@@ -105,3 +109,68 @@ async def test_a_site_not_allowed_is_refused(gateway, host_site, page) -> None:
         str(gw.client.make_url("/api/v1/assistants/support/ws")).replace("http", "ws", 1),
     )
     assert result == [1008, "forbidden"]
+
+
+@pytest.mark.timeout(60)
+async def test_embed_check_answers_from_the_callers_origin(gateway) -> None:
+    """GET /api/v1/assistants/{name}/embed-check: allowed for a listed origin, not for
+    others or an unknown assistant; any site may read the answer (CORS)."""
+    gw = await gateway('[assistants.support]\nallowed_origins = ["http://shop.example"]\n')
+    url = "/api/v1/assistants/support/embed-check"
+    for origin, allowed in (("http://shop.example", True), ("http://evil.example", False)):
+        resp = await gw.client.get(url, headers={"Origin": origin})
+        assert resp.status == 200 and await resp.json() == {"allowed": allowed}
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await gw.client.get(
+        "/api/v1/assistants/nobody/embed-check", headers={"Origin": "http://shop.example"}
+    )
+    assert await resp.json() == {"allowed": False}
+
+
+def has_route(app, path: str) -> bool:
+    return any(r.resource is not None and r.resource.canonical == path for r in app.router.routes())
+
+
+@pytest.mark.timeout(120)
+async def test_widget_on_another_site_without_third_party_cookies_resumes_and_remembers(
+    gateway, host_site
+) -> None:
+    """Host on 127.0.0.1, gateway on localhost (different sites), plain HTTP, third-party
+    cookies blocked: a reconnect mid-reply resumes the reply (same anonymous identity, from the
+    iframe's own storage), and reloading the host page shows the same conversation."""
+    site, origin = await host_site()
+    gw = await gateway(f'[assistants.support]\nallowed_origins = ["{origin}"]\n')
+    if not has_route(gw.app, "/api/v1/anonymous"):
+        pytest.skip("needs the gateway-signed anonymous token (POST /api/v1/anonymous)")
+    site.gateway = f"http://localhost:{gw.client.port}"
+    need_binary(CHROMIUM)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, args=[*ARGS, "--test-third-party-cookie-phaseout"]
+        )
+        context = await browser.new_context()
+        page = await context.new_page()
+        frame = await open_widget(page, origin)
+        await expect(frame.locator("#status")).to_have_attribute("data-state", "connected")
+        prompt = "across sites sim:tokens=300 sim:delay_ms=10"
+        await frame.locator("#input").fill(prompt)
+        await frame.locator("#input").press("Enter")
+        reply = frame.locator(".msg.assistant").last
+        await expect(reply).to_have_attribute("data-status", "running")
+        await wait_until(lambda: len(gw.app[keys.REGISTRY]) == 1)
+        conn = next(iter(gw.app[keys.REGISTRY]))
+        user = conn.user
+        await asyncio.sleep(0.3)  # some text arrives before the drop (no event for "some")
+        conn.ws._req.transport.abort()
+        await expect(reply).to_have_attribute("data-status", "complete", timeout=30000)
+        assert [c.user for c in gw.app[keys.REGISTRY]] == [user]  # the same visitor
+        widget = next(f for f in page.frames if "/widget" in f.url)
+        assert await widget.evaluate("window.gatewayClient.reply.text") == expected(prompt)
+        assert await frame.locator("#error").is_hidden()
+        await page.reload()
+        frame = await open_widget(page, origin)
+        await expect(frame.locator(".msg.user .body")).to_have_text([prompt])
+        await expect(frame.locator(".msg.assistant .body")).to_contain_text("You said")
+        await browser.close()

@@ -49,8 +49,33 @@ async def test_embed_script_and_static_files_are_served(gateway) -> None:
     gw = await gateway()
     resp = await gw.client.get("/embed.js")
     assert resp.status == 200 and resp.content_type == "text/javascript"
-    for name in ("client.js", "markdown.js", "app.js", "style.css"):
-        assert (await gw.client.get(f"/static/{name}")).status == 200
+    for name in (
+        "client.js",
+        "render.js",
+        "i18n.js",
+        "app.js",
+        "style.css",
+        "vendor/markdown-it/markdown-it.min.js",
+        "vendor/dompurify/purify.min.js",
+        "vendor/highlight.js/highlight.min.js",
+    ):
+        assert (await gw.client.get(f"/static/{name}")).status == 200, name
+
+
+async def test_conversation_url_serves_the_page_with_paths_back_to_the_root(gateway) -> None:
+    """/c/{id} is the page opened on that conversation; its static paths climb back with ../
+    (relative, so it works under a prefix), and the id travels in the JSON data block."""
+    gw = await gateway('[server]\nsign_in_url = "https://login.example/"\n')
+    resp = await gw.client.get("/c/conv-abc")
+    html = await resp.text()
+    assert resp.status == 200
+    assert 'src="../static/app.js"' in html and 'href="../static/style.css"' in html
+    block = re.search(r'<script type="application/json" id="gw-config">(.*?)</script>', html, re.S)
+    page = json.loads(block.group(1))
+    assert page["conversationId"] == "conv-abc" and page["root"] == "../"
+    assert page["signInUrl"] == "https://login.example/"
+    for src in re.findall(r'(?:src|href)="(\.\./static/[^"]+)"', html):
+        assert (await gw.client.get("/c/" + src)).status == 200, src  # resolves like a browser
 
 
 def test_static_code_has_no_html_injection_sinks() -> None:
