@@ -4,7 +4,7 @@ One reply runs per conversation at a time (decided by the store, atomically, so 
 instances cannot both start one). A turn stores the user's message, creates the reply's
 log, tells every viewer of the conversation (``user_message``, then the reply), here and,
 through the event bus, on the other instances, and starts one producer task that reads the
-upstream into the log (:mod:`gateway.generation`). A ``message`` whose client id the
+upstream into the log (:mod:`gateway.producer`). A ``message`` whose client id the
 conversation has seen starts nothing: the sender follows the existing reply from its first
 step.
 
@@ -36,7 +36,7 @@ from .errors import (
     StoreUnavailable,
     failure_fields,
 )
-from .generation import produce
+from .producer import produce
 from .llm.events import ChatMessage, ChatRequest, Upstream
 from .metrics import Metrics
 from .replies import ReplyLog, ReplyState, ReplyStore
