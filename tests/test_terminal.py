@@ -7,7 +7,7 @@ import io
 
 from gateway import keys
 from gateway.terminal import run_chat
-from tests.test_chat import expected
+from tests.test_turns import expected
 
 
 class Screen(io.StringIO):

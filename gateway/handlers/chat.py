@@ -60,7 +60,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             instance=app[keys.INSTANCE_ID],
             auth_frame=request.query.get("auth") == "frame",
         )
-        session = ChatSession(config, app[keys.CHAT], app[keys.REGISTRY], ws, app[keys.ANONYMOUS])
+        session = ChatSession(config, app[keys.TURNS], app[keys.REGISTRY], ws, app[keys.ANONYMOUS])
         await session.run(handshake)
     finally:
         sockets.discard(ws)
