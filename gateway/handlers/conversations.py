@@ -20,7 +20,7 @@ async def _identity(request: web.Request) -> Identity:
 
 async def _conversation(request: web.Request, identity: Identity) -> Conversation:
     cid = protocol.check_id(request.match_info["conversation_id"], "the conversation id")
-    conv = await request.app[keys.TURNS].conversations.get(cid)
+    conv = await request.app[keys.BACKENDS].conversations.get(cid)
     if conv is None:
         raise NotFound("no such conversation")
     if not conv.may_view(identity.user, admin=identity.admin):
@@ -30,13 +30,13 @@ async def _conversation(request: web.Request, identity: Identity) -> Conversatio
 
 async def list_conversations(request: web.Request) -> web.Response:
     identity = await _identity(request)
-    found = await request.app[keys.TURNS].conversations.for_user(identity.user)
+    found = await request.app[keys.BACKENDS].conversations.for_user(identity.user)
     return web.json_response([conv.summary() for conv in found])
 
 
 async def list_messages(request: web.Request) -> web.Response:
     conv = await _conversation(request, await _identity(request))
-    replies = request.app[keys.TURNS].replies
+    replies = request.app[keys.BACKENDS].replies
     messages = []
     for message in conv.messages:
         body = message.public()
