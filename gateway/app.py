@@ -26,7 +26,8 @@ from .auth import AnonymousIds, memory_secret
 from .cluster import ClusterEvents
 from .config import Config
 from .errors import StoreUnavailable
-from .handlers import admin, chat, conversations, generations, health, pages
+from .handlers import admin, conversations, generations, health, pages
+from .handlers import socket as socket_handler
 from .handlers.errors import json_errors
 from .handlers.origins import same_site_writes
 from .llm.client import make_session, make_upstream
@@ -222,7 +223,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_heap_ctx)
     app.on_shutdown.append(_close_sockets)
     health.setup(app)
-    chat.setup(app)
+    socket_handler.setup(app)
     generations.setup(app)
     conversations.setup(app)
     admin.setup(app)

@@ -1,7 +1,7 @@
-"""One chat connection's life: authenticate, join a conversation, dispatch frames, leave.
+"""One conversation socket's life: authenticate, join a conversation, dispatch frames, leave.
 
-The handler (:mod:`gateway.handlers.chat`) prepares the socket and calls
-:meth:`ChatSession.run`. Refusals happen after the upgrade, as close frames with the
+The handler (:mod:`gateway.handlers.socket`) prepares the socket and calls
+:meth:`SocketSession.run`. Refusals happen after the upgrade, as close frames with the
 contract's code and reason. The receive loop runs here, in the handler's task, so
 aiohttp keeps processing pongs whatever the writer is doing; the writer is its own task.
 """
@@ -56,7 +56,17 @@ class Handshake:
     auth_frame: bool = False  # ?auth=frame: the client sends its token in a first frame
 
 
-class ChatSession:
+class SocketSession:
+    """One WebSocket's session, run in its handler's task.
+
+    Contract: :meth:`run` authenticates the caller (handshake token, anonymous cookie or a
+    first ``auth`` frame), opens or joins the conversation, registers the connection, then
+    hands each client frame to :class:`~gateway.turns.Turns` (or answers it itself: ping,
+    auth, disconnect) until the socket closes. Client errors come back as error frames;
+    refusals close the socket with the contract's code. It returns only once the
+    connection has left its room and the registry and its writer task has ended.
+    """
+
     __slots__ = (
         "_token_watch",
         "anonymous",
