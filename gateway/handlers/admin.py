@@ -25,7 +25,7 @@ async def _admin(request: web.Request) -> Identity:
 
 
 async def check_rate(request: web.Request, identity: Identity) -> None:
-    """REST writes share the per-user budget of chat messages (limits.messages_per_minute)."""
+    """REST writes share the per-user budget of messages (limits.messages_per_minute)."""
     if not await request.app[keys.BACKENDS].rate_limiter.allow(identity.user):
         raise RateLimited("too many requests; slow down")
 

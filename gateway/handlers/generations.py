@@ -58,7 +58,7 @@ async def _find(request: web.Request, identity: Identity | None = None) -> Reply
 async def _watcher(request: web.Request, ws: web.WebSocketResponse) -> ReplyLog | None:
     """The generation, for a watcher who may see it; None if the client left first.
 
-    The token comes from the chat socket's sources (contract section 4): the handshake's
+    The token comes from the conversation socket's sources (contract section 4): the handshake's
     (``Authorization``, ``bearer.<token>`` subprotocol, ``token`` query), else a first
     ``auth`` frame within ``auth.auth_timeout_s``. Where auth is not required, an anonymous
     caller whose cookie owns the generation needs no token and is answered at once."""
