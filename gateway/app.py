@@ -23,10 +23,11 @@ from yarl import URL
 
 from . import heap, keys
 from .auth import AnonymousIds, memory_secret
-from .chat import Chat
+from .cluster import ClusterEvents
 from .config import Config
 from .errors import StoreUnavailable
-from .handlers import admin, chat, conversations, generations, health, pages
+from .handlers import admin, conversations, generations, health, pages
+from .handlers import socket as socket_handler
 from .handlers.errors import json_errors
 from .handlers.origins import same_site_writes
 from .llm.client import make_session, make_upstream
@@ -37,6 +38,8 @@ from .registry import Registry
 from .rooms import Rooms
 from .stores.backends import memory_backends, redis_backends
 from .stores.redis_client import KeySpace, guarded, make_redis
+from .supervisor import ReplySupervisor
+from .turns import Turns
 
 
 async def _simulator_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -140,21 +143,20 @@ async def _redis_ready(app: web.Application) -> None:
         raise ConnectionError("not subscribed to the event channel yet")
 
 
-async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Turns and rooms; on the way out, running replies get a grace to finish."""
-    config = app[keys.CONFIG]
-    app[keys.CHAT] = chat_service = Chat(
-        config,
-        app[keys.UPSTREAM],
-        app[keys.BACKENDS],
-        Rooms(),
-        app[keys.METRICS],
-        app[keys.INSTANCE_ID],
+async def _turns_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Turns, their reply supervisor and rooms; on the way out, running replies get a grace
+    to finish."""
+    config, backends, metrics = app[keys.CONFIG], app[keys.BACKENDS], app[keys.METRICS]
+    rooms = Rooms()
+    supervisor = ReplySupervisor(config, app[keys.UPSTREAM], backends, metrics)
+    cluster = ClusterEvents(backends.bus, rooms, backends.replies, supervisor)
+    app[keys.TURNS] = Turns(
+        config, backends, rooms, supervisor, cluster, metrics, app[keys.INSTANCE_ID]
     )
     try:
         yield
     finally:
-        await chat_service.drain(config.server.shutdown_grace_s)
+        await supervisor.drain(config.server.shutdown_grace_s)
 
 
 @contextlib.asynccontextmanager
@@ -216,12 +218,12 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_backends_ctx)
-    app.cleanup_ctx.append(_chat_ctx)
+    app.cleanup_ctx.append(_turns_ctx)
     app.cleanup_ctx.append(_watchdog_ctx)
     app.cleanup_ctx.append(_heap_ctx)
     app.on_shutdown.append(_close_sockets)
     health.setup(app)
-    chat.setup(app)
+    socket_handler.setup(app)
     generations.setup(app)
     conversations.setup(app)
     admin.setup(app)

@@ -8,20 +8,20 @@ import aiohttp
 from aiohttp import web
 
 from .auth import AnonymousIds
-from .chat import Chat
 from .config import Config
 from .llm.events import Upstream
 from .metrics import Metrics
 from .registry import Registry
 from .stores.backends import Backends
 from .stores.redis_client import Redis
+from .turns import Turns
 
 CONFIG = web.AppKey("config", Config)
 INSTANCE_ID = web.AppKey("instance_id", str)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 UPSTREAM = web.AppKey("upstream", Upstream)
 UPSTREAM_URL = web.AppKey("upstream_url", str)
-CHAT = web.AppKey("chat", Chat)
+TURNS = web.AppKey("turns", Turns)
 ANONYMOUS = web.AppKey("anonymous", AnonymousIds)
 REDIS = web.AppKey("redis", Redis)  # only when redis.url is set
 BACKENDS = web.AppKey("backends", Backends)

@@ -1,7 +1,7 @@
-"""One chat connection's life: authenticate, join a conversation, dispatch frames, leave.
+"""One conversation socket's life: authenticate, join a conversation, dispatch frames, leave.
 
-The handler (:mod:`gateway.handlers.chat`) prepares the socket and calls
-:meth:`ChatSession.run`. Refusals happen after the upgrade, as close frames with the
+The handler (:mod:`gateway.handlers.socket`) prepares the socket and calls
+:meth:`SocketSession.run`. Refusals happen after the upgrade, as close frames with the
 contract's code and reason. The receive loop runs here, in the handler's task, so
 aiohttp keeps processing pongs whatever the writer is doing; the writer is its own task.
 """
@@ -18,7 +18,6 @@ from aiohttp import WSMsgType, web
 
 from . import logs, protocol
 from .auth import AnonymousIds, Identity, identify, origin_allowed
-from .chat import Chat
 from .config import Config
 from .connection import Connection
 from .conversations import Conversation, SessionType, new_id
@@ -37,6 +36,7 @@ from .errors import (
     UnsupportedData,
 )
 from .registry import Registry
+from .turns import Turns
 
 log = structlog.get_logger("gateway.session")
 
@@ -56,30 +56,40 @@ class Handshake:
     auth_frame: bool = False  # ?auth=frame: the client sends its token in a first frame
 
 
-class ChatSession:
+class SocketSession:
+    """One WebSocket's session, run in its handler's task.
+
+    Contract: :meth:`run` authenticates the caller (handshake token, anonymous cookie or a
+    first ``auth`` frame), opens or joins the conversation, registers the connection, then
+    hands each client frame to :class:`~gateway.turns.Turns` (or answers it itself: ping,
+    auth, disconnect) until the socket closes. Client errors come back as error frames;
+    refusals close the socket with the contract's code. It returns only once the
+    connection has left its room and the registry and its writer task has ended.
+    """
+
     __slots__ = (
         "_token_watch",
         "anonymous",
-        "chat",
         "config",
         "conn",
         "conv",
         "identity",
         "registry",
+        "turns",
         "ws",
     )
 
     def __init__(
         self,
         config: Config,
-        chat: Chat,
+        turns: Turns,
         registry: Registry,
         ws: web.WebSocketResponse,
         anonymous: AnonymousIds,
     ) -> None:
         self.config = config
         self.anonymous = anonymous
-        self.chat = chat
+        self.turns = turns
         self.registry = registry
         self.ws = ws
         self.conn: Connection | None = None
@@ -154,13 +164,13 @@ class ChatSession:
             return  # the client went away during the handshake: the receive loop sees it
         conn.frames_sent += 1
         self.registry.add(conn)
-        self.chat.rooms.join(conv.id, conn)
+        self.turns.rooms.join(conv.id, conn)
         self._watch_token()
         if logs.info_enabled():
             log.info("connected", assistant=hs.assistant, session_type=hs.session_type)
 
     async def _conversation(self, hs: Handshake, identity: Identity) -> Conversation:
-        store = self.chat.conversations
+        store = self.turns.conversations
         if not hs.conversation_id:
             if hs.session_type == "group":
                 raise BadRequest("conversation_id is required for a group session")
@@ -229,18 +239,18 @@ class ChatSession:
         reply_to = frame.id if isinstance(frame, protocol.Message) else None
         try:
             if isinstance(frame, _TOUCHES_CONVERSATION):
-                self.conv = conv = await self.chat.refresh(conv)  # others may have changed it
+                self.conv = conv = await self.turns.refresh(conv)  # others may have changed it
             match frame:
                 case protocol.Message():
-                    await self.chat.message(conn, conv, frame)
+                    await self.turns.message(conn, conv, frame)
                 case protocol.Cancel(message_id=message_id):
-                    await self.chat.cancel(conv, message_id)
+                    await self.turns.cancel(conv, message_id)
                 case protocol.Resume():
-                    await self.chat.resume(conn, conv, frame)
+                    await self.turns.resume(conn, conv, frame)
                 case protocol.Reset():
                     if conv.owner != conn.user and not conn.admin:  # REST's rule
                         raise NotAllowed("only the owner or an admin may reset a conversation")
-                    await self.chat.reset(conv)
+                    await self.turns.reset(conv)
                 case protocol.Ping():
                     conn.send(protocol.pong_frame())
                 case protocol.Auth(token=token):
@@ -262,7 +272,7 @@ class ChatSession:
         if switched:
             conv = self.conv
             if conv.session_type == "group":
-                await self.chat.conversations.join(conv, identity.user)
+                await self.turns.conversations.join(conv, identity.user)
             elif conv.owner != identity.user and not identity.admin:
                 raise NotAllowed("the token is for another user; reconnect to switch users")
             self.registry.rename(self.conn, identity.user)  # the logs' user follows conn.user
@@ -313,12 +323,12 @@ class ChatSession:
         conn = self.conn
         if conn is not None:
             conn.detach_all()
-            self.chat.rooms.leave(conn.conversation_id, conn)
+            self.turns.rooms.leave(conn.conversation_id, conn)
             self.registry.remove(conn)
-            if self.conv is not None and not self.chat.rooms.viewers(self.conv.id):
+            if self.conv is not None and not self.turns.rooms.viewers(self.conv.id):
                 # (One left behind while Redis is down expires with redis.history_ttl_s.)
                 with contextlib.suppress(StoreUnavailable):
-                    await self.chat.conversations.forget_if_empty(self.conv)
+                    await self.turns.conversations.forget_if_empty(self.conv)
         writer = conn.writer if conn is not None else None
         if writer is not None:
             writer.cancel()

@@ -60,7 +60,7 @@ async def test_a_turn_that_fails_after_its_claim_frees_the_conversation(gw) -> N
 
 async def _set_assistant(gw, cid: str, assistant: str) -> None:
     """Change the stored conversation's assistant, where the store keeps it."""
-    store = gw.app[keys.CHAT].conversations
+    store = gw.app[keys.BACKENDS].conversations
     redis = getattr(store, "_redis", None)
     if redis is None:
         (await store.get(cid)).assistant = assistant

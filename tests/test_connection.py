@@ -10,7 +10,7 @@ from gateway import keys
 from gateway.app import create_app
 from tests.chatclient import ChatSocket
 from tests.conftest import gateway_config, wait_until
-from tests.test_chat import expected
+from tests.test_turns import expected
 
 
 async def test_slow_reader_gets_fewer_larger_frames_and_the_exact_text(gateway) -> None:
@@ -75,7 +75,7 @@ async def test_stalled_reader_is_closed_1013_and_can_resume_the_whole_reply(
     start = await sock.recv_type("start")
     # Stop reading: the server must give up on the socket within the send deadline.
     conn = next(iter(app[keys.REGISTRY]))
-    reply = app[keys.CHAT].replies.get(start["message_id"])
+    reply = app[keys.BACKENDS].replies.get(start["message_id"])
     await wait_until(lambda: conn.close_code == 1013, timeout=15)
     grown = rss_mb() - before
     read_then = reply.content_length
@@ -124,12 +124,12 @@ async def test_fifty_abrupt_disconnects_leave_nothing_behind(gateway) -> None:
     for i in range(50):
         record = await gw.sim.state.wait_closed(index=i, within=10)
         assert record.outcome == "disconnected"
-    chat = gw.app[keys.CHAT]
+    backends = gw.app[keys.BACKENDS]
     for _ in range(200):
-        if not chat.replies.running() and len(gw.app[keys.REGISTRY]) == 0:
+        if not backends.replies.running() and len(gw.app[keys.REGISTRY]) == 0:
             break
         await asyncio.sleep(0.05)
-    assert chat.replies.running() == []
+    assert backends.replies.running() == []
     assert len(gw.app[keys.REGISTRY]) == 0
     assert len(asyncio.all_tasks()) < baseline - 50  # every writer and producer task is gone
     connector = gw.app[keys.CLIENT_SESSION].connector

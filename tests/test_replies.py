@@ -163,7 +163,7 @@ async def test_past_the_reply_budget_the_oldest_ended_logs_are_forgotten(gateway
     for i in range(4):
         reply = await sock.ask(f"big {i} sim:chars=200000 sim:tokens=20 sim:delay_ms=0", f"c-{i}")
         ids.append(reply.message_id)
-    store = gw.app[keys.CHAT].replies
+    store = gw.app[keys.BACKENDS].replies
     assert store.ended_bytes <= 500_000
     assert store.get(ids[0]) is None and store.get(ids[-1]) is not None
     await sock.send(type="resume", message_id=ids[0], last_seq=0)
@@ -183,7 +183,7 @@ async def test_a_running_reply_is_never_forgotten_for_the_budget(gateway) -> Non
     other = await gw.chat()
     for i in range(3):
         await other.ask(f"short {i} sim:delay_ms=0", f"c-{i}")
-    assert gw.app[keys.CHAT].replies.get(start["message_id"]) is not None
+    assert gw.app[keys.BACKENDS].replies.get(start["message_id"]) is not None
     done = await long.recv_type("done")
     assert done["seq"] == 40 and done["finish_reason"] == "stop"
 

@@ -15,7 +15,7 @@ import pytest
 from gateway import keys
 from gateway.terminal import run_chat
 from tests.conftest import wait_until
-from tests.test_chat import expected
+from tests.test_turns import expected
 
 
 class Screen(io.StringIO):
@@ -144,10 +144,10 @@ async def test_resume_unavailable_ends_the_wait(gateway, monkeypatch) -> None:
     chat = asyncio.create_task(run_chat(url, "default", None, out=screen, catch_ctrl_c=False))
     stdin.feed(first)
     await screen.first.wait()
-    chat_app = gw.app[keys.CHAT]
+    turns = gw.app[keys.TURNS]
     conn = next(iter(gw.app[keys.REGISTRY]))
     conn.ws._req.transport.abort()  # dropped; with no grace the reply stops and is forgotten
-    await wait_until(lambda: not chat_app._running)
+    await wait_until(lambda: turns.supervisor.running_for(conn.user) == 0)
     stdin.feed(second)
     stdin.feed(None)
     assert await asyncio.wait_for(chat, 30) == 0

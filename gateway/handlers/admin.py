@@ -25,8 +25,8 @@ async def _admin(request: web.Request) -> Identity:
 
 
 async def check_rate(request: web.Request, identity: Identity) -> None:
-    """REST writes share the per-user budget of chat messages (limits.messages_per_minute)."""
-    if not await request.app[keys.CHAT].rate_limiter.allow(identity.user):
+    """REST writes share the per-user budget of messages (limits.messages_per_minute)."""
+    if not await request.app[keys.BACKENDS].rate_limiter.allow(identity.user):
         raise RateLimited("too many requests; slow down")
 
 

@@ -6,9 +6,9 @@ from aiohttp import web
 
 from .. import keys, protocol
 from ..auth import Identity, request_identity
-from ..chat import history_status
 from ..conversations import Conversation
 from ..errors import Forbidden, NotFound
+from ..turn_rules import history_status
 from .admin import check_rate
 
 
@@ -20,7 +20,7 @@ async def _identity(request: web.Request) -> Identity:
 
 async def _conversation(request: web.Request, identity: Identity) -> Conversation:
     cid = protocol.check_id(request.match_info["conversation_id"], "the conversation id")
-    conv = await request.app[keys.CHAT].conversations.get(cid)
+    conv = await request.app[keys.BACKENDS].conversations.get(cid)
     if conv is None:
         raise NotFound("no such conversation")
     if not conv.may_view(identity.user, admin=identity.admin):
@@ -30,21 +30,23 @@ async def _conversation(request: web.Request, identity: Identity) -> Conversatio
 
 async def list_conversations(request: web.Request) -> web.Response:
     identity = await _identity(request)
-    found = await request.app[keys.CHAT].conversations.for_user(identity.user)
+    found = await request.app[keys.BACKENDS].conversations.for_user(identity.user)
     return web.json_response([conv.summary() for conv in found])
 
 
 async def list_messages(request: web.Request) -> web.Response:
     conv = await _conversation(request, await _identity(request))
-    chat = request.app[keys.CHAT]
+    replies = request.app[keys.BACKENDS].replies
     messages = []
     for message in conv.messages:
         body = message.public()
         if message.status == "running":  # the stored text lags; the live log has it all
-            live = await chat.replies.find(message.id)
+            live = await replies.find(message.id)
             if live is not None:
                 body["content"] = live.text
-                body["status"] = history_status(live)  # ended, about to be stored
+                body["status"] = history_status(  # ended, about to be stored
+                    live.state, live.finish_reason, live.orphaned, live.cut_at_shutdown
+                )
         messages.append(body)
     return web.json_response({"conversation_id": conv.id, "messages": messages})
 
@@ -55,7 +57,7 @@ async def reset_conversation(request: web.Request) -> web.Response:
     conv = await _conversation(request, identity)
     if conv.owner != identity.user and not identity.admin:
         raise Forbidden("only the owner or an admin may reset a conversation")
-    await request.app[keys.CHAT].reset(conv)
+    await request.app[keys.TURNS].reset(conv)
     return web.json_response({"conversation_id": conv.id, "status": "cleared"})
 
 

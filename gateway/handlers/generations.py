@@ -47,7 +47,7 @@ async def _find(request: web.Request, identity: Identity | None = None) -> Reply
             request.cookies,
         )
     message_id = protocol.check_id(request.match_info["message_id"], "the message id")
-    reply = await request.app[keys.CHAT].replies.find(message_id)
+    reply = await request.app[keys.BACKENDS].replies.find(message_id)
     if reply is None:
         raise NotFound("no such generation, or it has expired")
     if reply.owner != identity.user and not identity.admin:
@@ -58,7 +58,7 @@ async def _find(request: web.Request, identity: Identity | None = None) -> Reply
 async def _watcher(request: web.Request, ws: web.WebSocketResponse) -> ReplyLog | None:
     """The generation, for a watcher who may see it; None if the client left first.
 
-    The token comes from the chat socket's sources (contract section 4): the handshake's
+    The token comes from the conversation socket's sources (contract section 4): the handshake's
     (``Authorization``, ``bearer.<token>`` subprotocol, ``token`` query), else a first
     ``auth`` frame within ``auth.auth_timeout_s``. Where auth is not required, an anonymous
     caller whose cookie owns the generation needs no token and is answered at once."""
@@ -71,7 +71,7 @@ async def _watcher(request: web.Request, ws: web.WebSocketResponse) -> ReplyLog 
     anon = None if auth.required else await anonymous.verify(request.cookies.get(ANON_COOKIE))
     if anon is not None:
         message_id = protocol.check_id(request.match_info["message_id"], "the message id")
-        reply = await app[keys.CHAT].replies.find(message_id)
+        reply = await app[keys.BACKENDS].replies.find(message_id)
         if reply is not None and reply.owner == anon.user:
             return reply
     with app[keys.REGISTRY].awaiting_auth():

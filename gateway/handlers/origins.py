@@ -3,7 +3,7 @@ page the gateway trusts.
 
 A browser attaches the ``gw_anon`` cookie to a request any site makes (``SameSite=None`` for
 the widget), so a REST write (POST, PUT, PATCH, DELETE) authenticated by that cookie needs an
-``Origin`` the chat socket would accept (:func:`gateway.auth.origin_allowed`: the gateway's
+``Origin`` the conversation socket would accept (:func:`gateway.auth.origin_allowed`: the gateway's
 own host, or a site in some assistant's ``allowed_origins``) and a JSON content type, which a
 cross-site form cannot send and a cross-site script can send only after a CORS preflight the
 gateway never grants. A bearer token is never attached by a browser on its own: such calls

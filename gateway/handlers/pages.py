@@ -21,7 +21,7 @@ from aiohttp import web
 from .. import keys
 from ..auth import origin_allowed, request_identity
 from ..errors import Forbidden, StoreUnavailable, Unauthorized
-from .chat import anonymous_caller
+from .socket import anonymous_caller
 
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"

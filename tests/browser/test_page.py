@@ -8,7 +8,7 @@ from playwright.async_api import expect
 from gateway import keys
 from tests.browser.conftest import shoot
 from tests.conftest import make_token
-from tests.test_chat import expected
+from tests.test_turns import expected
 
 XSS = "<img src=x onerror=window.__pwned=1> <script>window.__pwned=1</script> [x](javascript:window.__pwned=1)"
 
@@ -80,7 +80,7 @@ async def test_server_side_kill_reconnects_and_resumes_the_exact_text(gateway, p
     message_id = await page.evaluate("window.gatewayClient.reply.messageId")
     assert (
         await page.evaluate("window.gatewayClient.reply.text")
-        == gw.app[keys.CHAT].replies.get(message_id).text
+        == gw.app[keys.BACKENDS].replies.get(message_id).text
     )
     assert await page.evaluate("window.gatewayClient.reply.text") == expected(prompt)
     assert await page.locator(".msg.assistant").count() == 1  # one bubble, not a duplicate

@@ -11,7 +11,7 @@ from gateway import keys
 from tests.browser.conftest import shoot
 from tests.browser.test_page import open_page, say
 from tests.conftest import make_token
-from tests.test_chat import expected
+from tests.test_turns import expected
 
 LONG = "sim:tokens=400 sim:delay_ms=15"
 

@@ -11,7 +11,7 @@ from playwright.async_api import expect
 from gateway import keys
 from tests.browser.conftest import ARGS, CHROMIUM, shoot
 from tests.conftest import make_token, need_binary, wait_until
-from tests.test_chat import expected
+from tests.test_turns import expected
 
 HOST_PAGE = """<!doctype html><html><head><title>Shop</title>
 <style>* {{ all: unset !important; }} button {{ display: none !important; }} iframe {{ display: none !important; }}</style>
@@ -75,7 +75,7 @@ async def test_allowed_site_chats_through_the_widget_with_its_users_token(
     await expect(reply).to_have_attribute("data-status", "complete", timeout=20000)
     users = [c.user for c in gw.app[keys.REGISTRY]]
     assert users == ["alice"]
-    conv = await gw.app[keys.CHAT].conversations.for_user("alice")
+    conv = await gw.app[keys.BACKENDS].conversations.for_user("alice")
     assert conv[0].messages[-1].content == expected(prompt)
     src = await page.locator("[data-qwen-gateway] >> css=iframe").get_attribute("src")
     assert "token" not in src.replace("auth=frame", "")  # never in a URL

@@ -1,4 +1,4 @@
-"""``GET /api/v1/assistants/{assistant}/ws``: the chat WebSocket."""
+"""``GET /api/v1/assistants/{assistant}/ws``: the conversation WebSocket (one session each)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from .. import keys, protocol
 from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
 from ..connection import GatewaySocket
 from ..errors import StoreUnavailable
-from ..session import ChatSession, Handshake
+from ..session import Handshake, SocketSession
 
 
-async def chat_socket(request: web.Request) -> web.StreamResponse:
+async def open_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     config = app[keys.CONFIG]
     limits = config.limits
@@ -60,7 +60,9 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             instance=app[keys.INSTANCE_ID],
             auth_frame=request.query.get("auth") == "frame",
         )
-        session = ChatSession(config, app[keys.CHAT], app[keys.REGISTRY], ws, app[keys.ANONYMOUS])
+        session = SocketSession(
+            config, app[keys.TURNS], app[keys.REGISTRY], ws, app[keys.ANONYMOUS]
+        )
         await session.run(handshake)
     finally:
         sockets.discard(ws)
@@ -95,4 +97,4 @@ ANON_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/assistants/{assistant}/ws", chat_socket)
+    app.router.add_get("/api/v1/assistants/{assistant}/ws", open_socket)

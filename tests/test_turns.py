@@ -15,8 +15,8 @@ def expected(prompt: str) -> str:
 
 
 async def history(gw, conv_id: str) -> list[dict]:
-    chat = gw.app[__import__("gateway.keys", fromlist=["CHAT"]).CHAT]
-    conv = await chat.conversations.get(conv_id)
+    backends = gw.app[keys.BACKENDS]
+    conv = await backends.conversations.get(conv_id)
     return [m.public() for m in conv.messages]
 
 
@@ -270,7 +270,7 @@ async def test_ping_and_disconnect(gateway) -> None:
 async def test_sockets_that_never_chat_leave_no_conversation_behind(gateway) -> None:
     """Opening and closing sockets without a message stores nothing (no leak on reconnects)."""
     gw = await gateway()
-    chat = gw.app[__import__("gateway.keys", fromlist=["CHAT"]).CHAT]
+    backends = gw.app[keys.BACKENDS]
     for _ in range(5):
         sock = await gw.chat()
         conv_id = sock.connected["conversation_id"]
@@ -281,7 +281,7 @@ async def test_sockets_that_never_chat_leave_no_conversation_behind(gateway) -> 
     await wait_until(lambda: len(gw.app[keys.REGISTRY]) == 0)
     listed = await (await gw.client.get("/api/v1/conversations")).json()  # the cookie's user
     assert [c["id"] for c in listed] == [kept.connected["conversation_id"]]
-    assert await chat.conversations.get(conv_id) is None
+    assert await backends.conversations.get(conv_id) is None
 
 
 async def test_consecutive_replies_reuse_one_pooled_upstream_connection(gateway) -> None:

@@ -1,0 +1,273 @@
+"""The reply supervisor: the reply tasks this instance runs, from start to settled.
+
+Each reply runs as one task around :func:`gateway.producer.produce`. The supervisor counts
+them per user, stops them (here, or through a ``stop`` event where another instance
+produces the reply), gives a reply left with no viewer anywhere ``limits.orphan_grace_s``
+before stopping it, and at shutdown lets them finish for a grace before cutting them. When
+a reply ends, it observes the metrics, logs the reply's one summary line, and settles it:
+the final text into history and the conversation's claim freed, retried while the store is
+down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from .config import Config
+from .conversations import Conversation, ConversationStore
+from .errors import StoreUnavailable, failure_fields
+from .llm.events import ChatRequest, Upstream
+from .metrics import Metrics
+from .producer import produce
+from .replies import ReplyLog, ReplyState, ReplyStore
+from .stores.backends import Backends
+from .turn_rules import history_status
+
+log = structlog.get_logger("gateway.supervisor")
+
+SETTLE_RETRY_MAX_S = 5.0
+
+
+@dataclass(slots=True)
+class _Running:
+    task: asyncio.Task[None]
+    orphan_timer: asyncio.TimerHandle | None = None
+
+
+class ReplySupervisor:
+    """Owns this instance's reply tasks.
+
+    Contract: :meth:`start` runs a reply's producer as a task and, whatever way the task
+    ends (finished, failed, stopped, cancelled), settles the reply exactly once: history
+    gets its final text and status, the conversation's claim is freed (retried for as long
+    as the store is down), metrics and the one ``reply`` log line are written. A reply
+    with no viewer anywhere is stopped after ``limits.orphan_grace_s``. :meth:`drain`
+    returns only once every reply task and every task spawned here has ended (or the grace
+    has run out for the spawned ones).
+    """
+
+    def __init__(
+        self, config: Config, upstream: Upstream, backends: Backends, metrics: Metrics
+    ) -> None:
+        self.config = config
+        self.upstream = upstream
+        self.metrics = metrics
+        self.conversations: ConversationStore = backends.conversations
+        self.replies: ReplyStore = backends.replies
+        self.bus = backends.bus
+        self._running: dict[str, _Running] = {}
+        self._per_user: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---------------------------------------------------------------- starting
+
+    def start(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
+        """Run ``reply``'s producer for ``request``; from here on the task settles it."""
+        reply.on_orphaned = self._orphaned
+        reply.on_adopted = self._adopted
+        task = asyncio.create_task(
+            self._run(conv, reply, request), name=f"reply {reply.message_id}"
+        )
+        self._running[reply.message_id] = _Running(task)
+        self._per_user[reply.owner] = self._per_user.get(reply.owner, 0) + 1
+        if reply.viewer_count == 0:
+            self._orphaned(reply)
+
+    def running_for(self, user: str) -> int:
+        """How many replies of ``user`` run on this instance."""
+        return self._per_user.get(user, 0)
+
+    def runs(self, message_id: str) -> bool:
+        """A task runs (and will settle) that reply here."""
+        return message_id in self._running
+
+    # ---------------------------------------------------------------- stopping
+
+    async def stop(self, reply: ReplyLog, finish_reason: str) -> None:
+        """End a running reply now and close its upstream request, wherever it runs."""
+        if reply.remote:
+            if not reply.ended:
+                await self.bus.publish(
+                    "stop", message_id=reply.message_id, finish_reason=finish_reason
+                )
+            return
+        self.stop_local(reply, finish_reason)
+
+    def stop_local(self, reply: ReplyLog, finish_reason: str) -> None:
+        """End a reply produced here and cancel its task (which closes the upstream)."""
+        reply.finish(ReplyState.CANCELLED, finish_reason)
+        running = self._running.get(reply.message_id)
+        if running is not None:
+            running.task.cancel()
+
+    async def drain(self, grace_s: float) -> None:
+        """Shutdown: let running replies finish for up to ``grace_s``, then stop them (the
+        gateway cut them, not a user: history keeps them as ``incomplete``)."""
+        tasks = [r.task for r in self._running.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for message_id, running in list(self._running.items()):
+                reply = self.replies.get(message_id)
+                if running.task in pending and reply is not None and not reply.ended:
+                    reply.cut_at_shutdown = True
+                    reply.finish(ReplyState.CANCELLED, "cancelled")
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+
+    # ---------------------------------------------------------------- claims without a task
+
+    async def release(self, conv: Conversation, message_id: str) -> None:
+        """Free a claim no task will settle: at once, or from a task that retries while the
+        store is down."""
+        try:
+            await self.conversations.end_reply(conv, message_id)
+        except StoreUnavailable:
+            self.release_later(conv, message_id)
+
+    def release_later(self, conv: Conversation, message_id: str) -> None:
+        """Free a claim no task will settle, from a task (for callers that may not await)."""
+        self._spawn(self._settle(conv, message_id, None))
+
+    def reap_stale_later(self, message_id: str) -> None:
+        """Mark failed, from a task, a reply whose instance died while producing it."""
+        self._spawn(self._reap_stale(message_id))
+
+    async def _reap_stale(self, message_id: str) -> None:
+        try:
+            await self.replies.reap_stale(message_id)
+        except StoreUnavailable:
+            log.warning("stale reply not marked failed: store unavailable")
+
+    # ---------------------------------------------------------------- the reply task
+
+    async def _run(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
+        structlog.contextvars.clear_contextvars()  # this task's own copy: no connection_id
+        bound_log = log.bind(conversation_id=conv.id, message_id=reply.message_id, user=reply.owner)
+        self.metrics.replies_in_flight.inc()
+        try:
+            await produce(reply, self.upstream, request, self.config.limits.outbox_max_bytes)
+        except asyncio.CancelledError:
+            if not reply.ended:  # cancelled from outside (shutdown): keep what we have
+                reply.finish(ReplyState.CANCELLED, "cancelled")
+        finally:
+            try:
+                running = self._running.pop(reply.message_id, None)
+                if running is not None and running.orphan_timer is not None:
+                    running.orphan_timer.cancel()
+                self._per_user[reply.owner] -= 1
+                if self._per_user[reply.owner] <= 0:
+                    del self._per_user[reply.owner]
+                self.replies.ended(reply)
+                self._observe(reply)
+                bound_log.info(
+                    "reply",
+                    finish_reason=reply.finish_reason,
+                    state=str(reply.state),
+                    steps=reply.head,
+                    frames=reply.frames_sent,
+                    merged=reply.frames_merged,
+                    chars=reply.content_length,
+                    first_step_s=round(reply.first_step_at - reply.started_at, 4)
+                    if reply.first_step_at
+                    else None,
+                    seconds=round((reply.finished_at or time.time()) - reply.started_at, 3),
+                    upstream_request_id=reply.upstream_request_id,
+                    **failure_fields(reply.error),
+                )
+            finally:  # the conversation is freed whatever the bookkeeping did
+                await self._settle(conv, reply.message_id, reply)
+
+    async def _settle(self, conv: Conversation, message_id: str, reply: ReplyLog | None) -> None:
+        """Store the reply's final text and free the conversation, retrying while Redis is down.
+
+        The text is given up after ``limits.resume_window_s`` of outage, or on an unexpected
+        error; freeing the conversation is retried for as long as the store stays down (its
+        claim would otherwise answer ``busy`` for as long as this instance lives).
+        """
+        delay = 0.1
+        deadline = time.monotonic() + max(self.config.limits.resume_window_s, 1.0)
+        text = reply
+        while True:
+            try:
+                if text is not None:
+                    status = history_status(
+                        text.state, text.finish_reason, text.orphaned, text.cut_at_shutdown
+                    )
+                    await self.conversations.update_message(conv, message_id, text.text, status)
+                    text = None
+                await self.conversations.end_reply(conv, message_id)
+                return
+            except StoreUnavailable:
+                if text is not None and time.monotonic() > deadline:
+                    log.error("reply not stored: the store stayed down", message_id=message_id)
+                    text = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, SETTLE_RETRY_MAX_S)
+            except Exception:
+                log.exception("reply not settled", message_id=message_id)
+                if text is None:
+                    return  # freeing itself failed: a bug no retry mends
+                text = None  # still free the conversation
+
+    def _observe(self, reply: ReplyLog) -> None:
+        m = self.metrics
+        m.replies_in_flight.dec()
+        m.steps += reply.head
+        m.replies.labels(reply.finish_reason or "error").inc()
+        if reply.first_step_at is not None:
+            m.time_to_first_delta.observe(reply.first_step_at - reply.started_at)
+        if reply.finished_at is not None:
+            m.reply_duration.observe(reply.finished_at - reply.started_at)
+        if reply.error is not None:
+            m.upstream_errors.labels(reply.error.code).inc()
+
+    # ---------------------------------------------------------------- orphan grace
+
+    def _orphaned(self, reply: ReplyLog) -> None:
+        running = self._running.get(reply.message_id)
+        if running is None or running.orphan_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        running.orphan_timer = loop.call_later(
+            self.config.limits.orphan_grace_s, self._orphan_expired, reply
+        )
+
+    def _adopted(self, reply: ReplyLog) -> None:
+        running = self._running.get(reply.message_id)
+        if running is not None and running.orphan_timer is not None:
+            running.orphan_timer.cancel()
+            running.orphan_timer = None
+
+    def _orphan_expired(self, reply: ReplyLog) -> None:
+        if reply.viewer_count == 0 and not reply.ended:
+            self._spawn(self._orphan_check(reply))
+
+    async def _orphan_check(self, reply: ReplyLog) -> None:
+        running = self._running.get(reply.message_id)
+        if running is None or reply.viewer_count or reply.ended:
+            return
+        if await self.replies.watched_elsewhere(reply.message_id):
+            running.orphan_timer = None
+            self._orphaned(reply)  # a viewer on another instance: another grace
+            return
+        reply.orphaned = True
+        self.stop_local(reply, "cancelled")
+
+    # ---------------------------------------------------------------- background tasks
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task that :meth:`drain` waits for. (To be replaced by
+        ``gateway.tasks.TaskOwner.spawn`` once that lands.)"""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,216 @@
+"""Turns: what a ``message``, ``cancel``, ``resume`` or ``reset`` does to a conversation.
+
+One reply runs per conversation at a time (decided by the store, atomically, so two
+instances cannot both start one). A turn stores the user's message, creates the reply's
+log, tells every viewer of the conversation (``user_message``, then the reply), here and,
+through the event bus, on the other instances, and hands the reply to the supervisor, which
+runs the producer task that reads the upstream into the log (:mod:`gateway.producer`). A
+``message`` whose client id the conversation has seen starts nothing: the sender follows
+the existing reply from its first step.
+
+Stopping is explicit: ``cancel``, ``interrupt`` and ``reset`` end the log at once and
+cancel its producer, which closes the upstream response; a reply produced on another
+instance is stopped there (a ``stop`` event). A closed socket only detaches its viewer; a
+reply left with no viewer anywhere keeps running for ``limits.orphan_grace_s``.
+
+The decisions are :mod:`gateway.turn_rules` (pure); the reply tasks are
+:class:`~gateway.supervisor.ReplySupervisor`'s; the events to and from the other
+instances are :class:`~gateway.cluster.ClusterEvents`'.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import protocol
+from .cluster import ClusterEvents
+from .config import Config
+from .connection import Connection
+from .conversations import Conversation, ConversationStore, HistoryMessage, new_id
+from .errors import BadRequest, Busy, RateLimited, ResumeUnavailable
+from .llm.events import ChatRequest
+from .metrics import Metrics
+from .replies import ReplyLog, ReplyStore
+from .rooms import Rooms
+from .stores.backends import Backends, Limiter
+from .supervisor import ReplySupervisor
+from .turn_rules import Follow, Refuse, decide_message, min_tokens, upstream_messages
+
+
+class Turns:
+    """The I/O shell for a conversation's client frames (message, cancel, resume, reset).
+
+    Contract: it asks :func:`~gateway.turn_rules.decide_message` what a message does, then
+    applies the answer with the stores: the rate limit, the store's atomic claim (which has
+    the last word on busy and duplicate ids), history, the reply's log, the viewers here
+    and elsewhere; a started reply belongs to the supervisor from then on. A claim it takes
+    is never left behind: if anything fails before the supervisor holds the reply, the
+    claim is freed. Errors raised are :class:`~gateway.errors.GatewayError`\\ s for the
+    sender.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        backends: Backends,
+        rooms: Rooms,
+        supervisor: ReplySupervisor,
+        cluster: ClusterEvents,
+        metrics: Metrics,
+        instance: str,
+    ) -> None:
+        self.config = config
+        self.conversations: ConversationStore = backends.conversations
+        self.replies: ReplyStore = backends.replies
+        self.rate_limiter: Limiter = backends.rate_limiter
+        self.rooms = rooms
+        self.supervisor = supervisor
+        self.cluster = cluster
+        self.metrics = metrics
+        self.instance = instance
+
+    async def refresh(self, conv: Conversation) -> Conversation:
+        """The conversation as shared state has it now (another instance may have changed it)."""
+        fresh = await self.conversations.get(conv.id)
+        if fresh is None:  # forgotten while empty by another instance: make it again
+            fresh = await self.conversations.create(
+                conv.id, conv.owner, conv.session_type, conv.assistant
+            )
+            for member in conv.members - fresh.members:
+                await self.conversations.join(fresh, member)
+        return fresh
+
+    # ---------------------------------------------------------------- client frames
+
+    async def message(self, conn: Connection, conv: Conversation, msg: protocol.Message) -> None:
+        limits = self.config.limits
+        decision = decide_message(
+            client_id=msg.id,
+            text=msg.text,
+            interrupt=msg.interrupt,
+            running=conv.running,
+            seen=conv.replies_by_client_id,
+            user_running=self.supervisor.running_for(conn.user),
+            limits=limits,
+        )
+        if isinstance(decision, Follow):
+            await self._follow_again(conn, decision.message_id)
+            return
+        if isinstance(decision, Refuse):
+            raise decision.error
+        if not await self.rate_limiter.allow(conn.user):
+            raise RateLimited(
+                f"more than {limits.messages_per_minute} messages a minute; slow down"
+            )
+        message_id = new_id("m")
+        claim = await self.conversations.claim_reply(
+            conv, message_id, msg.id, self.instance, interrupt=msg.interrupt
+        )
+        if claim.outcome == "duplicate" and claim.previous is not None:
+            await self._follow_again(conn, claim.previous)
+            return
+        if claim.outcome == "busy":
+            raise Busy()
+        try:
+            if claim.previous is not None:
+                if claim.stale:
+                    self.supervisor.reap_stale_later(claim.previous)
+                else:
+                    previous = await self.replies.find(claim.previous)
+                    if previous is not None:
+                        await self.supervisor.stop(previous, "interrupted")
+            await self._start_turn(conn, conv, msg, message_id)
+        except BaseException as exc:
+            # Whatever failed, a claim with no reply task behind it is freed here (the task,
+            # once it exists, frees it itself): the conversation is never left busy.
+            if not self.supervisor.runs(message_id):
+                if isinstance(exc, Exception):
+                    await self.supervisor.release(conv, message_id)
+                else:  # cancelled: no awaiting here
+                    self.supervisor.release_later(conv, message_id)
+            raise
+
+    async def _follow_again(self, conn: Connection, message_id: str) -> None:
+        reply = await self.replies.find(message_id)
+        if reply is None:
+            raise ResumeUnavailable("that message's reply is no longer available")
+        conn.follow(reply, 0, resumed=True)
+
+    async def cancel(self, conv: Conversation, message_id: str | None) -> None:
+        if conv.running is None or (message_id and message_id != conv.running):
+            return  # nothing to stop: idempotent
+        reply = await self.replies.find(conv.running)
+        if reply is not None:
+            await self.supervisor.stop(reply, "cancelled")
+
+    async def resume(self, conn: Connection, conv: Conversation, frame: protocol.Resume) -> None:
+        reply = await self.replies.find(frame.message_id)
+        if reply is None or reply.conversation_id != conv.id:
+            raise ResumeUnavailable("no such reply in this conversation, or it has expired")
+        if frame.last_seq > reply.head and (reply.ended or not reply.remote):
+            # (A mirror may lag the producer by a moment: its reader waits for the steps.)
+            raise BadRequest(f"last_seq {frame.last_seq} is beyond the reply's {reply.head} steps")
+        if not conn.follow(reply, frame.last_seq, resumed=True):
+            raise BadRequest("this connection is already following that reply")
+        self.metrics.resumes.inc()
+
+    async def reset(self, conv: Conversation) -> None:
+        if conv.running is not None:
+            reply = await self.replies.find(conv.running)
+            if reply is not None:
+                await self.supervisor.stop(reply, "cancelled")
+        await self.conversations.clear(conv)
+        await self.cluster.publish_room(
+            conv.id, protocol.encode({"type": "history_cleared", "conversation_id": conv.id})
+        )
+
+    # ---------------------------------------------------------------- starting a reply
+
+    async def _start_turn(
+        self, conn: Connection, conv: Conversation, msg: protocol.Message, message_id: str
+    ) -> None:
+        assistant = self.config.assistants[conv.assistant]
+        model = self.config.assistant_model(conv.assistant)
+        now = time.time()
+        user_msg = HistoryMessage(
+            new_id("u"), "user", msg.text, "complete", now, user=conn.user, client_id=msg.id
+        )
+        reply = ReplyLog(
+            message_id=message_id,
+            conversation_id=conv.id,
+            owner=conn.user,
+            reply_to=msg.id,
+            model=model,
+        )
+        request = ChatRequest(
+            model=model,
+            messages=upstream_messages(
+                conv.messages,
+                assistant.system_prompt,
+                msg.text,
+                self.config.limits.history_budget_chars,
+            ),
+            temperature=msg.temperature if msg.temperature is not None else assistant.temperature,
+            top_p=msg.top_p if msg.top_p is not None else assistant.top_p,
+            max_tokens=min_tokens(msg.max_tokens, assistant.max_tokens),
+        )
+        await self.conversations.add_messages(
+            conv, user_msg, HistoryMessage(reply.message_id, "assistant", "", "running", now)
+        )
+        await self.replies.add(reply)  # in Redis before anyone is told of it
+        user_message = protocol.encode(
+            {
+                "type": "user_message",
+                "id": msg.id,
+                "conversation_id": conv.id,
+                "user": conn.public_user or conn.user,
+                "text": msg.text,
+                "ts": protocol.now_iso(),
+            }
+        )
+        # Viewers here first (the upstream request starts without waiting on Redis), then
+        # the other instances, in the same order: the user's message, then the reply.
+        self.rooms.publish(conv.id, user_message)
+        self.rooms.publish_reply(conv.id, reply)
+        self.supervisor.start(conv, reply, request)
+        await self.cluster.publish_turn(conv.id, user_message, reply.message_id)

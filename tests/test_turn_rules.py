@@ -1,0 +1,148 @@
+"""The turn rules on plain values: no sockets, no stores, no event loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.config import LimitsConfig
+from gateway.conversations import HistoryMessage
+from gateway.errors import Busy, MessageTooLong
+from gateway.llm.events import ChatMessage
+from gateway.replies import ReplyState
+from gateway.turn_rules import (
+    Follow,
+    Refuse,
+    Start,
+    decide_message,
+    history_status,
+    min_tokens,
+    upstream_messages,
+)
+
+LIMITS = LimitsConfig(max_message_chars=10, max_replies_per_user=2)
+
+
+def decide(**changes: Any) -> object:
+    values: dict[str, Any] = {
+        "client_id": "c-1",
+        "text": "hi",
+        "interrupt": False,
+        "running": None,
+        "seen": {},
+        "user_running": 0,
+        "limits": LIMITS,
+    }
+    values.update(changes)
+    return decide_message(**values)
+
+
+def said(role: str, content: str, status: str = "complete") -> HistoryMessage:
+    return HistoryMessage(f"id-{content}", role, content, status, 0.0)  # type: ignore[arg-type]
+
+
+def test_an_idle_conversation_starts_a_reply() -> None:
+    """A short message in a conversation with nothing running starts a reply, interrupting none."""
+    assert decide() == Start(None)
+
+
+def test_a_seen_client_id_follows_its_reply() -> None:
+    """A client id the conversation has seen follows that reply, before any other check."""
+    decision = decide(seen={"c-1": "m-7"}, text="x" * 50, running="m-9", user_running=9)
+    assert decision == Follow("m-7")
+
+
+def test_a_message_over_the_limit_is_refused_as_too_long() -> None:
+    """A text longer than max_message_chars is refused, naming its length and the limit."""
+    decision = decide(text="x" * 11, interrupt=True)
+    assert isinstance(decision, Refuse) and isinstance(decision.error, MessageTooLong)
+    assert "11 characters" in decision.error.message and "limit is 10" in decision.error.message
+
+
+def test_a_message_at_the_limit_starts() -> None:
+    """A text of exactly max_message_chars is accepted."""
+    assert decide(text="x" * 10) == Start(None)
+
+
+def test_a_busy_conversation_refuses_a_plain_message() -> None:
+    """While a reply runs, a message without interrupt is refused as busy."""
+    decision = decide(running="m-1")
+    assert isinstance(decision, Refuse) and type(decision.error) is Busy
+    assert decision.error.message == Busy.default_message
+
+
+def test_an_interrupt_starts_and_names_the_running_reply() -> None:
+    """An interrupt passes busy and says which running reply it stops."""
+    assert decide(running="m-1", interrupt=True) == Start("m-1")
+
+
+def test_a_user_at_the_reply_cap_is_refused() -> None:
+    """A user with max_replies_per_user replies running is refused, saying why."""
+    decision = decide(user_running=2)
+    assert isinstance(decision, Refuse) and isinstance(decision.error, Busy)
+    assert "too many replies" in decision.error.message
+
+
+def test_an_interrupt_passes_the_per_user_cap() -> None:
+    """An interrupt replaces a reply, so the per-user cap does not refuse it."""
+    assert decide(user_running=2, interrupt=True) == Start(None)
+
+
+def test_upstream_messages_put_the_system_prompt_history_and_turn_in_order() -> None:
+    """The system prompt, then past turns oldest first, then this turn."""
+    history = [said("user", "a"), said("assistant", "b")]
+    assert upstream_messages(history, "be brief", "c", 100) == (
+        ChatMessage("system", "be brief"),
+        ChatMessage("user", "a"),
+        ChatMessage("assistant", "b"),
+        ChatMessage("user", "c"),
+    )
+
+
+def test_upstream_messages_keep_only_the_newest_turns_that_fit() -> None:
+    """The budget counts this turn first, then the newest past turns; older ones are dropped."""
+    history = [said("user", "aaaa"), said("assistant", "bbbb"), said("user", "cccc")]
+    messages = upstream_messages(history, "", "dd", 10)
+    assert messages == (
+        ChatMessage("assistant", "bbbb"),
+        ChatMessage("user", "cccc"),
+        ChatMessage("user", "dd"),
+    )
+
+
+def test_upstream_messages_skip_empty_and_running_messages() -> None:
+    """A running reply and an empty message are not sent upstream; no prompt, no system turn."""
+    history = [said("user", "a"), said("assistant", ""), said("assistant", "part", "running")]
+    assert upstream_messages(history, "", "b", 100) == (
+        ChatMessage("user", "a"),
+        ChatMessage("user", "b"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "orphaned", "cut", "status"),
+    [
+        (ReplyState.COMPLETED, "stop", False, False, "complete"),
+        (ReplyState.COMPLETED, "length", False, False, "incomplete"),
+        (ReplyState.CANCELLED, "cancelled", False, False, "cancelled"),
+        (ReplyState.CANCELLED, "interrupted", False, False, "cancelled"),
+        (ReplyState.CANCELLED, "cancelled", True, False, "incomplete"),
+        (ReplyState.CANCELLED, "cancelled", False, True, "incomplete"),
+        (ReplyState.FAILED, "error", False, False, "failed"),
+        (ReplyState.RUNNING, None, False, False, "running"),
+    ],
+)
+def test_history_status_of_each_way_a_reply_ends(
+    state: ReplyState, reason: str | None, orphaned: bool, cut: bool, status: str
+) -> None:
+    """History keeps a stop nobody asked for (orphaned, cut at shutdown) as incomplete."""
+    assert history_status(state, reason, orphaned, cut) == status
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "smaller"), [(None, None, None), (5, None, 5), (None, 7, 7), (9, 3, 3)]
+)
+def test_min_tokens_is_the_smaller_cap(a: int | None, b: int | None, smaller: int | None) -> None:
+    """The smaller of two optional caps; None only where neither caps."""
+    assert min_tokens(a, b) == smaller
