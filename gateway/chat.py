@@ -26,7 +26,7 @@ import structlog
 from . import protocol
 from .config import Config
 from .connection import Connection
-from .conversations import Conversation, ConversationStore, HistoryMessage, Status, new_id
+from .conversations import Conversation, HistoryMessage, Status, new_id
 from .errors import (
     BadRequest,
     Busy,
@@ -39,10 +39,12 @@ from .errors import (
 from .generation import produce
 from .llm.events import ChatMessage, ChatRequest, Upstream
 from .metrics import Metrics
-from .replies import ReplyLog, ReplyState, ReplyStore
+from .replies import ReplyLog, ReplyState
 from .rooms import Rooms
 from .stores.backends import Backends
-from .stores.interfaces import Event
+from .stores.conversations import ConversationStore
+from .stores.events import Event
+from .stores.replies import ReplyStore
 
 log = structlog.get_logger("gateway.chat")
 
@@ -323,7 +325,7 @@ class Chat:
                 self._per_user[reply.owner] -= 1
                 if self._per_user[reply.owner] <= 0:
                     del self._per_user[reply.owner]
-                self.replies.ended(reply)
+                self.replies.expire_later(reply)
                 self._observe(reply)
                 bound_log.info(
                     "reply",

@@ -59,7 +59,7 @@ async def test_past_the_count_bound_the_oldest_idle_conversations_go(gateway) ->
     oldest = await gw.chat()
     await oldest.ask("viewed sim:delay_ms=0")
     ids = [await _chat_once(gw, f"n{i} sim:delay_ms=0") for i in range(5)]
-    store = gw.app[keys.CHAT].conversations
+    store = gw.app[keys.BACKENDS].conversations
     assert len(store) <= 4
     listed = set(await _listed(gw))
     assert oldest.connected["conversation_id"] in listed
@@ -72,7 +72,7 @@ async def test_past_the_byte_budget_large_histories_are_forgotten(gateway) -> No
     gw = await gateway(f"[limits]\nmemory_max_history_bytes = 2000000\n{BOUNDS}")
     text = "big {} sim:chars=200000 sim:tokens=20 sim:delay_ms=0"
     ids = [await _chat_once(gw, text.format(i)) for i in range(4)]
-    store = gw.app[keys.CHAT].conversations
+    store = gw.app[keys.BACKENDS].conversations
     assert store.history_bytes <= 2_000_000
     assert 1 <= len(store) < 4
     assert ids[-1] in await _listed(gw)
@@ -81,7 +81,7 @@ async def test_past_the_byte_budget_large_histories_are_forgotten(gateway) -> No
 async def test_a_bound_passed_while_all_is_viewed_is_met_once_viewers_leave() -> None:
     """Viewed conversations are kept past the count bound; the sweep forgets the oldest
     once their viewers have left (signed-in owners: the TTL does not apply)."""
-    from gateway.conversations import MemoryConversationStore
+    from gateway.stores.conversations_memory import MemoryConversationStore
     from tests.conftest import wait_until
 
     viewed = {f"conv-{i}" for i in range(5)}
