@@ -81,9 +81,7 @@ def memory_backends(config: Config, registry: Registry) -> Backends:
     )
 
 
-def redis_backends(
-    config: Config, redis: Redis, registry: Registry, instance: str
-) -> Backends:
+def redis_backends(config: Config, redis: Redis, registry: Registry, instance: str) -> Backends:
     limits, keys = config.limits, KeySpace(config.redis.key_prefix)
     conversations = RedisConversationStore(
         redis, keys, limits.history_max_messages, config.redis.history_ttl_s

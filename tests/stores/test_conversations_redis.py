@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from gateway.stores.conversations_redis import RedisConversationStore
 
 from gateway.conversations import HistoryMessage
+from gateway.stores.conversations_redis import RedisConversationStore
 from gateway.stores.redis_client import KeySpace
 
 
