@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from yarl import URL
@@ -39,6 +37,7 @@ from .rooms import Rooms
 from .stores.backends import memory_backends, redis_backends
 from .stores.redis_client import KeySpace, guarded, make_redis
 from .supervisor import ReplySupervisor
+from .tasks import TaskOwner
 from .turns import Turns
 
 
@@ -113,27 +112,17 @@ def _anonymous_secret(app: web.Application) -> Callable[[], Awaitable[bytes]]:
 async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
     """Shared state: in memory, or in Redis with its event listener and presence heartbeat."""
     config, registry = app[keys.CONFIG], app[keys.REGISTRY]
-    shared = None
-    tasks: list[asyncio.Task[None]] = []
     if keys.REDIS in app:
-        shared = redis_backends(config, app[keys.REDIS], registry, app[keys.INSTANCE_ID])
-        shared.bus.on("broadcast", admin.on_broadcast_event(registry))
-        tasks = [
-            asyncio.create_task(shared.redis_bus.run(), name="event bus"),
-            asyncio.create_task(shared.redis_presence.run(), name="presence"),
-        ]
-    backends = shared if shared is not None else memory_backends(config, registry)
+        backends = redis_backends(config, app[keys.REDIS], registry, app[keys.INSTANCE_ID])
+        backends.bus.on("broadcast", admin.on_broadcast_event(registry))
+    else:
+        backends = memory_backends(config, registry)
     app[keys.BACKENDS] = backends
+    await backends.run()
     try:
         yield
     finally:
-        await backends.replies.aclose()  # publishers first write what they hold
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-        if shared is not None:
-            await shared.redis_presence.leave()
+        await backends.aclose()  # publishers first write what they hold
 
 
 async def _redis_ready(app: web.Application) -> None:
@@ -159,34 +148,31 @@ async def _turns_ctx(app: web.Application) -> AsyncIterator[None]:
         await supervisor.drain(config.server.shutdown_grace_s)
 
 
-@contextlib.asynccontextmanager
-async def _task(coro: Coroutine[Any, Any, None] | None, name: str) -> AsyncIterator[None]:
-    """Run ``coro`` (none: nothing) as a task for the app's life; cancel it on cleanup."""
-    task = asyncio.create_task(coro, name=name) if coro is not None else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
     """One task enforces every socket's send deadline (cheaper than a timeout per frame),
     and one keeps them alive with pings (cheaper than a heartbeat timer per socket)."""
     config, registry = app[keys.CONFIG], app[keys.REGISTRY]
     heartbeat_s = config.server.heartbeat_s
-    async with (
-        _task(registry.watch_sends(config.limits.slow_consumer_timeout_s), "send watchdog"),
-        _task(registry.keep_alive(heartbeat_s) if heartbeat_s > 0 else None, "heartbeat"),
-    ):
+    tasks = TaskOwner()
+    tasks.spawn(registry.watch_sends(config.limits.slow_consumer_timeout_s), "send watchdog")
+    if heartbeat_s > 0:
+        tasks.spawn(registry.keep_alive(heartbeat_s), "heartbeat")
+    try:
         yield
+    finally:
+        await tasks.aclose()
 
 
 async def _heap_ctx(app: web.Application) -> AsyncIterator[None]:
     """One task hands the heap's free pages back to the system (:mod:`gateway.heap`)."""
     trim = heap.heap_trimmer()
-    async with _task(heap.trim_forever(trim) if trim else None, "heap trim"):
+    tasks = TaskOwner()
+    if trim:
+        tasks.spawn(heap.trim_forever(trim), "heap trim")
+    try:
         yield
+    finally:
+        await tasks.aclose()
 
 
 async def _close_sockets(app: web.Application) -> None:

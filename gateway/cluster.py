@@ -9,9 +9,9 @@ arrives from elsewhere.
 
 from __future__ import annotations
 
-from .replies import ReplyStore
 from .rooms import Rooms
-from .stores.interfaces import Bus, Event
+from .stores.events import Bus, Event
+from .stores.replies import ReplyStore
 from .supervisor import ReplySupervisor
 
 

@@ -20,13 +20,15 @@ from typing import Any
 import structlog
 
 from .config import Config
-from .conversations import Conversation, ConversationStore
+from .conversations import Conversation
 from .errors import StoreUnavailable, failure_fields
 from .llm.events import ChatRequest, Upstream
 from .metrics import Metrics
 from .producer import produce
-from .replies import ReplyLog, ReplyState, ReplyStore
+from .replies import ReplyLog, ReplyState
 from .stores.backends import Backends
+from .stores.conversations import ConversationStore
+from .stores.replies import ReplyStore
 from .turn_rules import history_status
 
 log = structlog.get_logger("gateway.supervisor")
@@ -167,7 +169,7 @@ class ReplySupervisor:
                 self._per_user[reply.owner] -= 1
                 if self._per_user[reply.owner] <= 0:
                     del self._per_user[reply.owner]
-                self.replies.ended(reply)
+                self.replies.expire_later(reply)
                 self._observe(reply)
                 bound_log.info(
                     "reply",

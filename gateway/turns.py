@@ -26,13 +26,16 @@ from . import protocol
 from .cluster import ClusterEvents
 from .config import Config
 from .connection import Connection
-from .conversations import Conversation, ConversationStore, HistoryMessage, new_id
+from .conversations import Conversation, HistoryMessage, new_id
 from .errors import BadRequest, Busy, RateLimited, ResumeUnavailable
 from .llm.events import ChatRequest
 from .metrics import Metrics
-from .replies import ReplyLog, ReplyStore
+from .replies import ReplyLog
 from .rooms import Rooms
-from .stores.backends import Backends, Limiter
+from .stores.backends import Backends
+from .stores.conversations import ConversationStore
+from .stores.ratelimits import RateLimiter
+from .stores.replies import ReplyStore
 from .supervisor import ReplySupervisor
 from .turn_rules import Follow, Refuse, decide_message, min_tokens, upstream_messages
 
@@ -62,7 +65,7 @@ class Turns:
         self.config = config
         self.conversations: ConversationStore = backends.conversations
         self.replies: ReplyStore = backends.replies
-        self.rate_limiter: Limiter = backends.rate_limiter
+        self.rate_limiter: RateLimiter = backends.rate_limiter
         self.rooms = rooms
         self.supervisor = supervisor
         self.cluster = cluster

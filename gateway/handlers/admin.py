@@ -11,7 +11,7 @@ from .. import keys, protocol
 from ..auth import Identity, request_identity
 from ..errors import Forbidden, RateLimited, Unprocessable
 from ..registry import Registry
-from ..stores.interfaces import Event, EventHandler
+from ..stores.events import Event, EventHandler
 from .errors import json_body
 
 

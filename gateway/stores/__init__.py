@@ -1,16 +1,31 @@
 """Where shared state lives: in this process (the default), or in Redis (``redis.url``).
 
-The streaming core talks to five seams; each has a memory and a Redis implementation::
+The streaming core talks to five seams. Each has one interface module (a ``Protocol``)
+and its memory and Redis implementations beside it::
 
-    seam                  memory (one instance)              Redis (several instances)
-    conversations         conversations.MemoryConversationStore  redis_conversations
-    reply logs            replies.ReplyStore                 redis_replies (Streams)
-    events (rooms, stop,  memory.LocalBus                    redis_bus (one pub/sub channel)
-      broadcast)
-    presence (who is      memory.LocalPresence               redis_presence (heartbeat)
-      connected where)
-    rate limits           ratelimits.RateLimiter             redis_ratelimits (Lua bucket)
+    seam                       interface         memory (one instance)     Redis (several)
+    conversations              conversations     conversations_memory      conversations_redis
+      (history, rooms, the       ConversationStore MemoryConversationStore   RedisConversationStore
+      running reply)                                                         (Lua claims)
+    reply logs (resume,        replies           replies_memory            replies_redis
+      mirrors)                   ReplyStore        MemoryReplyStore          RedisReplyStore
+                                                                             (Streams)
+    events (rooms, stop,       events            events_memory             events_redis
+      broadcast)                 Bus, Event        LocalBus                  RedisBus (pub/sub)
+    presence (who is           presence          presence_memory           presence_redis
+      connected where)           Presence          LocalPresence             RedisPresence
+                                                                             (heartbeat)
+    rate limits                ratelimits        ratelimits_memory         ratelimits_redis
+                                 RateLimiter       MemoryRateLimiter         RedisRateLimiter
+                                                                             (Lua bucket)
+
+Every backend has the same lifecycle (:class:`~.lifecycle.Lifecycle`): ``run()`` does its
+background work until cancelled (or returns at once), ``aclose()`` releases what it holds.
+:mod:`.backends` picks the set (:func:`~.backends.memory_backends`,
+:func:`~.backends.redis_backends`) and starts and stops it as one
+(:class:`~.backends.Backends`); :mod:`.redis_client` holds the Redis client, the key
+layout and the one place Redis errors become ours.
 
 Local viewers of a local reply always read the in-memory log: Redis carries only what
-crosses instances. :func:`gateway.stores.backends.open_backends` picks the set.
+crosses instances.
 """

@@ -2,35 +2,65 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 from ..config import Config
-from ..conversations import ConversationStore, MemoryConversationStore
-from ..ratelimits import RateLimiter
 from ..registry import Registry
-from ..replies import ReplyStore
-from .interfaces import Bus, Presence
-from .memory import LocalBus, LocalPresence
-from .redis_bus import RedisBus
+from ..tasks import TaskOwner
+from .conversations import ConversationStore
+from .conversations_memory import MemoryConversationStore
+from .conversations_redis import RedisConversationStore
+from .events import Bus
+from .events_memory import LocalBus
+from .events_redis import RedisBus
+from .lifecycle import Lifecycle
+from .presence import Presence
+from .presence_memory import LocalPresence
+from .presence_redis import RedisPresence
+from .ratelimits import RateLimiter
+from .ratelimits_memory import MemoryRateLimiter
+from .ratelimits_redis import RedisRateLimiter
 from .redis_client import KeySpace, Redis
-from .redis_conversations import RedisConversationStore
-from .redis_presence import RedisPresence
-from .redis_ratelimits import RedisRateLimiter
-from .redis_replies import RedisReplyStore
-
-
-class Limiter(Protocol):
-    async def allow(self, user: str) -> bool: ...
+from .replies import ReplyStore
+from .replies_memory import MemoryReplyStore
+from .replies_redis import RedisReplyStore
 
 
 @dataclass(frozen=True, slots=True)
 class Backends:
+    """One implementation of each seam, and their lifecycle as one.
+
+    :meth:`run` starts every backend's ``run()`` as a task and returns; :meth:`aclose`
+    closes the replies first (a publisher writes what it holds), then stops those tasks,
+    then closes the other backends (presence leaves at once).
+    """
+
     conversations: ConversationStore
     replies: ReplyStore
     bus: Bus
     presence: Presence
-    rate_limiter: Limiter
+    rate_limiter: RateLimiter
+    _tasks: TaskOwner = field(default_factory=TaskOwner, init=False, repr=False)
+
+    async def run(self) -> None:
+        for name, backend in self._backends():
+            self._tasks.spawn(backend.run(), name)
+
+    async def aclose(self) -> None:
+        await self.replies.aclose()
+        await self._tasks.aclose()
+        for name, backend in self._backends():
+            if name != "replies":
+                await backend.aclose()
+
+    def _backends(self) -> list[tuple[str, Lifecycle]]:
+        return [
+            ("conversations", self.conversations),
+            ("replies", self.replies),
+            ("events", self.bus),
+            ("presence", self.presence),
+            ("rate limits", self.rate_limiter),
+        ]
 
 
 def memory_backends(config: Config, registry: Registry) -> Backends:
@@ -44,34 +74,24 @@ def memory_backends(config: Config, registry: Registry) -> Backends:
     )
     return Backends(
         conversations=conversations,
-        replies=ReplyStore(limits.resume_window_s, limits.memory_max_reply_bytes),
+        replies=MemoryReplyStore(limits.resume_window_s, limits.memory_max_reply_bytes),
         bus=LocalBus(),
         presence=LocalPresence(registry),
-        rate_limiter=RateLimiter(limits.messages_per_minute),
+        rate_limiter=MemoryRateLimiter(limits.messages_per_minute),
     )
 
 
-@dataclass(frozen=True, slots=True)
-class RedisBackends(Backends):
-    redis_bus: RedisBus
-    redis_presence: RedisPresence  # (the two with background loops, typed for app.py)
-
-
-def redis_backends(
-    config: Config, redis: Redis, registry: Registry, instance: str
-) -> RedisBackends:
+def redis_backends(config: Config, redis: Redis, registry: Registry, instance: str) -> Backends:
     limits, keys = config.limits, KeySpace(config.redis.key_prefix)
     conversations = RedisConversationStore(
         redis, keys, limits.history_max_messages, config.redis.history_ttl_s
     )
     presence = RedisPresence(redis, keys, instance, registry, config.redis.heartbeat_s)
     bus = RedisBus(redis, keys.events, instance)
-    return RedisBackends(
+    return Backends(
         conversations=conversations,
         replies=RedisReplyStore(redis, keys, instance, limits.resume_window_s, conversations),
         bus=bus,
         presence=presence,
         rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),
-        redis_bus=bus,
-        redis_presence=presence,
     )

@@ -25,7 +25,7 @@ heartbeat_s = 0.2
 """
             )
             await gw.app[keys.BACKENDS].bus.wait_ready()  # type: ignore[attr-defined]
-            await gw.app[keys.BACKENDS].redis_presence.beat()  # type: ignore[attr-defined]
+            await gw.app[keys.BACKENDS].presence.beat()  # type: ignore[attr-defined]
             started.append(gw)
         return started
 

@@ -148,7 +148,7 @@ async def test_connection_stats_count_every_live_instance_and_forget_a_dead_one(
     admin = {"Authorization": f"Bearer {make_token('root', admin=True)}"}
     from gateway import keys
 
-    presence_b = b.app[keys.BACKENDS].redis_presence
+    presence_b = b.app[keys.BACKENDS].presence
     await presence_b.beat()
     body = await (await a.client.get("/api/v1/connections", headers=admin)).json()
     assert body["total_connections"] == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from redis.exceptions import RedisError
 
-from ..ratelimits import RateLimiter
+from .ratelimits_memory import MemoryRateLimiter
 from .redis_client import KeySpace, Redis
 
 log = structlog.get_logger("gateway.ratelimits")
@@ -28,14 +28,16 @@ return ok
 
 
 class RedisRateLimiter:
-    """Falls back to this instance's own bucket while Redis is down (never a crash)."""
+    """One bucket per user in Redis, shared by every instance (Redis's clock, one script
+    call a message); falls back to this instance's own bucket while Redis is down (never a
+    crash). Nothing runs in the background."""
 
     def __init__(self, redis: Redis, keys: KeySpace, per_minute: int) -> None:
         self._redis = redis
         self._k = keys
         self._per_minute = per_minute
         self._take = redis.register_script(_TAKE)
-        self._fallback = RateLimiter(per_minute)
+        self._fallback = MemoryRateLimiter(per_minute)
 
     async def allow(self, user: str) -> bool:
         if self._per_minute <= 0:
@@ -48,3 +50,9 @@ class RedisRateLimiter:
             log.warning("rate limit local while redis is down", error=type(exc).__name__)
             return self._fallback.allow_now(user)
         return bool(ok)
+
+    async def run(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass

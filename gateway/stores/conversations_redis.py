@@ -144,6 +144,9 @@ def _header(cid: str, meta: dict[str, str], members: set[str]) -> Conversation:
 
 
 class RedisConversationStore:
+    """Conversations in Redis (see the module's docstring), every key expiring
+    ``ttl_s`` after its last write; nothing runs in the background."""
+
     def __init__(self, redis: Redis, keys: KeySpace, max_messages: int, ttl_s: float) -> None:
         self._redis = redis
         self._k = keys
@@ -301,3 +304,9 @@ class RedisConversationStore:
                 ],
                 args=[cid],
             )
+
+    async def run(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass  # (the client is closed by its owner)

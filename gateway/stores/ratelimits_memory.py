@@ -1,12 +1,14 @@
-"""Per-user token buckets for ``limits.messages_per_minute``."""
+"""One instance: per-user token buckets for ``limits.messages_per_minute`` in memory."""
 
 from __future__ import annotations
 
 import time
 
 
-class RateLimiter:
-    """A bucket of ``per_minute`` tokens per user, refilled continuously."""
+class MemoryRateLimiter:
+    """A bucket of ``per_minute`` tokens per user, refilled continuously; a message takes
+    one. :meth:`allow_now` is the same answer without a coroutine (the Redis limiter's
+    fallback). Full buckets are forgotten now and then, so memory follows active users."""
 
     def __init__(self, per_minute: int) -> None:
         self._capacity = float(per_minute)
@@ -15,6 +17,12 @@ class RateLimiter:
 
     async def allow(self, user: str) -> bool:
         return self.allow_now(user)
+
+    async def run(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
 
     def allow_now(self, user: str) -> bool:
         if self._capacity <= 0:

@@ -81,7 +81,7 @@ async def test_past_the_byte_budget_large_histories_are_forgotten(gateway) -> No
 async def test_a_bound_passed_while_all_is_viewed_is_met_once_viewers_leave() -> None:
     """Viewed conversations are kept past the count bound; the sweep forgets the oldest
     once their viewers have left (signed-in owners: the TTL does not apply)."""
-    from gateway.conversations import MemoryConversationStore
+    from gateway.stores.conversations_memory import MemoryConversationStore
     from tests.conftest import wait_until
 
     viewed = {f"conv-{i}" for i in range(5)}

@@ -34,10 +34,11 @@ import structlog
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
-from ..conversations import ConversationStore
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
-from ..replies import ReplyLog, ReplyState, ReplyStore, Usage
+from ..replies import ReplyLog, ReplyState, Usage
+from .conversations import ConversationStore
 from .redis_client import KeySpace, Redis, guarded
+from .replies_memory import MemoryReplyStore
 
 log = structlog.get_logger("gateway.replies")
 
@@ -84,7 +85,14 @@ def _end_fields(reply: ReplyLog) -> dict[str, Any]:
     return body
 
 
-class RedisReplyStore(ReplyStore):
+class RedisReplyStore(MemoryReplyStore):
+    """The memory store's logs, each also in Redis: see the module's docstring.
+
+    Logs produced here are published by one background task; mirrors of other instances'
+    replies are followed by one reader task (both start on demand). :meth:`aclose` gives
+    the publisher a grace to write what it holds, then stops every task.
+    """
+
     def __init__(
         self,
         redis: Redis,
@@ -237,7 +245,7 @@ class RedisReplyStore(ReplyStore):
         mirror.on_adopted = self._mark_watched  # a first viewer here: tell the producer now
         self._logs[message_id] = mirror
         if mirror.ended:
-            self.ended(mirror)
+            self.expire_later(mirror)
         else:
             self._followed[self._k.steps(message_id)] = (mirror, last)
             if self._reader is None or self._reader.done():
@@ -287,7 +295,7 @@ class RedisReplyStore(ReplyStore):
                     self._followed[stream] = (mirror, self._apply(mirror, entries))
                     if mirror.ended:
                         del self._followed[stream]
-                        self.ended(mirror)
+                        self.expire_later(mirror)
                 if time.monotonic() - checked >= CHECK_EVERY_S:
                     checked = time.monotonic()
                     await self._check_producers()
@@ -361,7 +369,7 @@ class RedisReplyStore(ReplyStore):
         finally:
             self._followed.pop(stream, None)
             mirror.finish(ReplyState.FAILED, "error", error=error)
-            self.ended(mirror)
+            self.expire_later(mirror)
 
     async def reap_stale(self, message_id: str) -> None:
         """A claim replaced a reply whose instance died: mark what reached Redis as failed."""

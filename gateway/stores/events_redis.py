@@ -16,7 +16,8 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 
-from .interfaces import EventHandler
+from ..tasks import Backoff, retry_forever
+from .events import EventHandler
 from .redis_client import Redis
 
 log = structlog.get_logger("gateway.bus")
@@ -25,12 +26,17 @@ RETRY_MAX_S = 2.0
 
 
 class RedisBus:
+    """The bus on one Redis pub/sub channel (see the module's docstring): :meth:`run`
+    listens until cancelled and is ``ready`` while subscribed; :meth:`publish` never
+    raises (an event published while Redis is down is lost, and logged)."""
+
     def __init__(self, redis: Redis, channel: str, instance: str) -> None:
         self._redis = redis
         self._channel = channel
         self._instance = instance
         self._handlers: dict[str, EventHandler] = {}
         self._subscribed = asyncio.Event()
+        self._backoff = Backoff(max_s=RETRY_MAX_S)
 
     def on(self, kind: str, handler: EventHandler) -> None:
         self._handlers[kind] = handler
@@ -50,26 +56,27 @@ class RedisBus:
             log.warning("event lost: redis is down", kind=kind, error=type(exc).__name__)
 
     async def run(self) -> None:
-        """Forever: subscribe, dispatch in order, and resubscribe after Redis comes back."""
-        delay = 0.05
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                self._subscribed.set()
-                delay = 0.05
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        await self._dispatch(message["data"])
-            except RedisError as exc:
-                if self._subscribed.is_set():
-                    log.warning("event bus lost redis", error=type(exc).__name__)
-                self._subscribed.clear()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-            finally:
-                self._subscribed.clear()
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        """Until cancelled: subscribe, dispatch in order, and resubscribe after Redis comes back."""
+        await retry_forever(
+            self._listen, "event bus", retry_on=(RedisError,), backoff=self._backoff
+        )
+
+    async def _listen(self) -> None:
+        """One subscription: its events, in order, until Redis goes away."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self._channel)
+            self._subscribed.set()
+            self._backoff.reset()  # subscribed: the outage, if any, is over
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    await self._dispatch(message["data"])
+        finally:
+            self._subscribed.clear()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def aclose(self) -> None:
+        pass  # (the subscription closes when run() is cancelled)
 
     async def _dispatch(self, data: str) -> None:
         try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.conversations import HistoryMessage
+from gateway.stores.conversations_redis import RedisConversationStore
 from gateway.stores.redis_client import KeySpace
-from gateway.stores.redis_conversations import RedisConversationStore
 
 
 @pytest.fixture

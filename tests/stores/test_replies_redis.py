@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.stores.redis_replies import decode_steps, encode_steps
+from gateway.stores.replies_redis import decode_steps, encode_steps
 
 STEPS = ["Hel", "lo, ", "世界", "🙂", "", "**bold**", "é", "\n```py\nx = 1\n```"]
 

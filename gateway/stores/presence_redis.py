@@ -29,6 +29,10 @@ SETTLE_S = 0.25
 
 
 class RedisPresence:
+    """Presence by heartbeat (see the module's docstring): :meth:`run` beats until
+    cancelled, :meth:`aclose` leaves at once; :meth:`connections` never waits for a beat
+    for this instance's own connections."""
+
     def __init__(
         self, redis: Redis, keys: KeySpace, instance: str, registry: Registry, heartbeat_s: float
     ) -> None:
@@ -112,3 +116,6 @@ class RedisPresence:
                 await self._redis.zrem(self._k.instances, *dead)
                 await self._redis.delete(*(self._k.instance_conns(d) for d in dead))
         return found
+
+    async def aclose(self) -> None:
+        await self.leave()

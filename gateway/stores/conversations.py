@@ -1,0 +1,57 @@
+"""The conversations seam: history, membership and the running reply, kept for every instance."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..conversations import Claim, Conversation, HistoryMessage, SessionType, Status
+from .lifecycle import Lifecycle
+
+
+class ConversationStore(Lifecycle, Protocol):
+    """Where conversations live, for every instance that shares them.
+
+    ``get`` answers None for an unknown id; ``create`` returns the existing conversation
+    if the id is taken. Writes go to the store and to the :class:`Conversation` in hand.
+    :meth:`claim_reply` is atomic across instances: one reply runs per conversation, and a
+    client id starts at most one. Trouble in shared state raises
+    :class:`~gateway.errors.StoreUnavailable`.
+    """
+
+    async def get(self, conversation_id: str) -> Conversation | None: ...
+
+    async def create(
+        self, conversation_id: str, owner: str, session_type: SessionType, assistant: str
+    ) -> Conversation: ...
+
+    async def join(self, conversation: Conversation, user: str) -> None: ...
+
+    async def for_user(self, user: str) -> list[Conversation]: ...
+
+    async def add_messages(self, conversation: Conversation, *messages: HistoryMessage) -> None:
+        """Append to the history (one write for a turn's user message and reply placeholder)."""
+        ...
+
+    async def update_message(
+        self, conversation: Conversation, message_id: str, content: str, status: Status
+    ) -> None: ...
+
+    async def claim_reply(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        client_id: str,
+        instance: str,
+        *,
+        interrupt: bool,
+    ) -> Claim:
+        """Make ``message_id`` the running reply unless one runs (or the id was seen)."""
+        ...
+
+    async def end_reply(self, conversation: Conversation, message_id: str) -> None: ...
+
+    async def clear(self, conversation: Conversation) -> None: ...
+
+    async def forget_if_empty(self, conversation: Conversation) -> None:
+        """Drop a conversation that never had a message (a socket opened and closed)."""
+        ...

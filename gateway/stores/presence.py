@@ -1,0 +1,14 @@
+"""The presence seam: which connections every live instance holds."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .lifecycle import Lifecycle
+
+
+class Presence(Lifecycle, Protocol):
+    """Which connections every live instance holds: ``connections()`` lists them all, this
+    instance's as they are now, the others' as of their last heartbeat."""
+
+    async def connections(self) -> list[dict[str, Any]]: ...
