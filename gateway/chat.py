@@ -178,9 +178,7 @@ class Chat:
             if reply is not None:
                 await self.stop(reply, "cancelled")
         await self.conversations.clear(conv)
-        await self._publish_room(
-            conv.id, protocol.encode({"type": "history_cleared", "conversation_id": conv.id})
-        )
+        await self._publish_room(conv.id, protocol.history_cleared_frame(conv.id))
 
     # ---------------------------------------------------------------- the other instances
 
@@ -264,15 +262,8 @@ class Chat:
         await self.replies.add(reply)  # in Redis before anyone is told of it
         reply.on_orphaned = self._orphaned
         reply.on_adopted = self._adopted
-        user_message = protocol.encode(
-            {
-                "type": "user_message",
-                "id": msg.id,
-                "conversation_id": conv.id,
-                "user": conn.public_user or conn.user,
-                "text": msg.text,
-                "ts": protocol.now_iso(),
-            }
+        user_message = protocol.user_message_frame(
+            id=msg.id, conversation_id=conv.id, user=conn.public_user or conn.user, text=msg.text
         )
         # Viewers here first (the upstream request starts without waiting on Redis), then
         # the other instances, in the same order: the user's message, then the reply.

@@ -40,7 +40,7 @@ from aiohttp.abc import AbstractStreamWriter
 from . import protocol
 from .errors import GatewayError, SlowConsumer
 from .framing import MaskedSocket
-from .replies import ReplyLog, ReplyState
+from .replies import ReplyLog
 
 log = structlog.get_logger("gateway.connection")
 
@@ -221,7 +221,7 @@ class Connection:
             reply = item.log
             if not item.started:
                 item.started = True
-                return start_frame(reply, resumed=item.resumed), 0
+                return protocol.start_frame(reply, resumed=item.resumed), 0
             text, seq = reply.read(item.seq, self.max_delta_chars)
             if text:
                 merged = seq - item.seq - 1
@@ -236,7 +236,7 @@ class Connection:
             if not ordered:
                 self._ordered = None
             reply.detach(self)
-            return end_frame(reply), 0
+            return protocol.end_frame(reply), 0
         return None
 
     async def run_writer(self) -> None:
@@ -349,34 +349,3 @@ class Connection:
             # that never does is dropped.
             grace = max(CLOSE_FLUSH_S, self.send_timeout_s)
             asyncio.get_running_loop().call_later(grace, transport.abort)
-
-
-def start_frame(reply: ReplyLog, *, resumed: bool = False) -> str:
-    frame: dict[str, Any] = {
-        "type": "start",
-        "message_id": reply.message_id,
-        "reply_to": reply.reply_to,
-        "conversation_id": reply.conversation_id,
-        "model": reply.model,
-    }
-    if resumed:
-        frame["resumed"] = True
-    return protocol.encode(frame)
-
-
-def end_frame(reply: ReplyLog) -> str:
-    if reply.state is ReplyState.FAILED and reply.error is not None:
-        return protocol.error_frame(reply.error, message_id=reply.message_id)
-    return protocol.encode(
-        {
-            "type": "done",
-            "message_id": reply.message_id,
-            "seq": reply.head,
-            "finish_reason": reply.finish_reason,
-            "content_length": reply.content_length,
-            "usage": {
-                "input_tokens": reply.usage.input_tokens,
-                "output_tokens": reply.usage.output_tokens,
-            },
-        }
-    )

@@ -284,16 +284,7 @@ class ChatSession:
         warn_in = expires_at - TOKEN_WARNING_S - time.time()
         if warn_in > 0:
             await asyncio.sleep(warn_in)
-        self.conn.send(
-            protocol.encode(
-                {
-                    "type": "error",
-                    "code": "token_expiring",
-                    "message": "the token expires soon; send a fresh auth frame",
-                    "retryable": True,
-                }
-            )
-        )
+        self.conn.send(protocol.token_expiring_frame())
         await asyncio.sleep(max(0.0, expires_at - time.time()))
         await self.conn.close_with(TokenExpired())
 
