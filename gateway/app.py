@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from . import heap, keys
+from . import heap, heartbeat, keys
 from .auth import AnonymousIds, memory_secret
 from .chat import Chat
 from .config import Config
@@ -35,6 +35,7 @@ from .llm.simulator import start_simulator
 from .metrics import Metrics
 from .registry import Registry
 from .rooms import Rooms
+from .send_policy import SendPolicy
 from .stores.backends import memory_backends, redis_backends
 from .stores.redis_client import KeySpace, guarded, make_redis
 
@@ -173,9 +174,12 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
     and one keeps them alive with pings (cheaper than a heartbeat timer per socket)."""
     config, registry = app[keys.CONFIG], app[keys.REGISTRY]
     heartbeat_s = config.server.heartbeat_s
+    policy = SendPolicy.from_limits(config.limits)
     async with (
-        _task(registry.watch_sends(config.limits.slow_consumer_timeout_s), "send watchdog"),
-        _task(registry.keep_alive(heartbeat_s) if heartbeat_s > 0 else None, "heartbeat"),
+        _task(heartbeat.watch_sends(registry, policy), "send watchdog"),
+        _task(
+            heartbeat.keep_alive(registry, heartbeat_s) if heartbeat_s > 0 else None, "heartbeat"
+        ),
     ):
         yield
 

@@ -41,6 +41,7 @@ from .llm.events import ChatMessage, ChatRequest, Upstream
 from .metrics import Metrics
 from .replies import ReplyLog, ReplyState, ReplyStore
 from .rooms import Rooms
+from .send_policy import SendPolicy
 from .stores.backends import Backends
 from .stores.interfaces import Event
 
@@ -302,7 +303,8 @@ class Chat:
         bound_log = log.bind(conversation_id=conv.id, message_id=reply.message_id, user=reply.owner)
         self.metrics.replies_in_flight.inc()
         try:
-            await produce(reply, self.upstream, request, self.config.limits.outbox_max_bytes)
+            bound = SendPolicy.from_limits(self.config.limits).producer_bound
+            await produce(reply, self.upstream, request, bound)
         except asyncio.CancelledError:
             if not reply.ended:  # cancelled from outside (shutdown): keep what we have
                 reply.finish(ReplyState.CANCELLED, "cancelled")

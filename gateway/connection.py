@@ -18,10 +18,10 @@ Backpressure: every send has a deadline, ``limits.slow_consumer_timeout_s``. aio
 writer blocks in ``drain`` once the transport's buffer is full, so a send that misses its
 deadline means the peer stopped reading with a full buffer: the connection is closed with
 1013 ``slow consumer`` (the client resumes). The deadline costs the send two attribute
-writes: one watchdog per app (:meth:`gateway.registry.Registry.watch_sends`) sweeps the
+writes: one watchdog per app (:func:`gateway.heartbeat.watch_sends`) sweeps the
 sockets and cancels a writer stuck past it, instead of a timeout context per frame.
-The bytes held for a viewer are that buffer, bounded by ``writer_limit`` (set from
-``limits.outbox_max_bytes``), and its cursor, a number: reply text is never copied per viewer.
+The bytes held for a viewer are that buffer, bounded by the send policy's ``writer_limit``
+(:mod:`gateway.send_policy`), and its cursor, a number: reply text is never copied per viewer.
 """
 
 from __future__ import annotations
@@ -41,12 +41,9 @@ from . import protocol
 from .errors import GatewayError, SlowConsumer
 from .framing import MaskedSocket
 from .replies import ReplyLog
+from .send_policy import SendPolicy
 
 log = structlog.get_logger("gateway.connection")
-
-# How long a closing socket may take to flush before its transport is aborted (at least
-# the connection's send deadline: a slow consumer gets that long to read its 1013 close).
-CLOSE_FLUSH_S = 5.0
 
 _pings: set[asyncio.Task[None]] = set()  # pings on their way (a task needs a reference)
 
@@ -107,13 +104,13 @@ class Connection:
     session_type: str
     conversation_id: str
     instance: str
-    send_timeout_s: float
-    max_delta_chars: int
+    policy: SendPolicy
+    max_merge_chars: int = field(init=False)  # the policy's, read once per frame
     admin: bool = False
     public_user: str = ""  # what others see of ``user`` (Identity.shown); empty: ``user``
     created_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.time)
-    # The heartbeat (Registry.keep_alive), in time.monotonic(): when a frame (a pong too)
+    # The heartbeat (gateway.heartbeat.keep_alive), in time.monotonic(): when a frame (a pong too)
     # last came in, and when the ping now unanswered went out (0.0: none).
     heard_at: float = field(default_factory=time.monotonic)
     pinged_at: float = 0.0
@@ -130,6 +127,9 @@ class Connection:
     slow: bool = False  # closed because it could not keep up
     sending_since: float = 0.0  # loop time a send started; 0.0: not sending
     writer: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.max_merge_chars = self.policy.max_merge_chars
 
     # ---------------------------------------------------------------- feeding
 
@@ -222,7 +222,7 @@ class Connection:
             if not item.started:
                 item.started = True
                 return protocol.start_frame(reply, resumed=item.resumed), 0
-            text, seq = reply.read(item.seq, self.max_delta_chars)
+            text, seq = reply.read(item.seq, self.max_merge_chars)
             if text:
                 merged = seq - item.seq - 1
                 item.seq = seq
@@ -300,6 +300,18 @@ class Connection:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.ping()
 
+    def answered(self) -> None:
+        """The peer was heard since the last ping: that ping needs no answer any more."""
+        self.pinged_at = 0.0
+
+    def missed_send_deadline(self) -> None:
+        """A send has waited past the policy's deadline (the send watchdog saw it): cancel
+        the writer, which closes the socket with 1013 ``slow consumer``."""
+        if not self.slow:
+            self.slow = True
+            if self.writer is not None:
+                self.writer.cancel()
+
     def drop(self) -> None:
         """Drop a peer that answered no ping: its transport is closed with no close frame
         (it is not reading), as aiohttp's heartbeat does; the receive loop then ends."""
@@ -333,7 +345,7 @@ class Connection:
         self.detach_all()
         transport = self._transport()
         try:
-            async with asyncio.timeout(CLOSE_FLUSH_S):
+            async with asyncio.timeout(self.policy.close_timeout_s):
                 await self.ws.close(code=code, message=reason.encode())
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -347,5 +359,5 @@ class Connection:
             # The close frame is queued behind whatever the peer has not read. A peer that
             # reads again within the grace (or its send deadline, if longer) gets it; one
             # that never does is dropped.
-            grace = max(CLOSE_FLUSH_S, self.send_timeout_s)
+            grace = self.policy.close_grace_s
             asyncio.get_running_loop().call_later(grace, transport.abort)

@@ -37,6 +37,7 @@ from .errors import (
     UnsupportedData,
 )
 from .registry import Registry
+from .send_policy import SendPolicy
 
 log = structlog.get_logger("gateway.session")
 
@@ -137,8 +138,7 @@ class ChatSession:
             session_type=hs.session_type,
             conversation_id=conv.id,
             instance=hs.instance,
-            send_timeout_s=limits.slow_consumer_timeout_s,
-            max_delta_chars=min(limits.max_delta_chars, limits.outbox_max_bytes // 4),
+            policy=SendPolicy.from_limits(limits),
             created_at=now,
             last_active=now,
         )

@@ -10,6 +10,7 @@ from .. import keys, protocol
 from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
 from ..connection import GatewaySocket
 from ..errors import StoreUnavailable
+from ..send_policy import SendPolicy
 from ..session import ChatSession, Handshake
 
 
@@ -25,11 +26,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         autoping=False,
         compress=False,  # deltas are small and many; deflate costs more CPU than it saves
         max_msg_size=limits.max_frame_bytes,
-        # A sixteenth of the outbox queued in the transport (GatewaySocket holds the
-        # transport's high-water mark to it), plus the frame being written (at most
-        # max_delta_chars): a stalled reader's socket holds well under the outbox bound,
-        # which also has to cover its reply's paused upstream read.
-        writer_limit=max(limits.outbox_max_bytes // 16, 16 * 1024),
+        writer_limit=SendPolicy.from_limits(limits).writer_limit,
     )
     anon: Identity | None = None
     if not config.auth.required:
