@@ -261,8 +261,7 @@ class Chat:
             conv, user_msg, HistoryMessage(reply.message_id, "assistant", "", "running", now)
         )
         await self.replies.add(reply)  # in Redis before anyone is told of it
-        reply.on_orphaned = self._orphaned
-        reply.on_adopted = self._adopted
+        reply.watch(on_orphaned=self._orphaned, on_adopted=self._adopted)
         user_message = protocol.user_message_frame(
             id=msg.id, conversation_id=conv.id, user=conn.public_user or conn.user, text=msg.text
         )
@@ -406,7 +405,7 @@ class Chat:
             running.orphan_timer = None
             self._orphaned(reply)  # a viewer on another instance: another grace
             return
-        reply.orphaned = True
+        reply.mark_orphaned()
         self.stop_local(reply, "cancelled")
 
     async def drain(self, grace_s: float) -> None:
@@ -418,7 +417,7 @@ class Chat:
             for message_id, running in list(self._running.items()):
                 reply = self.replies.get(message_id)
                 if running.task in pending and reply is not None and not reply.ended:
-                    reply.cut_at_shutdown = True
+                    reply.mark_cut_at_shutdown()
                     reply.finish(ReplyState.CANCELLED, "cancelled")
             for task in pending:
                 task.cancel()

@@ -169,7 +169,7 @@ class Connection:
         if self._ordered is None:
             self._ordered = deque()
         self._ordered.append(cursor)
-        reply.attach(self, self.wake, after)
+        reply.attach(cursor, self.wake)
         return True
 
     def follows(self, message_id: str) -> bool:
@@ -226,16 +226,14 @@ class Connection:
             if text:
                 merged = seq - item.seq - 1
                 item.seq = seq
-                reply.advance(self, seq)
-                reply.frames_sent += 1
-                reply.frames_merged += merged
+                reply.record_frame(merged)
                 return protocol.delta_frame(item.prefix, seq, text), merged
             if not reply.ended:
                 return None
             ordered.popleft()
             if not ordered:
                 self._ordered = None
-            reply.detach(self)
+            reply.detach(item)
             return protocol.end_frame(reply), 0
         return None
 
@@ -330,7 +328,7 @@ class Connection:
         self._closing = True
         for item in self._ordered or ():
             if isinstance(item, Cursor):
-                item.log.detach(self)
+                item.log.detach(item)
         self._ordered = None
         self._urgent = None
         self.wake()

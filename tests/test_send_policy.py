@@ -43,11 +43,11 @@ def test_producer_bound_is_the_outbox() -> None:
 
 def test_watchdog_interval_is_a_quarter_of_the_deadline_within_bounds() -> None:
     """The watchdog looks every quarter deadline, no less than 0.05 s, no more than 1 s."""
-    interval = lambda t: (
-        SendPolicy.from_limits(  # noqa: E731
-            LimitsConfig(slow_consumer_timeout_s=t)
-        ).watchdog_interval_s
-    )
+
+    def interval(timeout_s: float) -> float:
+        limits = LimitsConfig(slow_consumer_timeout_s=timeout_s)
+        return SendPolicy.from_limits(limits).watchdog_interval_s
+
     assert interval(2.0) == 0.5
     assert interval(0.01) == 0.05
     assert interval(60.0) == 1.0

@@ -128,7 +128,7 @@ class RedisReplyStore(ReplyStore):
             await pipe.execute()
         await super().add(log_)
         self._sent[log_] = 0
-        log_.on_change = functools.partial(self._changed, log_)
+        log_.watch(on_change=functools.partial(self._changed, log_))
         if self._publisher is None or self._publisher.done():
             self._publisher = asyncio.create_task(self._publish(), name="reply publisher")
 
@@ -234,7 +234,7 @@ class RedisReplyStore(ReplyStore):
             )
             entries = cast(Entries, await self._redis.xrange(self._k.steps(message_id)))
         last = self._apply(mirror, entries)
-        mirror.on_adopted = self._mark_watched  # a first viewer here: tell the producer now
+        mirror.watch(on_adopted=self._mark_watched)  # a first viewer here: tell the producer now
         self._logs[message_id] = mirror
         if mirror.ended:
             self.ended(mirror)
@@ -258,17 +258,17 @@ class RedisReplyStore(ReplyStore):
         return last
 
     def _finish_mirror(self, mirror: ReplyLog, end: dict[str, Any]) -> None:
-        mirror.usage = Usage(*end.get("usage", [None, None]))
-        mirror.orphaned = bool(end.get("orphaned"))
-        mirror.upstream_request_id = end.get("upstream_request_id")
+        if end.get("orphaned"):
+            mirror.mark_orphaned()
         error = end.get("error")
         mirror.finish(
             ReplyState(end["state"]),
             end.get("finish_reason") or "error",
             error=error_for_code(error[0], error[1]) if error else None,
+            usage=Usage(*end.get("usage", [None, None])),
+            request_id=end.get("upstream_request_id"),
+            finished_at=float(end["finished_at"]) if end.get("finished_at") else None,
         )
-        if end.get("finished_at"):
-            mirror.finished_at = float(end["finished_at"])
 
     async def _read(self) -> None:
         """While mirrors run: read every followed stream in one XREAD; check on producers."""
