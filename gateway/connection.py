@@ -35,55 +35,16 @@ from typing import Any
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
-from aiohttp.abc import AbstractStreamWriter
 
 from . import protocol
 from .errors import GatewayError, SlowConsumer
-from .framing import MaskedSocket
 from .replies import ReplyLog
 from .send_policy import SendPolicy
+from .websocket import socket_transport
 
 log = structlog.get_logger("gateway.connection")
 
 _pings: set[asyncio.Task[None]] = set()  # pings on their way (a task needs a reference)
-
-
-# Attributes aiohttp's WebSocketResponse sets in ``__init__`` and has no class-level default
-# for. Held in slots, they leave the instance dict below CPython's 30-key limit for a
-# key-sharing dict: ~300 bytes instead of a 1.5 KB dict per socket. A name aiohttp drops
-# only costs its slot; one it gives a class default is left to the dict.
-_INIT_ATTRS = (
-    "_state", "_headers", "_status", "_reason", "_protocols", "_timeout", "_receive_timeout",
-    "_autoclose", "_autoping", "_heartbeat", "_pong_heartbeat", "_compress", "_max_msg_size",
-    "_writer_limit", "_decode_text",
-)  # fmt: skip
-
-
-class GatewaySocket(MaskedSocket):
-    """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's.
-    Unmasked client frames close it with 1002 (:class:`~gateway.framing.MaskedSocket`)."""
-
-    __slots__ = tuple(
-        name
-        for name in _INIT_ATTRS
-        if not any(name in vars(cls) for cls in web.WebSocketResponse.__mro__)
-    )
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter:
-        writer = await super().prepare(request)
-        if request.transport is not None:
-            # The transport pauses the writer at its high-water mark (asyncio's default is
-            # 64 KB, whatever aiohttp's writer_limit says): hold it to the writer's limit, so
-            # a stalled reader's unsent bytes are that plus the frame being written.
-            request.transport.set_write_buffer_limits(high=self._writer_limit)
-        return writer
-
-    async def close(
-        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
-    ) -> bool:
-        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
-            message = b"message too big"
-        return await super().close(code=code, message=message, drain=drain)
 
 
 @dataclass(eq=False, slots=True)
@@ -118,7 +79,7 @@ class Connection:
     frames_merged: int = 0
     # The lanes are created at the first frame and dropped once drained, and the writer
     # waits on a future made when it has nothing to send: an idle socket holds neither
-    # deque blocks nor an Event and its own waiter deque (~2.8 KB of 25 KB per socket).
+    # deque blocks nor an Event and its own waiter deque (docs/performance.md).
     _urgent: deque[str] | None = None
     _ordered: deque[str | Cursor] | None = None
     _waiter: asyncio.Future[None] | None = None
@@ -140,8 +101,8 @@ class Connection:
             if not waiter.done():
                 waiter.set_result(None)
         elif self.writer is None and not self._closing:
-            # An idle socket has no writer task (~0.8 KB each): the first frame starts one,
-            # and it ends when both lanes are empty again.
+            # An idle socket has no writer task (docs/performance.md): the first frame
+            # starts one, and it ends when both lanes are empty again.
             self.writer = asyncio.get_running_loop().create_task(
                 self.run_writer(), name="ws writer"
             )
@@ -320,8 +281,7 @@ class Connection:
             transport.close()
 
     def _transport(self) -> asyncio.Transport | None:
-        req = self.ws._req  # aiohttp's request; its transport is the socket's
-        return req.transport if req is not None else None
+        return socket_transport(self.ws)
 
     def detach_all(self) -> None:
         """Let go of every reply this socket follows (the socket is going away)."""

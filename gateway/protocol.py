@@ -292,7 +292,8 @@ def connected_frame(
 
     One is sent per socket, so it is built like :func:`delta_frame`: a constant head, the
     per-socket strings through the C string encoder, and the per-assistant tail (heartbeat,
-    model, offline_demo) encoded once; a dict through :func:`encode` costs ~4x as much.
+    model, offline_demo) encoded once, cheaper than a dict through :func:`encode`
+    (docs/performance.md).
     """
     s = _dumps_text
     frame = (

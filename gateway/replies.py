@@ -10,9 +10,9 @@ step it was woken for, uncopied). Once they add up to :data:`PACK_BYTES` of UTF-
 the newest are packed into one ``bytes`` chunk, and two arrays keep each step's end as a
 UTF-8 byte offset and as a code-point offset. A long reply costs about its UTF-8 size plus
 16 bytes a step, instead of a ``str`` object, its list slot and an ``int`` per step (a
-3 000-character step holding one emoji is a 12 KB UCS-4 string and 3.8 KB of UTF-8), and
-its memory is a few large blocks, not one per step: a reply paused behind a stalled reader
-no longer leaves the allocator a hole beside every step.
+step holding one emoji is stored four bytes a character by Python), and its memory is a few
+large blocks, not one per step: a reply paused behind a stalled reader no longer leaves the
+allocator a hole beside every step (docs/performance.md).
 
 Backpressure: the upstream client asks :meth:`ReplyLog.backpressure` before each read; it
 says None unless every attached viewer is more than ``bound`` bytes behind the head, and

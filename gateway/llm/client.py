@@ -59,7 +59,7 @@ def make_session(config: UpstreamConfig) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),
         raise_for_status=False,
         # aiohttp pauses the socket at twice this much unread: a reply paused behind a
-        # stalled reader holds ~32 KB of its body, not the 128 KB of the default.
+        # stalled reader holds that much of its body, not the default's (docs/performance.md).
         read_bufsize=READ_CHUNK,
     )
 
