@@ -49,6 +49,10 @@ _pings: set[asyncio.Task[None]] = set()  # pings on their way (a task needs a re
 
 @dataclass(eq=False, slots=True)
 class Cursor:
+    """A viewer's place in one reply it follows: the log, the seq sent up to (the log reads
+    it for backpressure; only the writer moves it), whether ``start`` went out, and the
+    reply's constant delta-frame head."""
+
     log: ReplyLog
     seq: int = 0
     resumed: bool = False
@@ -58,6 +62,14 @@ class Cursor:
 
 @dataclass(eq=False, slots=True)
 class Connection:
+    """One authenticated chat socket and its writer.
+
+    Contract: frames are queued (``send``, ``send_ordered``, ``follow``) from any task and
+    sent by one writer task, in lane order; nothing is queued once it is closing. Each send
+    has the send policy's deadline: the watchdog calls :meth:`missed_send_deadline` and the
+    writer closes with 1013. Only its own methods write its fields, except ``heard_at``,
+    ``last_active`` and ``user`` (the session and the registry keep those)."""
+
     ws: web.WebSocketResponse
     connection_id: str
     user: str

@@ -35,6 +35,8 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
 class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (``mallinfo2()``'s result)."""
+
     _fields_ = [
         (name, ctypes.c_size_t)
         for name in (

@@ -60,11 +60,15 @@ def check_text(value: str, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Auth:
+    """Client ``auth``: a fresh token for the open socket."""
+
     token: str
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """Client ``message``: a user's text (its client ``id`` is echoed) and sampling options."""
+
     id: str
     text: str
     interrupt: bool = False
@@ -75,28 +79,32 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
+    """Client ``cancel``: stop the running reply (the given one, or the conversation's)."""
+
     message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Resume:
+    """Client ``resume``: stream a reply again from after ``last_seq``."""
+
     message_id: str
     last_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Reset:
-    pass
+    """Client ``reset``: clear the conversation's history."""
 
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    pass
+    """Client ``ping``: answered with ``pong``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Disconnect:
-    pass
+    """Client ``disconnect``: close the socket normally."""
 
 
 ClientFrame = Auth | Message | Cancel | Resume | Reset | Ping | Disconnect
