@@ -67,8 +67,8 @@ class Connection:
     Contract: frames are queued (``send``, ``send_ordered``, ``follow``) from any task and
     sent by one writer task, in lane order; nothing is queued once it is closing. Each send
     has the send policy's deadline: the watchdog calls :meth:`missed_send_deadline` and the
-    writer closes with 1013. Only its own methods write its fields, except ``heard_at``,
-    ``last_active`` and ``user`` (the session and the registry keep those)."""
+    writer closes with 1013. Only its own methods write its fields, except ``user``,
+    ``public_user`` and ``admin`` on a re-authentication (the session and the registry)."""
 
     ws: web.WebSocketResponse
     connection_id: str
@@ -270,6 +270,15 @@ class Connection:
     async def _ping(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.ping()
+
+    def heard(self) -> None:
+        """A frame came in (a pong too): the peer is active and alive."""
+        self.last_active = time.time()
+        self.heard_at = time.monotonic()
+
+    def count_frame_sent(self) -> None:
+        """A frame went out before the writer existed (the session's ``connected``)."""
+        self.frames_sent += 1
 
     def answered(self) -> None:
         """The peer was heard since the last ping: that ping needs no answer any more."""

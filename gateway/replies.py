@@ -261,6 +261,10 @@ class ReplyLog:
         """It is being stopped because the shutdown grace ran out."""
         self.cut_at_shutdown = True
 
+    def mark_produced_by(self, instance: str) -> None:
+        """The instance that produces it (the Redis store names it for the others)."""
+        self.instance = instance
+
     def mark_first_step(self, now: float) -> None:
         """The upstream's first step arrived at ``now`` (epoch seconds)."""
         self.first_step_at = now

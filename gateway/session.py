@@ -152,7 +152,7 @@ class ChatSession:
             await self.ws.send_str(self._connected_frame())
         except (ConnectionError, RuntimeError):
             return  # the client went away during the handshake: the receive loop sees it
-        conn.frames_sent += 1
+        conn.count_frame_sent()
         self.registry.add(conn)
         self.chat.rooms.join(conv.id, conn)
         self._watch_token()
@@ -202,8 +202,7 @@ class ChatSession:
         assert self.conn is not None
         conn = self.conn
         async for msg in self.ws:
-            conn.last_active = time.time()
-            conn.heard_at = time.monotonic()
+            conn.heard()
             if msg.type is WSMsgType.TEXT:
                 try:
                     await self._on_frame(msg.data)

@@ -112,7 +112,7 @@ class RedisReplyStore(ReplyStore):
 
     async def add(self, log_: ReplyLog) -> None:
         """Write the reply's header (before anyone is told of it), then publish its steps."""
-        log_.instance = self._instance
+        log_.mark_produced_by(self._instance)
         header: dict[FieldT, EncodableT] = {
             "conversation_id": log_.conversation_id,
             "owner": log_.owner,
