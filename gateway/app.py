@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from yarl import URL
 
-from . import heap, keys
+from . import heap, heartbeat, keys
 from .auth import AnonymousIds, memory_secret
 from .cluster import ClusterEvents
 from .config import Config
@@ -34,6 +34,7 @@ from .llm.simulator import start_simulator
 from .metrics import Metrics
 from .registry import Registry
 from .rooms import Rooms
+from .send_policy import SendPolicy
 from .stores.backends import memory_backends, redis_backends
 from .stores.redis_client import KeySpace, guarded, make_redis
 from .supervisor import ReplySupervisor
@@ -153,10 +154,11 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
     and one keeps them alive with pings (cheaper than a heartbeat timer per socket)."""
     config, registry = app[keys.CONFIG], app[keys.REGISTRY]
     heartbeat_s = config.server.heartbeat_s
+    policy = SendPolicy.from_limits(config.limits)
     tasks = TaskOwner()
-    tasks.spawn(registry.watch_sends(config.limits.slow_consumer_timeout_s), "send watchdog")
+    tasks.spawn(heartbeat.watch_sends(registry, policy), "send watchdog")
     if heartbeat_s > 0:
-        tasks.spawn(registry.keep_alive(heartbeat_s), "heartbeat")
+        tasks.spawn(heartbeat.keep_alive(registry, heartbeat_s), "heartbeat")
     try:
         yield
     finally:

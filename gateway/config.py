@@ -50,6 +50,8 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
+    """``[server]``: listening address, heartbeat, shutdown grace, instance id."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     heartbeat_s: float = 30.0
@@ -63,6 +65,8 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
+    """``[upstream]``: the model service, its key, timeouts and retries."""
+
     kind: Literal["dashscope", "openai", "fake"] = "dashscope"
     base_url: str = "https://dashscope.aliyuncs.com"
     api_key: Secret = Secret("")
@@ -96,6 +100,8 @@ class NamedUpstreamConfig:
 
 @dataclass(frozen=True, slots=True)
 class AssistantConfig:
+    """``[assistants.NAME]``: one assistant's model, prompt, sampling and origins."""
+
     title: str = "Assistant"
     model: str = ""  # empty: upstream.model
     system_prompt: str = "You are a helpful assistant."
@@ -113,6 +119,8 @@ class AssistantConfig:
 
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
+    """``[auth]``: whether a token is required and how tokens are checked."""
+
     required: bool = False
     jwt_secret: Secret = Secret("")
     jwt_public_key: str = ""
@@ -126,6 +134,9 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
+    """``[limits]``: per-socket, per-user and per-instance bounds (the send policy is
+    derived from these: :mod:`gateway.send_policy`)."""
+
     outbox_max_bytes: int = 256 * 1024
     slow_consumer_timeout_s: float = 15.0
     send_timeout_s: float = 10.0
@@ -156,6 +167,8 @@ class LimitsConfig:
 
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
+    """``[redis]``: shared state; no URL means memory mode."""
+
     url: Secret = Secret("")  # may carry a password: never printed
     key_prefix: str = "gw:"
     connect_timeout_s: float = 2.0
@@ -167,12 +180,16 @@ class RedisConfig:
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
+    """``[log]``: level and format."""
+
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The whole configuration: frozen, validated at load, each error naming its key."""
+
     server: ServerConfig = ServerConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     assistants: Mapping[str, AssistantConfig] = field(

@@ -18,10 +18,10 @@ Backpressure: every send has a deadline, ``limits.slow_consumer_timeout_s``. aio
 writer blocks in ``drain`` once the transport's buffer is full, so a send that misses its
 deadline means the peer stopped reading with a full buffer: the connection is closed with
 1013 ``slow consumer`` (the client resumes). The deadline costs the send two attribute
-writes: one watchdog per app (:meth:`gateway.registry.Registry.watch_sends`) sweeps the
+writes: one watchdog per app (:func:`gateway.heartbeat.watch_sends`) sweeps the
 sockets and cancels a writer stuck past it, instead of a timeout context per frame.
-The bytes held for a viewer are that buffer, bounded by ``writer_limit`` (set from
-``limits.outbox_max_bytes``), and its cursor, a number: reply text is never copied per viewer.
+The bytes held for a viewer are that buffer, bounded by the send policy's ``writer_limit``
+(:mod:`gateway.send_policy`), and its cursor, a number: reply text is never copied per viewer.
 """
 
 from __future__ import annotations
@@ -35,62 +35,24 @@ from typing import Any
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
-from aiohttp.abc import AbstractStreamWriter
 
 from . import protocol
 from .errors import GatewayError, SlowConsumer
-from .framing import MaskedSocket
-from .replies import ReplyLog, ReplyState
+from .replies import ReplyLog
+from .send_policy import SendPolicy
+from .websocket import socket_transport
 
 log = structlog.get_logger("gateway.connection")
-
-# How long a closing socket may take to flush before its transport is aborted (at least
-# the connection's send deadline: a slow consumer gets that long to read its 1013 close).
-CLOSE_FLUSH_S = 5.0
 
 _pings: set[asyncio.Task[None]] = set()  # pings on their way (a task needs a reference)
 
 
-# Attributes aiohttp's WebSocketResponse sets in ``__init__`` and has no class-level default
-# for. Held in slots, they leave the instance dict below CPython's 30-key limit for a
-# key-sharing dict: ~300 bytes instead of a 1.5 KB dict per socket. A name aiohttp drops
-# only costs its slot; one it gives a class default is left to the dict.
-_INIT_ATTRS = (
-    "_state", "_headers", "_status", "_reason", "_protocols", "_timeout", "_receive_timeout",
-    "_autoclose", "_autoping", "_heartbeat", "_pong_heartbeat", "_compress", "_max_msg_size",
-    "_writer_limit", "_decode_text",
-)  # fmt: skip
-
-
-class GatewaySocket(MaskedSocket):
-    """aiohttp closes an oversize frame with 1009 and no reason; give it the contract's.
-    Unmasked client frames close it with 1002 (:class:`~gateway.framing.MaskedSocket`)."""
-
-    __slots__ = tuple(
-        name
-        for name in _INIT_ATTRS
-        if not any(name in vars(cls) for cls in web.WebSocketResponse.__mro__)
-    )
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter:
-        writer = await super().prepare(request)
-        if request.transport is not None:
-            # The transport pauses the writer at its high-water mark (asyncio's default is
-            # 64 KB, whatever aiohttp's writer_limit says): hold it to the writer's limit, so
-            # a stalled reader's unsent bytes are that plus the frame being written.
-            request.transport.set_write_buffer_limits(high=self._writer_limit)
-        return writer
-
-    async def close(
-        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
-    ) -> bool:
-        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
-            message = b"message too big"
-        return await super().close(code=code, message=message, drain=drain)
-
-
 @dataclass(eq=False, slots=True)
 class Cursor:
+    """A viewer's place in one reply it follows: the log, the seq sent up to (the log reads
+    it for backpressure; only the writer moves it), whether ``start`` went out, and the
+    reply's constant delta-frame head."""
+
     log: ReplyLog
     seq: int = 0
     resumed: bool = False
@@ -100,6 +62,14 @@ class Cursor:
 
 @dataclass(eq=False, slots=True)
 class Connection:
+    """One authenticated chat socket and its writer.
+
+    Contract: frames are queued (``send``, ``send_ordered``, ``follow``) from any task and
+    sent by one writer task, in lane order; nothing is queued once it is closing. Each send
+    has the send policy's deadline: the watchdog calls :meth:`missed_send_deadline` and the
+    writer closes with 1013. Only its own methods write its fields, except ``user``,
+    ``public_user`` and ``admin`` on a re-authentication (the session and the registry)."""
+
     ws: web.WebSocketResponse
     connection_id: str
     user: str
@@ -107,13 +77,13 @@ class Connection:
     session_type: str
     conversation_id: str
     instance: str
-    send_timeout_s: float
-    max_delta_chars: int
+    policy: SendPolicy
+    max_merge_chars: int = field(init=False)  # the policy's, read once per frame
     admin: bool = False
     public_user: str = ""  # what others see of ``user`` (Identity.shown); empty: ``user``
     created_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.time)
-    # The heartbeat (Registry.keep_alive), in time.monotonic(): when a frame (a pong too)
+    # The heartbeat (gateway.heartbeat.keep_alive), in time.monotonic(): when a frame (a pong too)
     # last came in, and when the ping now unanswered went out (0.0: none).
     heard_at: float = field(default_factory=time.monotonic)
     pinged_at: float = 0.0
@@ -121,7 +91,7 @@ class Connection:
     frames_merged: int = 0
     # The lanes are created at the first frame and dropped once drained, and the writer
     # waits on a future made when it has nothing to send: an idle socket holds neither
-    # deque blocks nor an Event and its own waiter deque (~2.8 KB of 25 KB per socket).
+    # deque blocks nor an Event and its own waiter deque (docs/performance.md).
     _urgent: deque[str] | None = None
     _ordered: deque[str | Cursor] | None = None
     _waiter: asyncio.Future[None] | None = None
@@ -130,6 +100,9 @@ class Connection:
     slow: bool = False  # closed because it could not keep up
     sending_since: float = 0.0  # loop time a send started; 0.0: not sending
     writer: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.max_merge_chars = self.policy.max_merge_chars
 
     # ---------------------------------------------------------------- feeding
 
@@ -140,8 +113,8 @@ class Connection:
             if not waiter.done():
                 waiter.set_result(None)
         elif self.writer is None and not self._closing:
-            # An idle socket has no writer task (~0.8 KB each): the first frame starts one,
-            # and it ends when both lanes are empty again.
+            # An idle socket has no writer task (docs/performance.md): the first frame
+            # starts one, and it ends when both lanes are empty again.
             self.writer = asyncio.get_running_loop().create_task(
                 self.run_writer(), name="ws writer"
             )
@@ -169,7 +142,7 @@ class Connection:
         if self._ordered is None:
             self._ordered = deque()
         self._ordered.append(cursor)
-        reply.attach(self, self.wake, after)
+        reply.attach(cursor, self.wake)
         return True
 
     def follows(self, message_id: str) -> bool:
@@ -221,22 +194,20 @@ class Connection:
             reply = item.log
             if not item.started:
                 item.started = True
-                return start_frame(reply, resumed=item.resumed), 0
-            text, seq = reply.read(item.seq, self.max_delta_chars)
+                return protocol.start_frame(reply, resumed=item.resumed), 0
+            text, seq = reply.read(item.seq, self.max_merge_chars)
             if text:
                 merged = seq - item.seq - 1
                 item.seq = seq
-                reply.advance(self, seq)
-                reply.frames_sent += 1
-                reply.frames_merged += merged
+                reply.record_frame(merged)
                 return protocol.delta_frame(item.prefix, seq, text), merged
             if not reply.ended:
                 return None
             ordered.popleft()
             if not ordered:
                 self._ordered = None
-            reply.detach(self)
-            return end_frame(reply), 0
+            reply.detach(item)
+            return protocol.end_frame(reply), 0
         return None
 
     async def run_writer(self) -> None:
@@ -300,6 +271,27 @@ class Connection:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.ping()
 
+    def heard(self) -> None:
+        """A frame came in (a pong too): the peer is active and alive."""
+        self.last_active = time.time()
+        self.heard_at = time.monotonic()
+
+    def count_frame_sent(self) -> None:
+        """A frame went out before the writer existed (the session's ``connected``)."""
+        self.frames_sent += 1
+
+    def answered(self) -> None:
+        """The peer was heard since the last ping: that ping needs no answer any more."""
+        self.pinged_at = 0.0
+
+    def missed_send_deadline(self) -> None:
+        """A send has waited past the policy's deadline (the send watchdog saw it): cancel
+        the writer, which closes the socket with 1013 ``slow consumer``."""
+        if not self.slow:
+            self.slow = True
+            if self.writer is not None:
+                self.writer.cancel()
+
     def drop(self) -> None:
         """Drop a peer that answered no ping: its transport is closed with no close frame
         (it is not reading), as aiohttp's heartbeat does; the receive loop then ends."""
@@ -310,15 +302,14 @@ class Connection:
             transport.close()
 
     def _transport(self) -> asyncio.Transport | None:
-        req = self.ws._req  # aiohttp's request; its transport is the socket's
-        return req.transport if req is not None else None
+        return socket_transport(self.ws)
 
     def detach_all(self) -> None:
         """Let go of every reply this socket follows (the socket is going away)."""
         self._closing = True
         for item in self._ordered or ():
             if isinstance(item, Cursor):
-                item.log.detach(self)
+                item.log.detach(item)
         self._ordered = None
         self._urgent = None
         self.wake()
@@ -333,7 +324,7 @@ class Connection:
         self.detach_all()
         transport = self._transport()
         try:
-            async with asyncio.timeout(CLOSE_FLUSH_S):
+            async with asyncio.timeout(self.policy.close_timeout_s):
                 await self.ws.close(code=code, message=reason.encode())
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -347,36 +338,5 @@ class Connection:
             # The close frame is queued behind whatever the peer has not read. A peer that
             # reads again within the grace (or its send deadline, if longer) gets it; one
             # that never does is dropped.
-            grace = max(CLOSE_FLUSH_S, self.send_timeout_s)
+            grace = self.policy.close_grace_s
             asyncio.get_running_loop().call_later(grace, transport.abort)
-
-
-def start_frame(reply: ReplyLog, *, resumed: bool = False) -> str:
-    frame: dict[str, Any] = {
-        "type": "start",
-        "message_id": reply.message_id,
-        "reply_to": reply.reply_to,
-        "conversation_id": reply.conversation_id,
-        "model": reply.model,
-    }
-    if resumed:
-        frame["resumed"] = True
-    return protocol.encode(frame)
-
-
-def end_frame(reply: ReplyLog) -> str:
-    if reply.state is ReplyState.FAILED and reply.error is not None:
-        return protocol.error_frame(reply.error, message_id=reply.message_id)
-    return protocol.encode(
-        {
-            "type": "done",
-            "message_id": reply.message_id,
-            "seq": reply.head,
-            "finish_reason": reply.finish_reason,
-            "content_length": reply.content_length,
-            "usage": {
-                "input_tokens": reply.usage.input_tokens,
-                "output_tokens": reply.usage.output_tokens,
-            },
-        }
-    )

@@ -41,6 +41,9 @@ from typing import ClassVar
 
 
 class GatewayError(Exception):
+    """The root of the tree: each subclass fixes its ``code``, ``close_code`` (None: the
+    connection stays open), ``reason``, ``http_status``, ``retryable`` and default message."""
+
     code: ClassVar[str] = "internal"
     close_code: ClassVar[int | None] = None
     reason: ClassVar[str] = ""
@@ -57,42 +60,58 @@ class GatewayError(Exception):
 
 
 class ClientError(GatewayError):
+    """Something wrong with one client frame or request: reported, connection kept."""
+
     http_status = 400
 
 
 class BadJson(ClientError):
+    """A frame that is not JSON."""
+
     code = "bad_json"
     default_message = "frame is not valid JSON"
 
 
 class BadRequest(ClientError):
+    """A frame or request with a bad or missing field."""
+
     code = "bad_request"
     default_message = "bad request"
 
 
 class Unprocessable(ClientError):
+    """A JSON body that is not what the endpoint takes (HTTP 422)."""
+
     code = "invalid_body"
     http_status = 422
     default_message = "the body is JSON but not what this endpoint takes"
 
 
 class UnknownType(ClientError):
+    """A frame of a type the protocol does not have."""
+
     code = "unknown_type"
     default_message = "unknown frame type"
 
 
 class UnsupportedData(ClientError):
+    """A binary frame."""
+
     code = "unsupported_data"
     default_message = "binary frames are not supported; send JSON text frames"
 
 
 class MessageTooLong(ClientError):
+    """A message over ``limits.max_message_chars``."""
+
     code = "message_too_long"
     http_status = 413
     default_message = "message is too long"
 
 
 class Busy(ClientError):
+    """A message while the conversation's reply is running."""
+
     code = "busy"
     http_status = 409
     retryable = True
@@ -100,6 +119,8 @@ class Busy(ClientError):
 
 
 class RateLimited(ClientError):
+    """Over the per-user message rate."""
+
     code = "rate_limited"
     http_status = 429
     retryable = True
@@ -128,12 +149,16 @@ class QuotaExceeded(ClientError):
 
 
 class ResumeUnavailable(ClientError):
+    """A resume of a reply no longer (or never) held."""
+
     code = "resume_unavailable"
     http_status = 404
     default_message = "that reply cannot be resumed"
 
 
 class NotFound(ClientError):
+    """No such resource."""
+
     code = "not_found"
     http_status = 404
     default_message = "not found"
@@ -152,10 +177,12 @@ class NotAllowed(ClientError):
 
 
 class Refusal(GatewayError):
-    pass
+    """A refusal that ends the connection (its ``close_code``) or the request."""
 
 
 class Unauthorized(Refusal):
+    """No valid token."""
+
     code = "unauthorized"
     close_code = 1008
     reason = "unauthorized"
@@ -164,6 +191,8 @@ class Unauthorized(Refusal):
 
 
 class Forbidden(Refusal):
+    """A valid token that may not do this (closes the connection)."""
+
     code = "forbidden"
     close_code = 1008
     reason = "forbidden"
@@ -172,6 +201,8 @@ class Forbidden(Refusal):
 
 
 class UnknownAssistant(Refusal):
+    """No such assistant."""
+
     code = "unknown_assistant"
     close_code = 1008
     reason = "unknown assistant"
@@ -180,6 +211,8 @@ class UnknownAssistant(Refusal):
 
 
 class TryAgainLater(Refusal):
+    """Over a connection limit: retry later."""
+
     code = "try_again_later"
     close_code = 1013
     reason = "try again later"
@@ -189,6 +222,8 @@ class TryAgainLater(Refusal):
 
 
 class SlowConsumer(Refusal):
+    """The socket missed its send deadline: closed with 1013; the client resumes."""
+
     code = "slow_consumer"
     close_code = 1013
     reason = "slow consumer"
@@ -198,6 +233,8 @@ class SlowConsumer(Refusal):
 
 
 class TokenExpired(Refusal):
+    """The socket's token expired without a fresh ``auth`` frame."""
+
     code = "token_expired"
     close_code = 1008
     reason = "token expired"
@@ -206,6 +243,8 @@ class TokenExpired(Refusal):
 
 
 class MessageTooBig(Refusal):
+    """A frame over ``limits.max_frame_bytes``: closed with 1009."""
+
     code = "message_too_big"
     close_code = 1009
     reason = "message too big"
@@ -217,6 +256,8 @@ class MessageTooBig(Refusal):
 
 
 class UpstreamError(GatewayError):
+    """The model service failed; carries its status, code and request id for the log."""
+
     code = "upstream_error"
     http_status = 502
     retryable = True
@@ -239,12 +280,16 @@ class UpstreamError(GatewayError):
 
 
 class UpstreamAuth(UpstreamError):
+    """The model service refused the gateway's credentials."""
+
     code = "upstream_auth"
     retryable = False
     default_message = "the model service refused the gateway's credentials"
 
 
 class UpstreamThrottled(UpstreamError):
+    """The model service is throttling."""
+
     code = "upstream_throttled"
     http_status = 503
     retryable = True
@@ -252,6 +297,8 @@ class UpstreamThrottled(UpstreamError):
 
 
 class ContentFiltered(UpstreamError):
+    """The model service's content filter refused the conversation."""
+
     code = "content_filtered"
     http_status = 422
     retryable = False
@@ -259,6 +306,8 @@ class ContentFiltered(UpstreamError):
 
 
 class UpstreamTimeout(UpstreamError):
+    """The model service did not answer in time."""
+
     code = "upstream_timeout"
     http_status = 504
     retryable = True
@@ -277,6 +326,8 @@ class StoreUnavailable(GatewayError):
 
 
 class InternalError(GatewayError):
+    """A bug: closed with 1011."""
+
     code = "internal"
     close_code = 1011
     reason = "internal error"

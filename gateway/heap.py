@@ -4,16 +4,16 @@ glibc gives memory back to the system only from the top of its heap. A long repl
 behind a stalled reader keeps its log's chunks; between them lie the pages of the many
 short-lived buffers that decoding the upstream and framing deltas used: free for glibc,
 still resident for the system, until something of the same size comes along. In the
-slow-readers benchmark that was about 0.6 MB per stalled reader, more than its outbox, and
-after a burst of long replies the RSS stayed at its high-water mark.
+slow-readers benchmark that was more than a stalled reader's outbox, and after a burst of
+long replies the RSS stayed at its high-water mark (figures: docs/performance.md).
 
 Two measures. At start-up (:func:`map_big_blocks`, called by the server) glibc's mmap
 threshold is fixed at :data:`MMAP_THRESHOLD`: blocks that big are mapped and unmapped on their
-own. glibc starts there too, but raises the threshold to the size of every mapped block freed
-(up to 32 MB); after that, big short-lived buffers (a merged frame for a lagging reader, the
-text of a log chunk being packed, a cumulative event) are carved out of the heap and leave
-holes between the long-lived log chunks. Fixed, the slow-readers benchmark holds 23.3 MB
-beyond its logs instead of 25.7 (means of six and twelve runs).
+own. glibc starts there too, but raises the threshold to the size of every mapped block
+freed; after that, big short-lived buffers (a merged frame for a lagging reader, the text of
+a log chunk being packed, a cumulative event) are carved out of the heap and leave holes
+between the long-lived log chunks. Fixed, the slow-readers benchmark holds less beyond its
+logs (docs/performance.md).
 
 And every :data:`TRIM_EVERY_S` one task asks glibc how much of its heap is free
 (``mallinfo2``) and, when that is at least :data:`TRIM_AT_BYTES`, calls ``malloc_trim(0)``,
@@ -35,6 +35,8 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
 class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (``mallinfo2()``'s result)."""
+
     _fields_ = [
         (name, ctypes.c_size_t)
         for name in (

@@ -18,6 +18,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
+    """The gateway's Prometheus metrics in their own registry. Hot counters are plain ints
+    the code adds to and that are read at scrape time; the rest are prometheus_client
+    metrics. :meth:`render` gives the exposition text."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -84,6 +88,8 @@ class Metrics:
 
 
 class _ConnectionsGauge(Collector):
+    """``gateway_connections{assistant}`` read from the registry's counts at scrape time."""
+
     def __init__(self, counts: dict[str, int]) -> None:
         self._counts = counts
 
@@ -104,6 +110,9 @@ class _ConnectionsGauge(Collector):
 
 
 class _HotCounters(Collector):
+    """The plain-int counters (steps, frames, merges), plus the live sockets' frames, as
+    counter families at scrape time."""
+
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
 

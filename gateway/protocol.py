@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import BadJson, BadRequest, GatewayError, UnknownType
+from .replies import ReplyLog, ReplyState
 
 PROTOCOL_VERSION = 1
 _MAX_ID = 128
@@ -59,11 +60,15 @@ def check_text(value: str, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Auth:
+    """Client ``auth``: a fresh token for the open socket."""
+
     token: str
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """Client ``message``: a user's text (its client ``id`` is echoed) and sampling options."""
+
     id: str
     text: str
     interrupt: bool = False
@@ -74,28 +79,32 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
+    """Client ``cancel``: stop the running reply (the given one, or the conversation's)."""
+
     message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Resume:
+    """Client ``resume``: stream a reply again from after ``last_seq``."""
+
     message_id: str
     last_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Reset:
-    pass
+    """Client ``reset``: clear the conversation's history."""
 
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    pass
+    """Client ``ping``: answered with ``pong``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Disconnect:
-    pass
+    """Client ``disconnect``: close the socket normally."""
 
 
 ClientFrame = Auth | Message | Cancel | Resume | Reset | Ping | Disconnect
@@ -291,7 +300,8 @@ def connected_frame(
 
     One is sent per socket, so it is built like :func:`delta_frame`: a constant head, the
     per-socket strings through the C string encoder, and the per-assistant tail (heartbeat,
-    model, offline_demo) encoded once; a dict through :func:`encode` costs ~4x as much.
+    model, offline_demo) encoded once, cheaper than a dict through :func:`encode`
+    (docs/performance.md).
     """
     s = _dumps_text
     frame = (
@@ -326,3 +336,89 @@ def error_frame(
 
 def pong_frame() -> str:
     return encode({"type": "pong", "ts": now_iso()})
+
+
+def start_frame(reply: ReplyLog, *, resumed: bool = False) -> str:
+    """The ``start`` frame a viewer gets before a reply's first delta."""
+    frame: dict[str, Any] = {
+        "type": "start",
+        "message_id": reply.message_id,
+        "reply_to": reply.reply_to,
+        "conversation_id": reply.conversation_id,
+        "model": reply.model,
+    }
+    if resumed:
+        frame["resumed"] = True
+    return encode(frame)
+
+
+def end_frame(reply: ReplyLog) -> str:
+    """A reply's last frame: its ``error`` if it failed with one, else ``done``."""
+    if reply.state is ReplyState.FAILED and reply.error is not None:
+        return error_frame(reply.error, message_id=reply.message_id)
+    return encode(
+        {
+            "type": "done",
+            "message_id": reply.message_id,
+            "seq": reply.head,
+            "finish_reason": reply.finish_reason,
+            "content_length": reply.content_length,
+            "usage": {
+                "input_tokens": reply.usage.input_tokens,
+                "output_tokens": reply.usage.output_tokens,
+            },
+        }
+    )
+
+
+def user_message_frame(*, id: str, conversation_id: str, user: str, text: str) -> str:
+    """A user's message, as every viewer of the conversation sees it."""
+    return encode(
+        {
+            "type": "user_message",
+            "id": id,
+            "conversation_id": conversation_id,
+            "user": user,
+            "text": text,
+            "ts": now_iso(),
+        }
+    )
+
+
+def history_cleared_frame(conversation_id: str) -> str:
+    return encode({"type": "history_cleared", "conversation_id": conversation_id})
+
+
+def token_expiring_frame() -> str:
+    """The warning sent before a socket's token expires (an ``error`` frame, retryable)."""
+    return encode(
+        {
+            "type": "error",
+            "code": "token_expiring",
+            "message": "the token expires soon; send a fresh auth frame",
+            "retryable": True,
+        }
+    )
+
+
+def broadcast_frame(message: str) -> str:
+    return encode({"type": "broadcast", "message": message, "ts": now_iso()})
+
+
+def reply_status(reply: ReplyLog) -> dict[str, Any]:
+    """A reply's state as the generations resource shows it."""
+    return {
+        "message_id": reply.message_id,
+        "conversation_id": reply.conversation_id,
+        "status": str(reply.state),
+        "seq": reply.head,
+        "output_chars": reply.content_length,
+        "finish_reason": reply.finish_reason,
+        "started_at": iso(reply.started_at),
+        "finished_at": iso(reply.finished_at) if reply.finished_at else None,
+    }
+
+
+def status_frame(reply: ReplyLog) -> str:
+    """A generation watch's ``status`` frame."""
+    return encode({"type": "status", **reply_status(reply)})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from .connection import Connection
@@ -14,6 +14,12 @@ from .metrics import Metrics
 
 
 class Registry:
+    """This instance's registered connections, and nothing else: admission (``max_connections``
+    counting sockets still signing in, ``max_per_user``), add/remove/rename, a snapshot for
+    the admin API, and closing them all at shutdown. Keeps the per-assistant gauge and folds
+    a leaving connection's frame counts into the metrics. The sweeps over these connections
+    live in :mod:`gateway.heartbeat`."""
+
     def __init__(self, max_connections: int, max_per_user: int, metrics: Metrics) -> None:
         self._metrics = metrics
         metrics.live_frames = self._live_frames
@@ -32,6 +38,11 @@ class Registry:
 
     def __iter__(self) -> Any:
         return iter(list(self._connections))
+
+    @property
+    def connections(self) -> AbstractSet[Connection]:
+        """The live set (not a copy): iterate it without awaiting, or copy it first."""
+        return self._connections
 
     def check_capacity(self, user: str) -> None:
         if len(self._connections) + self.waiting >= self._max:
@@ -90,44 +101,6 @@ class Registry:
     def _live_frames(self) -> tuple[int, int]:
         conns = self._connections
         return sum(c.frames_sent for c in conns), sum(c.frames_merged for c in conns)
-
-    async def watch_sends(self, timeout_s: float) -> None:
-        """Forever: mark and cancel the writer of any socket whose send is past its deadline."""
-        loop = asyncio.get_running_loop()
-        interval = min(1.0, max(0.05, timeout_s / 4))
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            for conn in self._connections:
-                since = conn.sending_since
-                if since and now - since > timeout_s and not conn.slow:
-                    conn.slow = True
-                    if conn.writer is not None:
-                        conn.writer.cancel()
-
-    async def keep_alive(self, heartbeat_s: float) -> None:
-        """Forever, the contract's heartbeat in one sweep every ``heartbeat_s / 2`` instead
-        of a timer per socket: a socket silent for ``heartbeat_s`` gets a ping; one that
-        has answered nothing ``heartbeat_s`` after its ping is dropped.
-
-        Any frame counts as an answer. A silent socket is pinged ``heartbeat_s`` to
-        1.5 x ``heartbeat_s`` after it was last heard, so an idle chat sees a frame at least
-        that often (nginx's 60 s read timeout never cuts one at the default 30 s).
-        """
-        interval = heartbeat_s / 2
-        while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            for conn in list(self._connections):
-                pinged = conn.pinged_at
-                if pinged:
-                    if conn.heard_at >= pinged:
-                        conn.pinged_at = pinged = 0.0  # answered
-                    elif now - pinged >= heartbeat_s:
-                        conn.drop()
-                        continue
-                if not pinged and now - conn.heard_at >= heartbeat_s:
-                    conn.ping(now)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [conn.info() for conn in self._connections]

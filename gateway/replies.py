@@ -10,13 +10,21 @@ step it was woken for, uncopied). Once they add up to :data:`PACK_BYTES` of UTF-
 the newest are packed into one ``bytes`` chunk, and two arrays keep each step's end as a
 UTF-8 byte offset and as a code-point offset. A long reply costs about its UTF-8 size plus
 16 bytes a step, instead of a ``str`` object, its list slot and an ``int`` per step (a
-3 000-character step holding one emoji is a 12 KB UCS-4 string and 3.8 KB of UTF-8), and
-its memory is a few large blocks, not one per step: a reply paused behind a stalled reader
-no longer leaves the allocator a hole beside every step.
+step holding one emoji is stored four bytes a character by Python), and its memory is a few
+large blocks, not one per step: a reply paused behind a stalled reader no longer leaves the
+allocator a hole beside every step (docs/performance.md).
 
-Backpressure: the upstream client asks :meth:`ReplyLog.room` before each read; it says
-None unless every attached viewer is more than ``bound`` bytes behind the head, and then
-gives what to await: the upstream read pauses until one of them catches up.
+Backpressure: the upstream client asks :meth:`ReplyLog.backpressure` before each read; it
+says None unless every attached viewer is more than ``bound`` bytes behind the head, and
+then gives what to await: the upstream read pauses until one of them catches up. A viewer's
+position is its own :class:`Position` (``seq``): the log holds the viewers' positions and
+reads them, so there is one number per viewer, kept by the viewer.
+
+Only the log writes its fields: the producer calls :meth:`ReplyLog.append`,
+:meth:`ReplyLog.mark_first_step` and :meth:`ReplyLog.finish`; the supervisor
+:meth:`ReplyLog.watch`, :meth:`ReplyLog.mark_orphaned` and
+:meth:`ReplyLog.mark_cut_at_shutdown`; viewers :meth:`ReplyLog.attach`,
+:meth:`ReplyLog.record_frame` and :meth:`ReplyLog.detach`.
 
 States::
 
@@ -34,11 +42,14 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .errors import GatewayError
 
 
 class ReplyState(enum.StrEnum):
+    """Where a reply is: running, or how it ended (a log leaves RUNNING once, never back)."""
+
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -47,8 +58,17 @@ class ReplyState(enum.StrEnum):
 
 @dataclass(slots=True)
 class Usage:
+    """The upstream's token counts for one reply (None: not reported)."""
+
     input_tokens: int | None = None
     output_tokens: int | None = None
+
+
+class Position(Protocol):
+    """A viewer's place in a log: the seq of the last step it has sent (0: none). The viewer
+    moves it; the log reads it for backpressure."""
+
+    seq: int
 
 
 # The tail of newest steps is packed into one UTF-8 chunk once it holds this many bytes.
@@ -71,6 +91,16 @@ def _valid(text: str) -> tuple[str, int]:
 
 @dataclass(eq=False, slots=True)
 class ReplyLog:
+    """One reply's numbered steps (1, 2, ...), its state and its viewers.
+
+    Contract: one producer appends non-empty steps while RUNNING, then finishes it once (a
+    second finish is ignored); ``read``/``steps``/``text`` never copy per viewer. Viewers
+    attach a :class:`Position` and a wake callback, are woken at every step and at the end,
+    and report each frame sent (:meth:`record_frame`) after moving their position. The
+    first viewer to attach calls ``on_adopted``; the last to detach from a running log calls
+    ``on_orphaned``. Fields are read by anyone and written only by the log's methods.
+    """
+
     message_id: str
     conversation_id: str
     owner: str
@@ -99,9 +129,8 @@ class ReplyLog:
     _chunk_ends: list[int] = field(default_factory=list)
     _packed: int = 0
     _tail: list[str] = field(default_factory=list)
-    _viewers: dict[object, Callable[[], None]] = field(default_factory=dict)
-    _cursors: dict[object, int] = field(default_factory=dict)
-    _room: asyncio.Event = field(default_factory=asyncio.Event)
+    _viewers: dict[Position, Callable[[], None]] = field(default_factory=dict)
+    _progress: asyncio.Event = field(default_factory=asyncio.Event)
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
     on_orphaned: Callable[[ReplyLog], None] | None = None
     on_adopted: Callable[[ReplyLog], None] | None = None
@@ -185,27 +214,59 @@ class ReplyLog:
     def viewer_count(self) -> int:
         return len(self._viewers)
 
-    def attach(self, viewer: object, wake: Callable[[], None], seq: int = 0) -> None:
+    def attach(self, viewer: Position, wake: Callable[[], None]) -> None:
+        """Follow the log from ``viewer.seq``; ``wake`` is called at every step and the end."""
         adopted = not self._viewers
         self._viewers[viewer] = wake
-        self._cursors[viewer] = seq
         if adopted and self.on_adopted is not None:
             self.on_adopted(self)
         wake()
 
-    def detach(self, viewer: object) -> None:
+    def detach(self, viewer: Position) -> None:
         if self._viewers.pop(viewer, None) is None:
             return
-        self._cursors.pop(viewer, None)
-        self._room.set()
+        self._progress.set()
         if not self._viewers and not self.ended and self.on_orphaned is not None:
             self.on_orphaned(self)
 
-    def advance(self, viewer: object, seq: int) -> None:
-        """A viewer has sent everything up to ``seq``; maybe unblock the producer."""
-        if viewer in self._cursors:
-            self._cursors[viewer] = seq
-            self._room.set()
+    def record_frame(self, merged: int) -> None:
+        """A viewer has sent one delta frame, holding ``merged`` steps beyond one, and moved
+        its position past them: count it, and let a paused producer look again."""
+        self.frames_sent += 1
+        self.frames_merged += merged
+        self._progress.set()
+
+    def watch(
+        self,
+        *,
+        on_orphaned: Callable[[ReplyLog], None] | None = None,
+        on_adopted: Callable[[ReplyLog], None] | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        """Set the callbacks given: the last viewer left a running log (``on_orphaned``), a
+        first viewer came (``on_adopted``), a step or the end (``on_change``)."""
+        if on_orphaned is not None:
+            self.on_orphaned = on_orphaned
+        if on_adopted is not None:
+            self.on_adopted = on_adopted
+        if on_change is not None:
+            self.on_change = on_change
+
+    def mark_orphaned(self) -> None:
+        """It is being stopped because no viewer came back within the grace."""
+        self.orphaned = True
+
+    def mark_cut_at_shutdown(self) -> None:
+        """It is being stopped because the shutdown grace ran out."""
+        self.cut_at_shutdown = True
+
+    def mark_produced_by(self, instance: str) -> None:
+        """The instance that produces it (the Redis store names it for the others)."""
+        self.instance = instance
+
+    def mark_first_step(self, now: float) -> None:
+        """The upstream's first step arrived at ``now`` (epoch seconds)."""
+        self.first_step_at = now
 
     # ---------------------------------------------------------------- producing
 
@@ -238,24 +299,24 @@ class ReplyLog:
         self._chunk_ends.append(self._ends[self._packed - 1])
         self._tail = [tail[-1]]
 
-    def room(self, bound: int) -> Awaitable[None] | None:
+    def backpressure(self, bound: int) -> Awaitable[None] | None:
         """None while some viewer is within ``bound`` bytes of the head (or none watches);
         otherwise what to await until one is. The common answer costs no coroutine, and
         no look at the cursors while the whole reply is within the bound."""
         ends = self._ends
         if not ends or ends[-1] <= bound or not self._all_behind(bound):
             return None
-        return self.wait_for_room(bound)
+        return self.wait_for_backpressure(bound)
 
-    async def wait_for_room(self, bound: int) -> None:
+    async def wait_for_backpressure(self, bound: int) -> None:
         """Pause while every viewer is more than ``bound`` bytes behind (none: no pause)."""
         while self._all_behind(bound):
-            self._room.clear()
-            await self._room.wait()
+            self._progress.clear()
+            await self._progress.wait()
 
     def _all_behind(self, bound: int) -> bool:
         return bool(self._viewers) and all(
-            self.bytes_behind(seq) > bound for seq in self._cursors.values()
+            self.bytes_behind(viewer.seq) > bound for viewer in self._viewers
         )
 
     def finish(
@@ -264,15 +325,25 @@ class ReplyLog:
         finish_reason: str,
         *,
         error: GatewayError | None = None,
+        usage: Usage | None = None,
+        request_id: str | None = None,
+        finished_at: float | None = None,
     ) -> None:
+        """End it (once; later calls are ignored, but a ``request_id`` is kept) and wake
+        every viewer and a paused producer. ``finished_at``: now unless given (a mirror
+        takes its producer's)."""
+        if request_id is not None:
+            self.upstream_request_id = request_id
         if self.ended:
             return
         self.state = state
         self.finish_reason = finish_reason
         self.error = error
-        self.finished_at = time.time()
+        if usage is not None:
+            self.usage = usage
+        self.finished_at = time.time() if finished_at is None else finished_at
         self._ended.set()
-        self._room.set()
+        self._progress.set()
         for wake in self._viewers.values():
             wake()
         if self.on_change is not None:

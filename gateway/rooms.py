@@ -14,6 +14,9 @@ from .replies import ReplyLog
 
 
 class Rooms:
+    """This instance's viewers of each conversation: join, leave, and publish a frame or a
+    reply to every viewer of one. Holds references only; sends nothing itself."""
+
     def __init__(self) -> None:
         self._rooms: defaultdict[str, set[Connection]] = defaultdict(set)
 

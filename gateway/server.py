@@ -88,8 +88,7 @@ async def _serve(app: web.Application, host: str, port: int, config: Config) -> 
         gc.freeze()
         # A young collection every 7 000 allocations instead of 700: a socket's handshake
         # allocates a few thousand objects, nearly all freed by reference counting; at 700 the
-        # collector ran several times per handshake (5 % of a socket's cost under churn), for
-        # a pause of ~1.7 ms instead of ~0.2 ms.
+        # collector ran several times per handshake (what that cost: docs/performance.md).
         gc.set_threshold(7000, 20, 10)
         heap.map_big_blocks()  # big short-lived buffers are mapped, never holes in the heap
         log.info(

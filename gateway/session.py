@@ -36,6 +36,7 @@ from .errors import (
     UnsupportedData,
 )
 from .registry import Registry
+from .send_policy import SendPolicy
 from .turns import Turns
 
 log = structlog.get_logger("gateway.session")
@@ -147,8 +148,7 @@ class SocketSession:
             session_type=hs.session_type,
             conversation_id=conv.id,
             instance=hs.instance,
-            send_timeout_s=limits.slow_consumer_timeout_s,
-            max_delta_chars=min(limits.max_delta_chars, limits.outbox_max_bytes // 4),
+            policy=SendPolicy.from_limits(limits),
             created_at=now,
             last_active=now,
         )
@@ -162,7 +162,7 @@ class SocketSession:
             await self.ws.send_str(self._connected_frame())
         except (ConnectionError, RuntimeError):
             return  # the client went away during the handshake: the receive loop sees it
-        conn.frames_sent += 1
+        conn.count_frame_sent()
         self.registry.add(conn)
         self.turns.rooms.join(conv.id, conn)
         self._watch_token()
@@ -212,8 +212,7 @@ class SocketSession:
         assert self.conn is not None
         conn = self.conn
         async for msg in self.ws:
-            conn.last_active = time.time()
-            conn.heard_at = time.monotonic()
+            conn.heard()
             if msg.type is WSMsgType.TEXT:
                 try:
                     await self._on_frame(msg.data)
@@ -294,16 +293,7 @@ class SocketSession:
         warn_in = expires_at - TOKEN_WARNING_S - time.time()
         if warn_in > 0:
             await asyncio.sleep(warn_in)
-        self.conn.send(
-            protocol.encode(
-                {
-                    "type": "error",
-                    "code": "token_expiring",
-                    "message": "the token expires soon; send a fresh auth frame",
-                    "retryable": True,
-                }
-            )
-        )
+        self.conn.send(protocol.token_expiring_frame())
         await asyncio.sleep(max(0.0, expires_at - time.time()))
         await self.conn.close_with(TokenExpired())
 

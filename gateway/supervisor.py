@@ -26,6 +26,7 @@ from .llm.events import ChatRequest, Upstream
 from .metrics import Metrics
 from .producer import produce
 from .replies import ReplyLog, ReplyState
+from .send_policy import SendPolicy
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
 from .stores.replies import ReplyStore
@@ -71,8 +72,7 @@ class ReplySupervisor:
 
     def start(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
         """Run ``reply``'s producer for ``request``; from here on the task settles it."""
-        reply.on_orphaned = self._orphaned
-        reply.on_adopted = self._adopted
+        reply.watch(on_orphaned=self._orphaned, on_adopted=self._adopted)
         task = asyncio.create_task(
             self._run(conv, reply, request), name=f"reply {reply.message_id}"
         )
@@ -117,7 +117,7 @@ class ReplySupervisor:
             for message_id, running in list(self._running.items()):
                 reply = self.replies.get(message_id)
                 if running.task in pending and reply is not None and not reply.ended:
-                    reply.cut_at_shutdown = True
+                    reply.mark_cut_at_shutdown()
                     reply.finish(ReplyState.CANCELLED, "cancelled")
             for task in pending:
                 task.cancel()
@@ -157,7 +157,8 @@ class ReplySupervisor:
         bound_log = log.bind(conversation_id=conv.id, message_id=reply.message_id, user=reply.owner)
         self.metrics.replies_in_flight.inc()
         try:
-            await produce(reply, self.upstream, request, self.config.limits.outbox_max_bytes)
+            bound = SendPolicy.from_limits(self.config.limits).producer_bound
+            await produce(reply, self.upstream, request, bound)
         except asyncio.CancelledError:
             if not reply.ended:  # cancelled from outside (shutdown): keep what we have
                 reply.finish(ReplyState.CANCELLED, "cancelled")
@@ -262,7 +263,7 @@ class ReplySupervisor:
             running.orphan_timer = None
             self._orphaned(reply)  # a viewer on another instance: another grace
             return
-        reply.orphaned = True
+        reply.mark_orphaned()
         self.stop_local(reply, "cancelled")
 
     # ---------------------------------------------------------------- background tasks

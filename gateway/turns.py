@@ -163,9 +163,7 @@ class Turns:
             if reply is not None:
                 await self.supervisor.stop(reply, "cancelled")
         await self.conversations.clear(conv)
-        await self.cluster.publish_room(
-            conv.id, protocol.encode({"type": "history_cleared", "conversation_id": conv.id})
-        )
+        await self.cluster.publish_room(conv.id, protocol.history_cleared_frame(conv.id))
 
     # ---------------------------------------------------------------- starting a reply
 
@@ -201,15 +199,8 @@ class Turns:
             conv, user_msg, HistoryMessage(reply.message_id, "assistant", "", "running", now)
         )
         await self.replies.add(reply)  # in Redis before anyone is told of it
-        user_message = protocol.encode(
-            {
-                "type": "user_message",
-                "id": msg.id,
-                "conversation_id": conv.id,
-                "user": conn.public_user or conn.user,
-                "text": msg.text,
-                "ts": protocol.now_iso(),
-            }
+        user_message = protocol.user_message_frame(
+            id=msg.id, conversation_id=conv.id, user=conn.public_user or conn.user, text=msg.text
         )
         # Viewers here first (the upstream request starts without waiting on Redis), then
         # the other instances, in the same order: the user's message, then the reply.

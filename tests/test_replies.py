@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+from dataclasses import dataclass
 
 from gateway.replies import PACK_BYTES, ReplyLog, ReplyState
 
 
 def _log() -> ReplyLog:
     return ReplyLog("m-1", "conv-1", "alice", "c-1", "qwen-plus")
+
+
+@dataclass(eq=False)
+class _Viewer:
+    """A viewer's position, as a connection's cursor holds it."""
+
+    seq: int = 0
 
 
 def test_steps_are_numbered_from_one_and_reads_merge_whole_steps() -> None:
@@ -89,41 +97,43 @@ def test_bytes_behind_counts_utf8_bytes() -> None:
 
 
 async def test_producer_pauses_while_every_viewer_is_behind_the_bound() -> None:
-    """wait_for_room blocks until one viewer advances, and never blocks with no viewer."""
+    """wait_for_backpressure blocks until one viewer advances, never with no viewer."""
     log = _log()
     log.append("x" * 100)
-    await asyncio.wait_for(log.wait_for_room(10), 1)  # no viewers: no pause
-    viewer = object()
-    log.attach(viewer, lambda: None, 0)
-    waiter = asyncio.create_task(log.wait_for_room(10))
+    await asyncio.wait_for(log.wait_for_backpressure(10), 1)  # no viewers: no pause
+    viewer = _Viewer()
+    log.attach(viewer, lambda: None)
+    waiter = asyncio.create_task(log.wait_for_backpressure(10))
     await asyncio.sleep(0)
     assert not waiter.done()
-    log.advance(viewer, 1)
+    viewer.seq = 1
+    log.record_frame(0)
     await asyncio.wait_for(waiter, 1)
+    assert (log.frames_sent, log.frames_merged) == (1, 0)
 
 
-async def test_room_is_none_while_one_viewer_is_within_the_bound() -> None:
-    """room() answers None (no coroutine) unless every viewer is more than bound behind."""
+async def test_backpressure_is_none_while_one_viewer_is_within_the_bound() -> None:
+    """backpressure() is None (no coroutine) unless every viewer is more than bound behind."""
     log = _log()
     log.append("x" * 100)
-    assert log.room(10) is None  # no viewers
-    slow, quick = object(), object()
-    log.attach(slow, lambda: None, 0)
-    assert log.room(100) is None  # the whole reply is within the bound
-    wait = log.room(10)
+    assert log.backpressure(10) is None  # no viewers
+    slow, quick = _Viewer(0), _Viewer(1)
+    log.attach(slow, lambda: None)
+    assert log.backpressure(100) is None  # the whole reply is within the bound
+    wait = log.backpressure(10)
     assert wait is not None
-    log.attach(quick, lambda: None, 1)  # one viewer at the head is enough
-    assert log.room(10) is None
+    log.attach(quick, lambda: None)  # one viewer at the head is enough
+    assert log.backpressure(10) is None
     await asyncio.wait_for(wait, 1)  # the earlier wait ends too
     log.append("y" * 5)
-    assert log.room(10) is None  # 5 bytes behind: within the bound
+    assert log.backpressure(10) is None  # 5 bytes behind: within the bound
 
 
 async def test_finish_wakes_viewers_and_is_final() -> None:
     """The first finish wins; viewers are woken."""
     log = _log()
     woken = asyncio.Event()
-    log.attach(object(), woken.set, 0)
+    log.attach(_Viewer(), woken.set)
     woken.clear()
     log.finish(ReplyState.CANCELLED, "cancelled")
     log.finish(ReplyState.COMPLETED, "stop")
@@ -136,9 +146,11 @@ def test_orphan_and_adopt_callbacks_fire_on_last_detach_and_first_attach() -> No
     """The last viewer leaving a running reply orphans it; a new viewer adopts it."""
     log = _log()
     events: list[str] = []
-    log.on_orphaned = lambda _: events.append("orphaned")
-    log.on_adopted = lambda _: events.append("adopted")
-    a, b = object(), object()
+    log.watch(
+        on_orphaned=lambda _: events.append("orphaned"),
+        on_adopted=lambda _: events.append("adopted"),
+    )
+    a, b = _Viewer(), _Viewer()
     log.attach(a, lambda: None)
     log.attach(b, lambda: None)
     log.detach(a)

@@ -75,7 +75,7 @@ async def broadcast(request: web.Request) -> web.Response:
         protocol.check_text(value, name)
     if "conversation_id" in filters:
         protocol.check_id(filters["conversation_id"], "field 'conversation_id'")
-    frame = protocol.encode({"type": "broadcast", "message": text, "ts": protocol.now_iso()})
+    frame = protocol.broadcast_frame(text)
     delivered = deliver_broadcast(request.app[keys.REGISTRY], frame, filters)
     await request.app[keys.BACKENDS].bus.publish("broadcast", frame=frame, filters=filters)
     # ``delivered`` counts this instance's sockets; the other instances deliver on their own.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 from aiohttp import web
 
@@ -23,19 +22,6 @@ from ..replies import ReplyLog
 from ..session import receive_auth_token
 
 WATCH_INTERVAL_S = 1.0
-
-
-def status(reply: ReplyLog) -> dict[str, Any]:
-    return {
-        "message_id": reply.message_id,
-        "conversation_id": reply.conversation_id,
-        "status": str(reply.state),
-        "seq": reply.head,
-        "output_chars": reply.content_length,
-        "finish_reason": reply.finish_reason,
-        "started_at": protocol.iso(reply.started_at),
-        "finished_at": protocol.iso(reply.finished_at) if reply.finished_at else None,
-    }
 
 
 async def _find(request: web.Request, identity: Identity | None = None) -> ReplyLog:
@@ -80,7 +66,7 @@ async def _watcher(request: web.Request, ws: web.WebSocketResponse) -> ReplyLog 
 
 
 async def get_generation(request: web.Request) -> web.Response:
-    return web.json_response(status(await _find(request)))
+    return web.json_response(protocol.reply_status(await _find(request)))
 
 
 async def watch_generation(request: web.Request) -> web.StreamResponse:
@@ -100,7 +86,7 @@ async def watch_generation(request: web.Request) -> web.StreamResponse:
     reader = asyncio.create_task(ws.receive())  # notices the client going away
     try:
         while True:
-            await ws.send_json({"type": "status", **status(reply)})
+            await ws.send_str(protocol.status_frame(reply))
             if reply.ended:
                 break
             ended = asyncio.ensure_future(reply.wait_ended())

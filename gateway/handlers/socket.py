@@ -8,28 +8,26 @@ from aiohttp import web
 
 from .. import keys, protocol
 from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
-from ..connection import GatewaySocket
 from ..errors import StoreUnavailable
+from ..send_policy import SendPolicy
 from ..session import Handshake, SocketSession
+from ..websocket import GatewaySocket, hold_transport_buffer
 
 
 async def open_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     config = app[keys.CONFIG]
     limits = config.limits
+    policy = SendPolicy.from_limits(limits)
     session_type = request.query.get("session_type", "person")
     ws = GatewaySocket(
         protocols=(SUBPROTOCOL,),
-        # The heartbeat is one sweep over all sockets (Registry.keep_alive), not a timer
+        # The heartbeat is one sweep over all sockets (gateway.heartbeat), not a timer
         # per socket; pongs reach the session, which answers pings itself.
         autoping=False,
         compress=False,  # deltas are small and many; deflate costs more CPU than it saves
         max_msg_size=limits.max_frame_bytes,
-        # A sixteenth of the outbox queued in the transport (GatewaySocket holds the
-        # transport's high-water mark to it), plus the frame being written (at most
-        # max_delta_chars): a stalled reader's socket holds well under the outbox bound,
-        # which also has to cover its reply's paused upstream read.
-        writer_limit=max(limits.outbox_max_bytes // 16, 16 * 1024),
+        writer_limit=policy.writer_limit,
     )
     anon: Identity | None = None
     if not config.auth.required:
@@ -37,6 +35,7 @@ async def open_socket(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(StoreUnavailable):
             anon = await anonymous_caller(request, ws)
     await ws.prepare(request)
+    hold_transport_buffer(ws, policy.transport_high_water)
     sockets = app[keys.SOCKETS]
     sockets.add(ws)
     try:

@@ -13,7 +13,7 @@
   after its first step. A refusal the wire can route around (DashScope's "url error" for a
   model on the wrong endpoint) is sent once more, to the wire's other endpoint, at once.
 * The body is read in chunks of at most :data:`READ_CHUNK` bytes into the SSE decoder (no
-  readline limit applies). The consumer's ``room`` is asked between reads, once a chunk's
+  readline limit applies). The consumer's ``backpressure`` is asked between reads, once a chunk's
   events are all out, so a reply paused for a stalled reader holds aiohttp's read buffer
   (twice :data:`READ_CHUNK`) and no decoded event.
   Closing the stream (``aclose()`` or cancelling its task) closes the response, and with it
@@ -33,7 +33,7 @@ from ..config import UpstreamConfig
 from ..errors import UpstreamError, UpstreamTimeout, failure_fields
 from .body import JsonBody
 from .dashscope import DashScopeWire
-from .events import ChatRequest, Finish, Room, Step, Upstream, UpstreamEvent
+from .events import Backpressure, ChatRequest, Finish, Step, Upstream, UpstreamEvent
 from .openai import OpenAIWire
 from .sse import SSEDecoder
 from .wire import Wire, error_from_body
@@ -59,7 +59,7 @@ def make_session(config: UpstreamConfig) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),
         raise_for_status=False,
         # aiohttp pauses the socket at twice this much unread: a reply paused behind a
-        # stalled reader holds ~32 KB of its body, not the 128 KB of the default.
+        # stalled reader holds that much of its body, not the default's (docs/performance.md).
         read_bufsize=READ_CHUNK,
     )
 
@@ -133,7 +133,7 @@ class HttpUpstream:
         self._wire = wire
 
     async def stream(
-        self, request: ChatRequest, room: Room | None = None
+        self, request: ChatRequest, backpressure: Backpressure | None = None
     ) -> AsyncGenerator[UpstreamEvent, None]:
         attempt = 0
         rerouted = request.endpoint is not None  # a named endpoint is never switched
@@ -141,7 +141,7 @@ class HttpUpstream:
         while True:
             produced = False  # by any Step or Reasoning
             try:
-                async for event in self._once(request, room):
+                async for event in self._once(request, backpressure):
                     if not isinstance(event, Finish):
                         produced = True
                     yield event
@@ -172,7 +172,7 @@ class HttpUpstream:
                 await asyncio.sleep(delay)
 
     async def _once(
-        self, request: ChatRequest, room: Room | None
+        self, request: ChatRequest, backpressure: Backpressure | None
     ) -> AsyncGenerator[UpstreamEvent, None]:
         key = self._config.api_key.reveal()
         fields, headers = self._wire.request(request, key)
@@ -192,7 +192,7 @@ class HttpUpstream:
                         error.request_id = error.request_id or response.headers.get("X-Request-Id")
                         raise error
                     silence = Silence(self._config.idle_timeout_s, response.content)
-                    events = self._events(response, request, room, silence)
+                    events = self._events(response, request, backpressure, silence)
                     first = await anext(events)
             except TimeoutError:
                 raise UpstreamTimeout(
@@ -242,11 +242,11 @@ class HttpUpstream:
         self,
         response: aiohttp.ClientResponse,
         request: ChatRequest,
-        room: Room | None,
+        backpressure: Backpressure | None,
         silence: Silence,
     ) -> AsyncGenerator[UpstreamEvent, None]:
         """The body's events, decoded and parsed, ending with the parser's verdict; waits
-        for ``room`` before each read after the first, once the chunk's events are all out.
+        for ``backpressure`` before each read after the first, once the chunk's events are all out.
         Each read is stamped on ``silence``; a wait for room holds it."""
         decoder = SSEDecoder()
         parser = self._wire.parser(request)
@@ -261,7 +261,7 @@ class HttpUpstream:
                 # before the next one is decoded.
                 for event in parser.feed(batch.pop()):
                     yield event
-            if room is not None and (wait := room()) is not None:
+            if backpressure is not None and (wait := backpressure()) is not None:
                 silence.held = True
                 try:
                     await wait

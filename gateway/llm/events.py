@@ -106,17 +106,17 @@ class Finish:
 
 
 UpstreamEvent = Step | Reasoning | Finish
-# The consumer's backpressure: None when there is room for more, else what to await.
-Room = Callable[[], Awaitable[None] | None]
+# The consumer's backpressure: None when it can take more, else what to await.
+Backpressure = Callable[[], Awaitable[None] | None]
 
 
 class Upstream(Protocol):
     """An upstream model service."""
 
     def stream(
-        self, request: ChatRequest, room: Room | None = None
+        self, request: ChatRequest, backpressure: Backpressure | None = None
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        """Stream one reply; see the module docstring. ``room`` is asked before each read
+        """Stream one reply; see the module docstring. ``backpressure`` is asked before each read
         from the upstream once the events of the previous one are out, and what it returns
         awaited: the consumer's backpressure, applied where waiting holds no decoded event."""
         ...

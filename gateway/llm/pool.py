@@ -50,7 +50,7 @@ from ..config import Config, UpstreamConfig
 from ..errors import UpstreamError
 from ..metrics import Metrics
 from ..usage import TokenCounts, UpstreamCall
-from .events import ChatRequest, Finish, Reasoning, Room, Step, Upstream, UpstreamEvent
+from .events import Backpressure, ChatRequest, Finish, Reasoning, Step, Upstream, UpstreamEvent
 
 log = structlog.get_logger("gateway.upstream")
 
@@ -293,7 +293,11 @@ class PooledUpstream:
         self._metrics = metrics
 
     async def stream(
-        self, request: ChatRequest, room: Room | None = None, *, trace: PoolTrace | None = None
+        self,
+        request: ChatRequest,
+        backpressure: Backpressure | None = None,
+        *,
+        trace: PoolTrace | None = None,
     ) -> AsyncGenerator[UpstreamEvent, None]:
         trace = PoolTrace() if trace is None else trace
         tried: list[str] = []
@@ -320,7 +324,7 @@ class PooledUpstream:
             reported: TokenCounts | None = None
             finished = False
             try:
-                async for event in self._clients[name].stream(call, room):
+                async for event in self._clients[name].stream(call, backpressure):
                     if isinstance(event, Step):
                         answer_len += len(event.text)
                         if self._continue:

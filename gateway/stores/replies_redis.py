@@ -120,7 +120,7 @@ class RedisReplyStore(MemoryReplyStore):
 
     async def add(self, log_: ReplyLog) -> None:
         """Write the reply's header (before anyone is told of it), then publish its steps."""
-        log_.instance = self._instance
+        log_.mark_produced_by(self._instance)
         header: dict[FieldT, EncodableT] = {
             "conversation_id": log_.conversation_id,
             "owner": log_.owner,
@@ -136,7 +136,7 @@ class RedisReplyStore(MemoryReplyStore):
             await pipe.execute()
         await super().add(log_)
         self._sent[log_] = 0
-        log_.on_change = functools.partial(self._changed, log_)
+        log_.watch(on_change=functools.partial(self._changed, log_))
         if self._publisher is None or self._publisher.done():
             self._publisher = asyncio.create_task(self._publish(), name="reply publisher")
 
@@ -242,7 +242,7 @@ class RedisReplyStore(MemoryReplyStore):
             )
             entries = cast(Entries, await self._redis.xrange(self._k.steps(message_id)))
         last = self._apply(mirror, entries)
-        mirror.on_adopted = self._mark_watched  # a first viewer here: tell the producer now
+        mirror.watch(on_adopted=self._mark_watched)  # a first viewer here: tell the producer now
         self._logs[message_id] = mirror
         if mirror.ended:
             self.expire_later(mirror)
@@ -266,17 +266,17 @@ class RedisReplyStore(MemoryReplyStore):
         return last
 
     def _finish_mirror(self, mirror: ReplyLog, end: dict[str, Any]) -> None:
-        mirror.usage = Usage(*end.get("usage", [None, None]))
-        mirror.orphaned = bool(end.get("orphaned"))
-        mirror.upstream_request_id = end.get("upstream_request_id")
+        if end.get("orphaned"):
+            mirror.mark_orphaned()
         error = end.get("error")
         mirror.finish(
             ReplyState(end["state"]),
             end.get("finish_reason") or "error",
             error=error_for_code(error[0], error[1]) if error else None,
+            usage=Usage(*end.get("usage", [None, None])),
+            request_id=end.get("upstream_request_id"),
+            finished_at=float(end["finished_at"]) if end.get("finished_at") else None,
         )
-        if end.get("finished_at"):
-            mirror.finished_at = float(end["finished_at"])
 
     async def _read(self) -> None:
         """While mirrors run: read every followed stream in one XREAD; check on producers."""
