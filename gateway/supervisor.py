@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -30,6 +28,7 @@ from .send_policy import SendPolicy
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
 from .stores.replies import ReplyStore
+from .tasks import TaskOwner
 from .turn_rules import history_status
 
 log = structlog.get_logger("gateway.supervisor")
@@ -66,7 +65,7 @@ class ReplySupervisor:
         self.bus = backends.bus
         self._running: dict[str, _Running] = {}
         self._per_user: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner()  # settles without a reply task, reaps, orphan checks
 
     # ---------------------------------------------------------------- starting
 
@@ -123,8 +122,7 @@ class ReplySupervisor:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        await self._tasks.aclose(grace_s)
 
     # ---------------------------------------------------------------- claims without a task
 
@@ -138,11 +136,11 @@ class ReplySupervisor:
 
     def release_later(self, conv: Conversation, message_id: str) -> None:
         """Free a claim no task will settle, from a task (for callers that may not await)."""
-        self._spawn(self._settle(conv, message_id, None))
+        self._tasks.spawn(self._settle(conv, message_id, None), "settle")
 
     def reap_stale_later(self, message_id: str) -> None:
         """Mark failed, from a task, a reply whose instance died while producing it."""
-        self._spawn(self._reap_stale(message_id))
+        self._tasks.spawn(self._reap_stale(message_id), "reap stale")
 
     async def _reap_stale(self, message_id: str) -> None:
         try:
@@ -253,7 +251,7 @@ class ReplySupervisor:
 
     def _orphan_expired(self, reply: ReplyLog) -> None:
         if reply.viewer_count == 0 and not reply.ended:
-            self._spawn(self._orphan_check(reply))
+            self._tasks.spawn(self._orphan_check(reply), "orphan check")
 
     async def _orphan_check(self, reply: ReplyLog) -> None:
         running = self._running.get(reply.message_id)
@@ -265,12 +263,3 @@ class ReplySupervisor:
             return
         reply.mark_orphaned()
         self.stop_local(reply, "cancelled")
-
-    # ---------------------------------------------------------------- background tasks
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` as a task that :meth:`drain` waits for. (To be replaced by
-        ``gateway.tasks.TaskOwner.spawn`` once that lands.)"""
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
