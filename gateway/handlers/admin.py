@@ -65,7 +65,7 @@ async def broadcast(request: web.Request) -> web.Response:
     if unknown:
         raise Unprocessable(f"unknown field {unknown[0]!r}")
     text = body.get("message")
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not text:
         raise Unprocessable("field 'message' must be a non-empty string")
     protocol.check_text(text, "message")
     filters = {k: body[k] for k in ("assistant", "conversation_id", "user") if k in body}
