@@ -27,9 +27,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -42,18 +45,74 @@ Redis = aioredis.Redis
 
 
 def make_redis(config: RedisConfig) -> Redis:
-    """A pooled client; connect and command timeouts apart; a short retry on a dropped link."""
-    client: Redis = aioredis.Redis.from_url(
-        config.url.reveal(),
-        decode_responses=True,
-        socket_connect_timeout=config.connect_timeout_s,
-        socket_timeout=config.command_timeout_s,
-        health_check_interval=max(1, int(config.heartbeat_s * 5)),
-        max_connections=config.max_connections,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    """A pooled client; connect and command timeouts apart; a short retry on a dropped link.
+
+    With ``redis.sentinels`` the pool asks the Sentinels for the master's address whenever
+    it opens a connection, and drops its connections when a write meets a demoted master
+    (``READONLY``): a failover is followed without a restart. ``rediss://`` verifies the
+    server against ``redis.ca_file`` (else the system's CAs) and presents
+    ``redis.cert_file`` when given.
+    """
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": config.connect_timeout_s,
+        "socket_timeout": config.command_timeout_s,
+        "health_check_interval": max(1, int(config.heartbeat_s * 5)),
+        "max_connections": config.max_connections,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    url = config.url.reveal()
+    if url.startswith("rediss://"):
+        options |= _tls_options(config)
+    if not config.sentinels:
+        client: Redis = aioredis.Redis.from_url(url, **options)
+        return client
+    parts = parse_url(url)  # scheme, password, database; the host comes from the Sentinels
+    options |= {k: v for k, v in parts.items() if k in ("username", "password", "db")}
+    options["ssl"] = url.startswith("rediss://")
+    sentinel_options: dict[str, Any] = {
+        "socket_connect_timeout": config.connect_timeout_s,
+        "socket_timeout": config.command_timeout_s,
+        "decode_responses": True,
+    }
+    if config.sentinel_password:
+        sentinel_options["password"] = config.sentinel_password.reveal()
+    if options["ssl"]:  # Sentinels behind the same TLS as the servers they watch
+        sentinel_options |= {k: v for k, v in options.items() if k.startswith("ssl")}
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        [_address(a) for a in config.sentinels], sentinel_kwargs=sentinel_options, **options
     )
-    return client
+    master = sentinel.master_for(config.sentinel_master, redis_class=SentinelRedis)
+    assert isinstance(master, SentinelRedis)
+    master.sentinels = sentinel
+    return master
+
+
+class SentinelRedis(aioredis.Redis):
+    """A client of the master that Sentinel names; closing it closes the Sentinel clients."""
+
+    sentinels: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinels is not None:
+            await self.sentinels.aclose()
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _tls_options(config: RedisConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {"ssl_cert_reqs": "required"}
+    if config.ca_file:
+        options["ssl_ca_certs"] = config.ca_file
+    if config.cert_file:
+        options["ssl_certfile"] = config.cert_file
+        options["ssl_keyfile"] = config.key_file
+    return options
 
 
 @contextlib.contextmanager
