@@ -61,7 +61,15 @@ def redis_backends(
     bus = RedisBus(redis, keys.events, instance)
     return RedisBackends(
         conversations=conversations,
-        replies=RedisReplyStore(redis, keys, instance, limits.resume_window_s, conversations),
+        replies=RedisReplyStore(
+            redis,
+            keys,
+            instance,
+            limits.resume_window_s,
+            conversations,
+            config.redis.wait_replicas,
+            config.redis.wait_timeout_ms,
+        ),
         bus=bus,
         presence=presence,
         rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),

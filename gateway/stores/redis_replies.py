@@ -1,14 +1,19 @@
 """Reply logs in Redis Streams: produced once, followed from any instance, resumable anywhere.
 
 The instance that reads the upstream keeps the :class:`~gateway.replies.ReplyLog` in memory
-(its local viewers read it there) and its one *publisher* task copies every running log to
-its stream ``reply:{mid}:steps``, all of them in one pipeline every :data:`PUBLISH_EVERY_S`:
-each entry ``0-{seq}`` carries the steps after the previous entry up to ``seq``, their texts
-concatenated in ``t`` and their lengths in ``n``, so a reader rebuilds the exact steps
-however many one entry holds. So Redis costs a few commands per reply per tick, not a round
-trip per step; a remote viewer sees steps at most a tick late. When Redis is down the
-publisher waits and then writes the backlog. The last entry carries ``end`` (state, finish
-reason, usage, error).
+and its one *publisher* task copies every running log to its stream ``reply:{mid}:steps``
+by group commit: as soon as there are new steps and the previous write has returned, every
+changed reply goes in one pipeline (so at low load a step is in Redis one round trip after
+it is read, and under load writes batch by themselves). Each entry ``0-{seq}`` carries the
+steps after the previous entry up to ``seq``, their texts concatenated in ``t`` and their
+lengths in ``n``, so a reader rebuilds the exact steps however many one entry holds. The
+last entry carries ``end`` (state, finish reason, usage, error).
+
+Durable before delivered: local viewers read the log only up to its watermark, which the
+publisher raises (:meth:`~gateway.replies.ReplyLog.release`) once the pipeline holding the
+steps (and, with ``redis.wait_replicas``, its ``WAIT``) has returned. So whatever any viewer
+received is in Redis, and a crash of this instance loses nothing a viewer saw. When Redis is
+down, viewers wait with the steps and the publisher writes the backlog once it is back.
 
 Another instance that needs the reply (a viewer resumes there, a room member is there)
 builds a *mirror*: a ReplyLog with ``remote=True``, loaded from the stream and kept up to
@@ -41,7 +46,6 @@ from .redis_client import KeySpace, Redis, guarded
 
 log = structlog.get_logger("gateway.replies")
 
-PUBLISH_EVERY_S = 0.05  # how often running replies' new steps go to Redis (one pipeline)
 FOLLOW_BLOCK_MS = 100  # a new mirror joins the reader's XREAD within this
 CHECK_EVERY_S = 1.0  # watched marks and producer liveness
 WATCHED_TTL_S = 5  # a mirror's watched mark outlives a few missed checks
@@ -92,6 +96,8 @@ class RedisReplyStore(ReplyStore):
         instance: str,
         resume_window_s: float,
         conversations: ConversationStore,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 0,
     ) -> None:
         super().__init__(resume_window_s)
         self._redis = redis
@@ -107,6 +113,9 @@ class RedisReplyStore(ReplyStore):
         self._reader: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # reaps, watched marks
         self._loading: dict[str, asyncio.Future[ReplyLog | None]] = {}
+        self._wait_replicas = wait_replicas  # WAIT after each write (0: do not)
+        self._wait_timeout_ms = wait_timeout_ms
+        self._replicas_short = False
 
     # ---------------------------------------------------------------- producing here
 
@@ -137,16 +146,16 @@ class RedisReplyStore(ReplyStore):
         self._publish_wake.set()
 
     async def _publish(self) -> None:
-        """While local replies run: write what changed, every reply in one pipeline."""
+        """While local replies run: group commit. As soon as there are steps and the previous
+        write has returned, write every changed reply in one pipeline, then release what it
+        wrote to the viewers."""
         delay = 0.05
         while self._sent:
             await self._publish_wake.wait()
-            if not any(log_.ended for log_ in self._dirty):
-                await asyncio.sleep(PUBLISH_EVERY_S)  # gather a tick's steps; ends go at once
             self._publish_wake.clear()
             batch, self._dirty = self._dirty, set()
             try:
-                await self._write(batch)
+                written = await self._write(batch)
                 delay = 0.05
             except RedisError as exc:
                 self._dirty |= batch  # nothing is lost: the next round writes it
@@ -154,8 +163,12 @@ class RedisReplyStore(ReplyStore):
                 log.warning("reply publish waits for redis", error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            for reply, head, ended in written:
+                reply.release(head, ended)
 
-    async def _write(self, batch: set[ReplyLog]) -> None:
+    async def _write(self, batch: set[ReplyLog]) -> list[tuple[ReplyLog, int, bool]]:
+        """Write the batch's new steps and ends; what was written: (reply, head, ended)."""
         pipe = self._redis.pipeline(transaction=False)
         written: list[tuple[ReplyLog, int, bool]] = []
         for reply in batch:
@@ -175,16 +188,33 @@ class RedisReplyStore(ReplyStore):
                 pipe.pexpire(stream, self._window_ms)
                 pipe.pexpire(header, self._window_ms)
             written.append((reply, head, ended))
+        if not written:
+            return written
+        if self._wait_replicas:
+            pipe.execute_command("WAIT", self._wait_replicas, self._wait_timeout_ms)
         answers = await pipe.execute(raise_on_error=False)
         for answer in answers:
             # An entry written before a lost answer comes back as "equal or smaller": done.
             if isinstance(answer, RedisError) and "equal or smaller" not in str(answer):
                 raise answer
+        if self._wait_replicas:
+            self._note_replicas(int(answers[-1]))
         for reply, head, ended in written:
             if ended:
                 self._sent.pop(reply, None)
             else:
                 self._sent[reply] = head
+        return written
+
+    def _note_replicas(self, acked: int) -> None:
+        """Log when writes start or stop reaching ``redis.wait_replicas`` replicas in time."""
+        short = acked < self._wait_replicas
+        if short != self._replicas_short:
+            self._replicas_short = short
+            if short:
+                log.warning("replicas behind: a failover now may lose steps", acked=acked)
+            else:
+                log.info("replicas caught up", acked=acked)
 
     async def watched_elsewhere(self, message_id: str) -> bool:
         try:
