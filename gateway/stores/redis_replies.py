@@ -157,18 +157,22 @@ class RedisReplyStore(ReplyStore):
     async def _publish(self) -> None:
         """While local replies run: group commit. As soon as there are steps and the previous
         write has returned, write every changed reply in one pipeline, then release what it
-        wrote to the viewers."""
-        delay = 0.05
+        wrote to the viewers. After a failed write, first find what each stream holds."""
+        delay, resync = 0.05, False
         while self._sent:
             await self._publish_wake.wait()
             self._publish_wake.clear()
             batch, self._dirty = self._dirty, set()
             try:
+                if resync:
+                    batch |= await self._resync()
+                    resync = False
                 written = await self._write(batch)
                 delay = 0.05
             except RedisError as exc:
                 self._dirty |= batch  # nothing is lost: the next round writes it
                 self._publish_wake.set()
+                resync = True
                 log.warning("reply publish waits for redis", error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -216,6 +220,24 @@ class RedisReplyStore(ReplyStore):
             else:
                 self._sent[reply] = head
         return written
+
+    async def _resync(self) -> set[ReplyLog]:
+        """Count as written what each running reply's stream holds now, so the next write
+        sends again what is missing: a failover may have lost writes the old master had
+        acknowledged (replication is asynchronous). The replies, all to be written."""
+        replies = list(self._sent)
+        commands = [
+            _pack(b"XREVRANGE", self._k.steps(r.message_id), b"+", b"-", b"COUNT", b"1")
+            for r in replies
+        ]
+        for reply, answer in zip(replies, await self._send(commands), strict=True):
+            if isinstance(answer, RedisError):
+                raise answer
+            newest = cast(list[list[bytes]], answer)
+            top = int(newest[0][0].partition(b"-")[2]) if newest else 0
+            if reply in self._sent:
+                self._sent[reply] = min(top, reply.head)
+        return set(replies)
 
     async def _send(self, commands: list[bytes]) -> list[object]:
         """Send packed commands in one write on a pooled connection; their answers, errors as

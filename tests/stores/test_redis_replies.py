@@ -6,6 +6,7 @@ import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from gateway.replies import ReplyLog, ReplyState
+from gateway.stores.redis_replies import decode_steps
 from tests.conftest import make_token
 from tests.stores.conftest import started
 
@@ -81,3 +82,36 @@ async def test_with_a_publisher_a_log_shows_viewers_only_what_was_released() -> 
     assert log.ended and not log.end_visible and changes == [1, 2, 2]
     log.release(2, True)
     assert log.read(1, 100) == (", world", 2) and log.end_visible
+
+
+async def test_after_redis_lost_acknowledged_entries_the_publisher_writes_them_again(
+    instances, redis_server
+) -> None:
+    """Entries gone from the stream (as after a failover to a replica that lacked them), then
+    a failed write: the publisher reads what the stream holds and sends the rest again."""
+    (a,) = await instances(names=("a",))
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    try:
+        sock, _, start = await started(a, make_token("alice"), "sim:tokens=80 sim:delay_ms=25")
+        stream = f"gw:reply:{start['message_id']}:steps"
+        text = ""
+        while len(text) < 40:
+            text += (await sock.recv_type("delta"))["text"]
+        await client.delete(stream)  # the new master never had these entries
+        await client.aclose()
+        await redis_server.stop()
+        await redis_server.start()
+        while (frame := await sock.recv_type("delta", "done"))["type"] == "delta":
+            text += frame["text"]
+        assert frame["seq"] == 80
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        entries = await client.xrange(stream)
+        steps: list[str] = []
+        for entry_id, fields in entries:
+            if "end" not in fields:
+                first, decoded = decode_steps(entry_id, fields)
+                assert first == len(steps) + 1
+                steps.extend(decoded)
+        assert "".join(steps) == text
+    finally:
+        await client.aclose()
