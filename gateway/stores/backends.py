@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,17 +55,20 @@ def redis_backends(
     config: Config, redis: Redis, registry: Registry, instance: str
 ) -> RedisBackends:
     limits, keys = config.limits, KeySpace(config.redis.key_prefix)
+    # Liveness is per process: an instance restarted under the same id (a restart policy)
+    # must not keep its dead predecessor's replies and claims looking alive.
+    live_id = f"{instance}~{secrets.token_hex(4)}"
     conversations = RedisConversationStore(
-        redis, keys, limits.history_max_messages, config.redis.history_ttl_s
+        redis, keys, limits.history_max_messages, config.redis.history_ttl_s, live_id
     )
-    presence = RedisPresence(redis, keys, instance, registry, config.redis.heartbeat_s)
+    presence = RedisPresence(redis, keys, live_id, registry, config.redis.heartbeat_s)
     bus = RedisBus(redis, keys.events, instance)
     return RedisBackends(
         conversations=conversations,
         replies=RedisReplyStore(
             redis,
             keys,
-            instance,
+            live_id,
             limits.resume_window_s,
             conversations,
             config.redis.wait_replicas,

@@ -12,9 +12,13 @@ Keys (``P`` is ``redis.key_prefix``)::
     P reply:{mid}             hash   the reply's header (conversation, owner, model, instance)
     P reply:{mid}:steps       stream entry ``0-{seq}`` holds the steps up to seq; then ``end``
     P reply:{mid}:watched     string set while a viewer on another instance follows it
-    P instance:{id}           string alive marker, expires after 3 heartbeats
-    P instance:{id}:conns     hash   connection id -> JSON (GET /api/v1/connections)
-    P instances               zset   instance id scored by its last heartbeat
+    P instance:{live}         string alive marker, expires after 3 heartbeats
+    P instance:{live}:conns   hash   connection id -> JSON (GET /api/v1/connections)
+    P instances               zset   live id scored by its last heartbeat
+
+``{live}`` is the instance id and a token drawn at start-up (``gateway1~5f0c2a9e``): a
+process restarted under the same instance id is another one, and its predecessor's replies
+and claims are seen dead.
     P rate:{user}             hash   token bucket
     P events                  pub/sub channel for every cross-instance event
 

@@ -144,8 +144,11 @@ def _header(cid: str, meta: dict[str, str], members: set[str]) -> Conversation:
 
 
 class RedisConversationStore:
-    def __init__(self, redis: Redis, keys: KeySpace, max_messages: int, ttl_s: float) -> None:
+    def __init__(
+        self, redis: Redis, keys: KeySpace, max_messages: int, ttl_s: float, live_id: str = ""
+    ) -> None:
         self._redis = redis
+        self._live_id = live_id  # this process's alive marker, if not the instance id itself
         self._k = keys
         self._max = max_messages
         self._ttl = max(1, int(ttl_s))
@@ -279,7 +282,10 @@ class RedisConversationStore:
         with guarded():
             outcome, previous, stale = await self._claim(
                 keys=[k.conv(conversation.id), k.clients(conversation.id)],
-                args=[message_id, client_id, instance, int(interrupt), k.alive(""), self._ttl],
+                args=[
+                    *(message_id, client_id, self._live_id or instance, int(interrupt)),
+                    *(k.alive(""), self._ttl),
+                ],
             )
         claim = Claim(cast(Any, outcome), previous or None, stale == "1")
         if claim.outcome == "started":

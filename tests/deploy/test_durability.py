@@ -86,3 +86,35 @@ async def test_sigkill_at_random_points_the_client_text_always_equals_history(
         await cluster.start(producer, f"{producer}-{round_}")  # a new incarnation
         producer, survivor = survivor, producer
     assert cut_short >= ROUNDS // 2, f"most kills land mid-reply (seed {seed})"
+
+
+async def test_an_instance_restarted_under_its_own_id_does_not_keep_dead_replies_alive(
+    cluster: Cluster,
+) -> None:
+    """SIGKILL, then the same instance id again (a restart policy): the client resumes on the
+    other instance, gets the rest and an error, the history equals its text, and the
+    conversation takes a new message."""
+    token = make_token("alice")
+    sock = await cluster.connect_direct("gateway1", token)
+    conv = sock.connected["conversation_id"]
+    await sock.send(type="message", id="c-1", text="sim:tokens=400 sim:delay_ms=25 long")
+    start = await sock.recv_type("start")
+    text, seq = "", 0
+    while seq < 8:
+        frame = await sock.recv_type("delta")
+        text, seq = text + frame["text"], frame["seq"]
+    dead = cluster.instances["gateway1"]
+    dead.proc.send_signal(signal.SIGKILL)
+    await dead.proc.wait()
+    text, seq, _ = await drain(sock, start["message_id"], text, seq)
+    await cluster.start("gateway1", "gateway1")
+    again = await cluster.connect_direct("gateway2", token, conversation_id=conv)
+    await again.send(type="resume", message_id=start["message_id"], last_seq=seq)
+    rest = await again.reply(after_seq=seq, timeout=20)
+    assert rest.end["type"] == "error" and rest.end["code"] == "upstream_error"
+    body = await cluster.get_json(
+        f"{cluster.instances['gateway2'].url}/api/v1/conversations/{conv}/messages", token
+    )
+    assert body["messages"][-1]["content"] == text + rest.text
+    reply = await again.ask("still there? sim:tokens=5", msg_id="c-2")
+    assert reply.end["type"] == "done"
