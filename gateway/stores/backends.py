@@ -73,6 +73,7 @@ def redis_backends(
             conversations,
             config.redis.wait_replicas,
             config.redis.wait_timeout_ms,
+            config.redis.heartbeat_s * 3,
         ),
         bus=bus,
         presence=presence,

@@ -107,6 +107,7 @@ class RedisReplyStore(ReplyStore):
         conversations: ConversationStore,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 0,
+        outage_grace_s: float = 0.0,
     ) -> None:
         super().__init__(resume_window_s)
         self._redis = redis
@@ -125,6 +126,9 @@ class RedisReplyStore(ReplyStore):
         self._wait_replicas = wait_replicas  # WAIT after each write (0: do not)
         self._wait_timeout_ms = wait_timeout_ms
         self._replicas_short = False
+        # After Redis was unreachable, alive markers may have expired meanwhile (a failover
+        # longer than three beats): producers get this long to beat again before a reap.
+        self._outage_grace_s = outage_grace_s
 
     # ---------------------------------------------------------------- producing here
 
@@ -378,6 +382,7 @@ class RedisReplyStore(ReplyStore):
                 delay = 0.05
             except RedisError as exc:
                 log.warning("reply reader waits for redis", error=type(exc).__name__)
+                checked = time.monotonic() + self._outage_grace_s
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 
