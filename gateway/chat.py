@@ -71,6 +71,7 @@ class Chat:
         self.replies: ReplyStore = backends.replies
         self.bus = backends.bus
         self.rate_limiter = backends.rate_limiter
+        self.presence = backends.presence
         self.rooms = rooms
         self.instance = instance
         self._running: dict[str, _Running] = {}
@@ -106,7 +107,8 @@ class Chat:
             )
         if conv.running is not None and not msg.interrupt:
             raise Busy()
-        if self._per_user.get(conn.user, 0) >= limits.max_replies_per_user and not msg.interrupt:
+        running = self._per_user.get(conn.user, 0) + self.presence.replies_elsewhere(conn.user)
+        if running >= limits.max_replies_per_user and not msg.interrupt:
             raise Busy("you have too many replies running; wait for one to finish")
         if not await self.rate_limiter.allow(conn.user):
             raise RateLimited(

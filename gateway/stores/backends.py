@@ -61,20 +61,21 @@ def redis_backends(
     conversations = RedisConversationStore(
         redis, keys, limits.history_max_messages, config.redis.history_ttl_s, live_id
     )
-    presence = RedisPresence(redis, keys, live_id, registry, config.redis.heartbeat_s)
+    replies = RedisReplyStore(
+        redis,
+        keys,
+        live_id,
+        limits.resume_window_s,
+        conversations,
+        config.redis.wait_replicas,
+        config.redis.wait_timeout_ms,
+        config.redis.heartbeat_s * 3,
+    )
+    presence = RedisPresence(redis, keys, live_id, registry, config.redis.heartbeat_s, replies)
     bus = RedisBus(redis, keys.events, instance)
     return RedisBackends(
         conversations=conversations,
-        replies=RedisReplyStore(
-            redis,
-            keys,
-            live_id,
-            limits.resume_window_s,
-            conversations,
-            config.redis.wait_replicas,
-            config.redis.wait_timeout_ms,
-            config.redis.heartbeat_s * 3,
-        ),
+        replies=replies,
         bus=bus,
         presence=presence,
         rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),

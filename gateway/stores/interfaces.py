@@ -25,6 +25,8 @@ class Bus(Protocol):
 
 
 class Presence(Protocol):
-    """Which connections every live instance holds."""
+    """Which connections every live instance holds, and what other instances run per user."""
 
     async def connections(self) -> list[dict[str, Any]]: ...
+
+    def replies_elsewhere(self, user: str) -> int: ...

@@ -28,3 +28,6 @@ class LocalPresence:
 
     async def connections(self) -> list[dict[str, Any]]:
         return self._registry.snapshot()
+
+    def replies_elsewhere(self, user: str) -> int:
+        return 0

@@ -14,6 +14,7 @@ Keys (``P`` is ``redis.key_prefix``)::
     P reply:{mid}:watched     string set while a viewer on another instance follows it
     P instance:{live}         string alive marker, expires after 3 heartbeats
     P instance:{live}:conns   hash   connection id -> JSON (GET /api/v1/connections)
+    P instance:{live}:users   hash   user -> "connections replies" (per-user caps)
     P instances               zset   live id scored by its last heartbeat
 
 ``{live}`` is the instance id and a token drawn at start-up (``gateway1~5f0c2a9e``): a
@@ -168,6 +169,9 @@ class KeySpace:
 
     def instance_conns(self, instance: str) -> str:
         return f"{self.prefix}instance:{instance}:conns"
+
+    def instance_users(self, instance: str) -> str:
+        return f"{self.prefix}instance:{instance}:users"
 
     @property
     def instances(self) -> str:
