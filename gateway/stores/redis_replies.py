@@ -160,7 +160,7 @@ class RedisReplyStore(ReplyStore):
 
     async def _publish(self) -> None:
         """While local replies run: group commit. As soon as there are steps and the previous
-        write has returned, write every changed reply in one pipeline, then release what it
+        write has returned, write every changed reply in one round trip, then release what it
         wrote to the viewers. After a failed write, first find what each stream holds."""
         delay, resync = 0.05, False
         while self._sent:
@@ -173,11 +173,14 @@ class RedisReplyStore(ReplyStore):
                     resync = False
                 written = await self._write(batch)
                 delay = 0.05
-            except RedisError as exc:
+            except Exception as exc:  # viewers wait on this task: it must not die
                 self._dirty |= batch  # nothing is lost: the next round writes it
                 self._publish_wake.set()
                 resync = True
-                log.warning("reply publish waits for redis", error=type(exc).__name__)
+                if isinstance(exc, RedisError):
+                    log.warning("reply publish waits for redis", error=type(exc).__name__)
+                else:
+                    log.exception("reply publish failed; retrying")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
