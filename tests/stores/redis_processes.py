@@ -187,7 +187,7 @@ class SentinelGroup:
     binary: str
     workdir: Path
     master_name: str = "gwmaster"
-    down_after_ms: int = 1000
+    down_after_ms: int = 2000  # a loaded test machine must not look down before the kill
 
     def __post_init__(self) -> None:
         self.ports = {"master": free_port(), "replica": free_port()}

@@ -48,7 +48,7 @@ key_file = "{c.client_key}"
 """
 
 
-async def test_two_instances_chat_over_rediss_with_a_client_certificate(gateway, tls_redis) -> None:
+async def test_two_instances_chat_over_rediss_with_a_client_certificate(tls_redis, gateway) -> None:
     """rediss:// with ca_file and a client certificate: a reply on a is resumed on b."""
     a, b = [await gateway(tls_toml(tls_redis, name)) for name in ("a", "b")]
     for gw in (a, b):
@@ -64,7 +64,7 @@ async def test_two_instances_chat_over_rediss_with_a_client_certificate(gateway,
     assert reply.text.endswith(rest.text) and rest.end["seq"] == 20
 
 
-async def test_rediss_without_the_client_certificate_is_not_ready(gateway, tls_redis) -> None:
+async def test_rediss_without_the_client_certificate_is_not_ready(tls_redis, gateway) -> None:
     """The server asks for a client certificate: without one, /readyz says 503 naming redis."""
     toml = f'[redis]\nurl = "{tls_redis.url}"\nca_file = "{tls_redis.certs.ca}"\n'
     gw = await gateway(toml)
@@ -128,7 +128,7 @@ wait_timeout_ms = 200
 
 @pytest.mark.timeout(90)
 async def test_a_master_killed_mid_reply_replies_finish_and_new_turns_follow_the_promotion(
-    gateway, sentinel_group
+    sentinel_group, gateway
 ) -> None:
     """Master SIGKILLed mid-reply: the local viewer's reply finishes, one on the other instance
     too, a new turn works within 10 s of the promotion, and history holds all they got."""
@@ -146,6 +146,7 @@ async def test_a_master_killed_mid_reply_replies_finish_and_new_turns_follow_the
     held = ""
     while len(held) < 20:
         held += (await sock.recv_type("delta"))["text"]
+    assert await group.master_port() == group.ports["master"], "no failover before the kill"
     await group.kill("master")
     killed_at = time.monotonic()
     text, end = await rest_of(sock, start["message_id"], held)
