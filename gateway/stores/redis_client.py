@@ -15,6 +15,7 @@ Keys (``P`` is ``redis.key_prefix``)::
     P instance:{live}         string alive marker, expires after 3 heartbeats
     P instance:{live}:conns   hash   connection id -> JSON (GET /api/v1/connections)
     P instance:{live}:users   hash   user -> "connections replies" (per-user caps)
+    P instance:{live}:nudge   stream wakes this process's reply reader (a new mirror)
     P instances               zset   live id scored by its last heartbeat
 
 ``{live}`` is the instance id and a token drawn at start-up (``gateway1~5f0c2a9e``): a
@@ -172,6 +173,9 @@ class KeySpace:
 
     def instance_users(self, instance: str) -> str:
         return f"{self.prefix}instance:{instance}:users"
+
+    def nudge(self, instance: str) -> str:
+        return f"{self.prefix}instance:{instance}:nudge"
 
     @property
     def instances(self) -> str:

@@ -46,7 +46,8 @@ from .redis_client import KeySpace, Redis, guarded
 
 log = structlog.get_logger("gateway.replies")
 
-FOLLOW_BLOCK_MS = 100  # a new mirror joins the reader's XREAD within this
+FOLLOW_BLOCK_MS = 100  # an idle reader's XREAD returns this often (producer checks)
+NUDGE_TTL_MS = 60_000
 CHECK_EVERY_S = 1.0  # watched marks and producer liveness
 WATCHED_TTL_S = 5  # a mirror's watched mark outlives a few missed checks
 RETRY_MAX_S = 2.0
@@ -121,6 +122,9 @@ class RedisReplyStore(ReplyStore):
         self._publisher: asyncio.Task[None] | None = None
         self._followed: dict[str, tuple[ReplyLog, str]] = {}  # stream -> (mirror, last id)
         self._reader: asyncio.Task[None] | None = None
+        # A new mirror wakes the reader's blocking XREAD through this stream at once,
+        # instead of joining the next XREAD when the current one times out.
+        self._nudge_key, self._nudge_last = keys.nudge(instance), "0-0"
         self._background: set[asyncio.Task[None]] = set()  # reaps, watched marks
         self._loading: dict[str, asyncio.Future[ReplyLog | None]] = {}
         self._wait_replicas = wait_replicas  # WAIT after each write (0: do not)
@@ -333,6 +337,8 @@ class RedisReplyStore(ReplyStore):
             self._followed[self._k.steps(message_id)] = (mirror, last)
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(), name="reply reader")
+            else:
+                self._spawn(self._nudge(), "nudge")
         return mirror
 
     def _apply(self, mirror: ReplyLog, entries: Entries) -> str:
@@ -368,12 +374,18 @@ class RedisReplyStore(ReplyStore):
             streams: dict[KeyT, StreamIdT] = {
                 stream: last for stream, (_, last) in self._followed.items()
             }
+            streams[self._nudge_key] = self._nudge_last
             try:
                 found = cast(
                     list[tuple[str, Entries]],
                     await self._redis.xread(streams, block=FOLLOW_BLOCK_MS, count=500),
                 )
                 for stream, entries in found or ():
+                    if stream == self._nudge_key:
+                        self._nudge_last = entries[-1][0]
+                        continue
+                    if stream not in self._followed:
+                        continue  # reaped while the XREAD was on its way
                     mirror, _ = self._followed[stream]
                     self._followed[stream] = (mirror, self._apply(mirror, entries))
                     if mirror.ended:
@@ -388,6 +400,16 @@ class RedisReplyStore(ReplyStore):
                 checked = time.monotonic() + self._outage_grace_s
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _nudge(self) -> None:
+        """Wake the reader's blocking XREAD, so a new mirror joins it now."""
+        with contextlib.suppress(RedisError):  # it joins when the XREAD times out anyway
+            await self._send(
+                [
+                    _pack(b"XADD", self._nudge_key, b"MAXLEN", 8, b"*", b"n", 1),
+                    _pack(b"PEXPIRE", self._nudge_key, NUDGE_TTL_MS),
+                ]
+            )
 
     async def _check_producers(self) -> None:
         """Mark the mirrors that have viewers as watched; reap those whose producer died."""

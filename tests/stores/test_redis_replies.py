@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from gateway.replies import ReplyLog, ReplyState
+from gateway.stores import redis_replies
 from gateway.stores.redis_replies import decode_steps
 from tests.conftest import make_token
 from tests.stores.conftest import started
@@ -115,3 +118,26 @@ async def test_after_redis_lost_acknowledged_entries_the_publisher_writes_them_a
         assert "".join(steps) == text
     finally:
         await client.aclose()
+
+
+async def test_a_new_mirror_wakes_the_blocked_reader_instead_of_waiting_out_its_block(
+    instances, monkeypatch
+) -> None:
+    """b's reader blocks on an idle reply (a 4 s XREAD); a second reply followed on b streams
+    at once, not after the block times out."""
+    monkeypatch.setattr(redis_replies, "FOLLOW_BLOCK_MS", 4000)
+    a, b = await instances()
+    token = make_token("alice")
+    idle_sock, conv1, idle = await started(a, token, "sim:first_delay_ms=20000 sim:tokens=1 x")
+    watcher = await b.chat(token=token, conversation_id=conv1)
+    await watcher.send(type="resume", message_id=idle["message_id"], last_seq=0)
+    await watcher.recv_type("start")  # b's reader now blocks on the idle reply's stream
+    _, conv2, start = await started(a, token, "sim:tokens=20 sim:delay_ms=10 quick", "c-2")
+    far = await b.chat(token=token, conversation_id=conv2)
+    began = time.monotonic()
+    await far.send(type="resume", message_id=start["message_id"], last_seq=0)
+    reply = await far.reply()
+    assert reply.end["type"] == "done" and reply.end["seq"] == 20
+    assert time.monotonic() - began < 2.0
+    await idle_sock.send(type="cancel", message_id=idle["message_id"])
+    assert (await idle_sock.recv_type("done"))["finish_reason"] == "cancelled"
