@@ -176,6 +176,19 @@ class RedisConfig:
     heartbeat_s: float = 2.0  # presence refresh; an instance silent for 3 beats is dead
     history_ttl_s: float = 30 * 24 * 3600.0  # a conversation idle this long is forgotten
     max_connections: int = 1000  # the client's pool
+    # Sentinel: the master's address comes from these (host:port each); redis.url still gives
+    # the scheme (rediss:// for TLS), the password and the database.
+    sentinels: tuple[str, ...] = ()
+    sentinel_master: str = ""  # the master's name in Sentinel's configuration
+    sentinel_password: Secret = Secret("")  # for the Sentinels themselves (requirepass)
+    # TLS (rediss://): the CA that signed the server's certificate; a client certificate
+    # and its key when the server asks for one (tls-auth-clients).
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    # After each durable write, WAIT for this many replicas to acknowledge it (0: do not).
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +305,7 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
         raise ConfigError("redis.url: must start with redis://, rediss:// or unix://")
     if redis_url and config.redis.heartbeat_s <= 0:
         raise ConfigError("redis.heartbeat_s: must be above 0")
+    _check_redis(config.redis)
     auth = config.auth
     if auth.required and not (auth.jwt_secret or auth.jwt_public_key):
         raise ConfigError("auth.jwt_secret: required when auth.required is true")
@@ -409,6 +423,26 @@ def _preference(value: Any, dotted: str) -> tuple[tuple[str, ...], ...]:
             raise ConfigError(f"{dotted}: each entry is a name or a list of names")
         tiers.append(tuple(tier))
     return tuple(tiers)
+
+
+def _check_redis(redis: RedisConfig) -> None:
+    """Sentinel and TLS settings that cannot work, named by key."""
+    if redis.sentinels and not redis.url:
+        raise ConfigError("redis.url: required with redis.sentinels (scheme, password, database)")
+    if redis.sentinels and not redis.sentinel_master:
+        raise ConfigError("redis.sentinel_master: required with redis.sentinels")
+    for address in redis.sentinels:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise ConfigError(f"redis.sentinels: {address!r} is not host:port")
+    if bool(redis.cert_file) != bool(redis.key_file):
+        raise ConfigError("redis.cert_file: give redis.cert_file and redis.key_file together")
+    tls_files = (("ca_file", redis.ca_file), ("cert_file", redis.cert_file))
+    for key, path in (*tls_files, ("key_file", redis.key_file)):
+        if path and not redis.url.reveal().startswith("rediss://"):
+            raise ConfigError(f"redis.{key}: needs a rediss:// redis.url")
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"redis.{key}: no such file: {path}")
 
 
 def _build(cls: type[Any], raw: Any, prefix: str) -> Any:

@@ -11,8 +11,8 @@ fed by two lanes:
 * ``ordered``: frames and :class:`Cursor`\\ s in conversation order (``user_message``,
   ``history_cleared``, a reply). A cursor at the head of the lane produces ``start``, then,
   each time the socket can take more, *all* text between the cursor and the reply log's
-  head as one ``delta`` (so a slow socket gets fewer, larger frames), then ``done`` or the
-  reply's ``error``.
+  watermark (its head; with Redis, what is in Redis) as one ``delta`` (so a slow socket gets
+  fewer, larger frames), then ``done`` or the reply's ``error`` once the end is as visible.
 
 Backpressure: every send has a deadline, ``limits.slow_consumer_timeout_s``. aiohttp's
 writer blocks in ``drain`` once the transport's buffer is full, so a send that misses its
@@ -201,7 +201,7 @@ class Connection:
                 item.seq = seq
                 reply.record_frame(merged)
                 return protocol.delta_frame(item.prefix, seq, text), merged
-            if not reply.ended:
+            if not reply.end_visible:
                 return None
             ordered.popleft()
             if not ordered:

@@ -32,6 +32,7 @@ class Registry:
         self._max_per_user = max_per_user
         self.waiting = 0  # sockets upgraded and waiting for their auth frame
         self.on_change: Callable[[], None] | None = None  # a connection came or went
+        self.elsewhere: dict[str, int] = {}  # user -> connections on other instances (Redis)
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -47,7 +48,7 @@ class Registry:
     def check_capacity(self, user: str) -> None:
         if len(self._connections) + self.waiting >= self._max:
             raise TryAgainLater("the gateway is at its connection limit")
-        if self._per_user.get(user, 0) >= self._max_per_user:
+        if self._per_user.get(user, 0) + self.elsewhere.get(user, 0) >= self._max_per_user:
             raise TryAgainLater("too many connections for this user")
 
     @contextlib.contextmanager

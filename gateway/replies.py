@@ -120,6 +120,11 @@ class ReplyLog:
     frames_merged: int = 0  # steps that rode in an earlier step's frame
     remote: bool = False  # a mirror of a reply another instance produces (stores/replies_redis)
     instance: str = ""  # the instance that produces it
+    # What viewers may be told: steps up to ``watermark`` and, once ``end_visible``, the end.
+    # At once (the head) in memory; in Redis once the publisher has them in the reply's
+    # stream (:meth:`release`): durable before delivered.
+    watermark: int = 0
+    end_visible: bool = False
     # Step seq=i+1 ends at UTF-8 byte _ends[i] and code point _char_ends[i]. Steps up to
     # _packed are in _chunks (chunk k ends at byte _chunk_ends[k]); the rest, the tail, are
     # _tail[j] for seq=_packed+j+1.
@@ -135,6 +140,7 @@ class ReplyLog:
     on_orphaned: Callable[[ReplyLog], None] | None = None
     on_adopted: Callable[[ReplyLog], None] | None = None
     on_change: Callable[[], None] | None = None  # a step or the end (the Redis publisher)
+    # (set: viewers wait for :meth:`release` instead of being woken by the step or the end)
 
     # ---------------------------------------------------------------- reading
 
@@ -167,8 +173,9 @@ class ReplyLog:
         return self._ends[-1] - (self._ends[seq - 1] if seq > 0 else 0)
 
     def read(self, after: int, max_chars: int) -> tuple[str, int]:
-        """Text of the steps after ``after``, whole steps up to about ``max_chars``; new seq."""
-        head = len(self._ends)
+        """Text of the steps after ``after`` up to the watermark, whole steps up to about
+        ``max_chars``; new seq."""
+        head = self.watermark
         if after >= head:
             return "", after
         if after + 1 == head and after >= self._packed:  # a reader that keeps up
@@ -283,11 +290,14 @@ class ReplyLog:
         self._tail.append(text)
         if end - (self._chunk_ends[-1] if self._chunk_ends else 0) >= PACK_BYTES:
             self._pack()  # the tail's UTF-8 reached PACK_BYTES
-        for wake in self._viewers.values():
-            wake()
-        if self.on_change is not None:
+        seq = len(ends)
+        if self.on_change is None:
+            self.watermark = seq
+            for wake in self._viewers.values():
+                wake()
+        else:
             self.on_change()
-        return len(ends)
+        return seq
 
     def _pack(self) -> None:
         """Pack every tail step but the newest into one UTF-8 chunk."""
@@ -344,7 +354,16 @@ class ReplyLog:
         self.finished_at = time.time() if finished_at is None else finished_at
         self._ended.set()
         self._progress.set()
+        if self.on_change is None:
+            self.end_visible = True
+            for wake in self._viewers.values():
+                wake()
+        else:
+            self.on_change()
+
+    def release(self, seq: int, end: bool) -> None:
+        """Steps up to ``seq``, and the end if ``end``, are durable: viewers may read them."""
+        self.watermark = max(self.watermark, seq)
+        self.end_visible = self.end_visible or end
         for wake in self._viewers.values():
             wake()
-        if self.on_change is not None:
-            self.on_change()

@@ -34,6 +34,7 @@ from .replies import ReplyLog
 from .rooms import Rooms
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
+from .stores.presence import Presence
 from .stores.ratelimits import RateLimiter
 from .stores.replies import ReplyStore
 from .supervisor import ReplySupervisor
@@ -66,6 +67,7 @@ class Turns:
         self.conversations: ConversationStore = backends.conversations
         self.replies: ReplyStore = backends.replies
         self.rate_limiter: RateLimiter = backends.rate_limiter
+        self.presence: Presence = backends.presence
         self.rooms = rooms
         self.supervisor = supervisor
         self.cluster = cluster
@@ -93,7 +95,8 @@ class Turns:
             interrupt=msg.interrupt,
             running=conv.running,
             seen=conv.replies_by_client_id,
-            user_running=self.supervisor.running_for(conn.user),
+            user_running=self.supervisor.running_for(conn.user)
+            + self.presence.replies_elsewhere(conn.user),
             limits=limits,
         )
         if isinstance(decision, Follow):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 from ..config import Config
@@ -83,14 +84,27 @@ def memory_backends(config: Config, registry: Registry) -> Backends:
 
 def redis_backends(config: Config, redis: Redis, registry: Registry, instance: str) -> Backends:
     limits, keys = config.limits, KeySpace(config.redis.key_prefix)
+    # Liveness is per process: an instance restarted under the same id (a restart policy)
+    # must not keep its dead predecessor's replies and claims looking alive.
+    live_id = f"{instance}~{secrets.token_hex(4)}"
     conversations = RedisConversationStore(
-        redis, keys, limits.history_max_messages, config.redis.history_ttl_s
+        redis, keys, limits.history_max_messages, config.redis.history_ttl_s, live_id
     )
-    presence = RedisPresence(redis, keys, instance, registry, config.redis.heartbeat_s)
+    replies = RedisReplyStore(
+        redis,
+        keys,
+        live_id,
+        limits.resume_window_s,
+        conversations,
+        config.redis.wait_replicas,
+        config.redis.wait_timeout_ms,
+        config.redis.heartbeat_s * 3,
+    )
+    presence = RedisPresence(redis, keys, live_id, registry, config.redis.heartbeat_s, replies)
     bus = RedisBus(redis, keys.events, instance)
     return Backends(
         conversations=conversations,
-        replies=RedisReplyStore(redis, keys, instance, limits.resume_window_s, conversations),
+        replies=replies,
         bus=bus,
         presence=presence,
         rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),

@@ -147,8 +147,11 @@ class RedisConversationStore:
     """Conversations in Redis (see the module's docstring), every key expiring
     ``ttl_s`` after its last write; nothing runs in the background."""
 
-    def __init__(self, redis: Redis, keys: KeySpace, max_messages: int, ttl_s: float) -> None:
+    def __init__(
+        self, redis: Redis, keys: KeySpace, max_messages: int, ttl_s: float, live_id: str = ""
+    ) -> None:
         self._redis = redis
+        self._live_id = live_id  # this process's alive marker, if not the instance id itself
         self._k = keys
         self._max = max_messages
         self._ttl = max(1, int(ttl_s))
@@ -267,7 +270,10 @@ class RedisConversationStore:
         with guarded():
             outcome, previous, stale = await self._claim(
                 keys=[k.conv(conversation.id), k.clients(conversation.id)],
-                args=[message_id, client_id, instance, int(interrupt), k.alive_prefix, self._ttl],
+                args=[
+                    *(message_id, client_id, self._live_id or instance, int(interrupt)),
+                    *(k.alive_prefix, self._ttl),
+                ],
             )
         claim = Claim(cast(Any, outcome), previous or None, stale == "1")
         if claim.outcome == "started":

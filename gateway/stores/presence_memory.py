@@ -16,6 +16,9 @@ class LocalPresence:
     async def connections(self) -> list[dict[str, Any]]:
         return self._registry.snapshot()
 
+    def replies_elsewhere(self, user: str) -> int:
+        return 0  # there is no elsewhere
+
     async def run(self) -> None:
         pass
 

@@ -13,9 +13,11 @@ Keys (``P`` is ``redis.key_prefix``; the braces are literal, Redis hash tags)::
     P reply:{mid}:steps       stream entry ``0-{seq}`` holds the steps up to seq; then ``end``
     P reply:{mid}:watched     string set while a viewer on another instance follows it
     P reply:{mid}:reaped      string one instance marks a stale reply failed
-    P instance:{id}           string alive marker, expires after 3 heartbeats
-    P instance:{id}:conns     hash   connection id -> JSON (GET /api/v1/connections)
-    P instances               zset   instance id scored by its last heartbeat
+    P instance:{live}         string alive marker, expires after 3 heartbeats
+    P instance:{live}:conns   hash   connection id -> JSON (GET /api/v1/connections)
+    P instance:{live}:users   hash   user -> "connections replies" (per-user caps)
+    P instance:{live}:nudge   stream wakes this process's reply reader (a new mirror)
+    P instances               zset   live id scored by its last heartbeat
     P rate:{user}             hash   token bucket
     P events                  pub/sub channel for every cross-instance event
     P anonymous_secret        string signs anonymous credentials (set once, NX; no expiry)
@@ -26,6 +28,10 @@ so the key names its kind and its id. (Ids are checked too, :data:`gateway.proto
 and hold no brace; users, a token's ``sub``, may hold anything.) The braces also keep one
 conversation's, or one reply's, keys in one Redis Cluster slot.
 
+``{live}`` is the instance id and a token drawn at start-up (``gateway1~5f0c2a9e``): a
+process restarted under the same instance id is another one, and its predecessor's replies
+and claims are seen dead.
+
 Every conversation key expires ``redis.history_ttl_s`` after its last write; reply keys
 ``limits.resume_window_s`` after the reply ends.
 """
@@ -35,9 +41,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -50,18 +59,74 @@ Redis = aioredis.Redis
 
 
 def make_redis(config: RedisConfig) -> Redis:
-    """A pooled client; connect and command timeouts apart; a short retry on a dropped link."""
-    client: Redis = aioredis.Redis.from_url(
-        config.url.reveal(),
-        decode_responses=True,
-        socket_connect_timeout=config.connect_timeout_s,
-        socket_timeout=config.command_timeout_s,
-        health_check_interval=max(1, int(config.heartbeat_s * 5)),
-        max_connections=config.max_connections,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    """A pooled client; connect and command timeouts apart; a short retry on a dropped link.
+
+    With ``redis.sentinels`` the pool asks the Sentinels for the master's address whenever
+    it opens a connection, and drops its connections when a write meets a demoted master
+    (``READONLY``): a failover is followed without a restart. ``rediss://`` verifies the
+    server against ``redis.ca_file`` (else the system's CAs) and presents
+    ``redis.cert_file`` when given.
+    """
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": config.connect_timeout_s,
+        "socket_timeout": config.command_timeout_s,
+        "health_check_interval": max(1, int(config.heartbeat_s * 5)),
+        "max_connections": config.max_connections,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    url = config.url.reveal()
+    if url.startswith("rediss://"):
+        options |= _tls_options(config)
+    if not config.sentinels:
+        client: Redis = aioredis.Redis.from_url(url, **options)
+        return client
+    parts = parse_url(url)  # scheme, password, database; the host comes from the Sentinels
+    options |= {k: v for k, v in parts.items() if k in ("username", "password", "db")}
+    options["ssl"] = url.startswith("rediss://")
+    sentinel_options: dict[str, Any] = {
+        "socket_connect_timeout": config.connect_timeout_s,
+        "socket_timeout": config.command_timeout_s,
+        "decode_responses": True,
+    }
+    if config.sentinel_password:
+        sentinel_options["password"] = config.sentinel_password.reveal()
+    if options["ssl"]:  # Sentinels behind the same TLS as the servers they watch
+        sentinel_options |= {k: v for k, v in options.items() if k.startswith("ssl")}
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        [_address(a) for a in config.sentinels], sentinel_kwargs=sentinel_options, **options
     )
-    return client
+    master = sentinel.master_for(config.sentinel_master, redis_class=SentinelRedis)
+    assert isinstance(master, SentinelRedis)
+    master.sentinels = sentinel
+    return master
+
+
+class SentinelRedis(aioredis.Redis):
+    """A client of the master that Sentinel names; closing it closes the Sentinel clients."""
+
+    sentinels: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinels is not None:
+            await self.sentinels.aclose()
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _tls_options(config: RedisConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {"ssl_cert_reqs": "required"}
+    if config.ca_file:
+        options["ssl_ca_certs"] = config.ca_file
+    if config.cert_file:
+        options["ssl_certfile"] = config.cert_file
+        options["ssl_keyfile"] = config.key_file
+    return options
 
 
 @contextlib.contextmanager
@@ -124,6 +189,12 @@ class KeySpace:
 
     def instance_conns(self, instance: str) -> str:
         return f"{self.prefix}instance:{{{instance}}}:conns"
+
+    def instance_users(self, instance: str) -> str:
+        return f"{self.prefix}instance:{{{instance}}}:users"
+
+    def nudge(self, instance: str) -> str:
+        return f"{self.prefix}instance:{{{instance}}}:nudge"
 
     @property
     def instances(self) -> str:

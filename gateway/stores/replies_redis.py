@@ -1,14 +1,19 @@
 """Reply logs in Redis Streams: produced once, followed from any instance, resumable anywhere.
 
 The instance that reads the upstream keeps the :class:`~gateway.replies.ReplyLog` in memory
-(its local viewers read it there) and its one *publisher* task copies every running log to
-its stream ``reply:{mid}:steps``, all of them in one pipeline every :data:`PUBLISH_EVERY_S`:
-each entry ``0-{seq}`` carries the steps after the previous entry up to ``seq``, their texts
-concatenated in ``t`` and their lengths in ``n``, so a reader rebuilds the exact steps
-however many one entry holds. So Redis costs a few commands per reply per tick, not a round
-trip per step; a remote viewer sees steps at most a tick late. When Redis is down the
-publisher waits and then writes the backlog. The last entry carries ``end`` (state, finish
-reason, usage, error).
+and its one *publisher* task copies every running log to its stream ``reply:{mid}:steps``
+by group commit: as soon as there are new steps and the previous write has returned, every
+changed reply goes in one pipeline (so at low load a step is in Redis one round trip after
+it is read, and under load writes batch by themselves). Each entry ``0-{seq}`` carries the
+steps after the previous entry up to ``seq``, their texts concatenated in ``t`` and their
+lengths in ``n``, so a reader rebuilds the exact steps however many one entry holds. The
+last entry carries ``end`` (state, finish reason, usage, error).
+
+Durable before delivered: local viewers read the log only up to its watermark, which the
+publisher raises (:meth:`~gateway.replies.ReplyLog.release`) once the pipeline holding the
+steps (and, with ``redis.wait_replicas``, its ``WAIT``) has returned. So whatever any viewer
+received is in Redis, and a crash of this instance loses nothing a viewer saw. When Redis is
+down, viewers wait with the steps and the publisher writes the backlog once it is back.
 
 Another instance that needs the reply (a viewer resumes there, a room member is there)
 builds a *mirror*: a ReplyLog with ``remote=True``, loaded from the stream and kept up to
@@ -31,7 +36,7 @@ from collections.abc import Coroutine
 from typing import Any, cast
 
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
@@ -42,8 +47,8 @@ from .replies_memory import MemoryReplyStore
 
 log = structlog.get_logger("gateway.replies")
 
-PUBLISH_EVERY_S = 0.05  # how often running replies' new steps go to Redis (one pipeline)
-FOLLOW_BLOCK_MS = 100  # a new mirror joins the reader's XREAD within this
+FOLLOW_BLOCK_MS = 100  # an idle reader's XREAD returns this often (producer checks)
+NUDGE_TTL_MS = 60_000
 CHECK_EVERY_S = 1.0  # watched marks and producer liveness
 WATCHED_TTL_S = 5  # a mirror's watched mark outlives a few missed checks
 RETRY_MAX_S = 2.0
@@ -55,7 +60,16 @@ def _entry_id(seq: int) -> str:
     return f"0-{seq}"
 
 
-def encode_steps(steps: list[str]) -> dict[FieldT, EncodableT]:
+def _pack(*parts: bytes | str | int) -> bytes:
+    """One command in RESP, as redis-py's packer would write it."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode("utf-8")
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def encode_steps(steps: list[str]) -> dict[str, str]:
     """One stream entry for consecutive steps: their texts joined, and their lengths."""
     return {"t": "".join(steps), "n": ",".join(str(len(step)) for step in steps)}
 
@@ -100,6 +114,9 @@ class RedisReplyStore(MemoryReplyStore):
         instance: str,
         resume_window_s: float,
         conversations: ConversationStore,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 0,
+        outage_grace_s: float = 0.0,
     ) -> None:
         super().__init__(resume_window_s)
         self._redis = redis
@@ -113,8 +130,17 @@ class RedisReplyStore(MemoryReplyStore):
         self._publisher: asyncio.Task[None] | None = None
         self._followed: dict[str, tuple[ReplyLog, str]] = {}  # stream -> (mirror, last id)
         self._reader: asyncio.Task[None] | None = None
+        # A new mirror wakes the reader's blocking XREAD through this stream at once,
+        # instead of joining the next XREAD when the current one times out.
+        self._nudge_key, self._nudge_last = keys.nudge(instance), "0-0"
         self._background: set[asyncio.Task[None]] = set()  # reaps, watched marks
         self._loading: dict[str, asyncio.Future[ReplyLog | None]] = {}
+        self._wait_replicas = wait_replicas  # WAIT after each write (0: do not)
+        self._wait_timeout_ms = wait_timeout_ms
+        self._replicas_short = False
+        # After Redis was unreachable, alive markers may have expired meanwhile (a failover
+        # longer than three beats): producers get this long to beat again before a reap.
+        self._outage_grace_s = outage_grace_s
 
     # ---------------------------------------------------------------- producing here
 
@@ -145,54 +171,123 @@ class RedisReplyStore(MemoryReplyStore):
         self._publish_wake.set()
 
     async def _publish(self) -> None:
-        """While local replies run: write what changed, every reply in one pipeline."""
-        delay = 0.05
+        """While local replies run: group commit. As soon as there are steps and the previous
+        write has returned, write every changed reply in one round trip, then release what it
+        wrote to the viewers. After a failed write, first find what each stream holds."""
+        delay, resync = 0.05, False
         while self._sent:
             await self._publish_wake.wait()
-            if not any(log_.ended for log_ in self._dirty):
-                await asyncio.sleep(PUBLISH_EVERY_S)  # gather a tick's steps; ends go at once
             self._publish_wake.clear()
             batch, self._dirty = self._dirty, set()
             try:
-                await self._write(batch)
+                if resync:
+                    batch |= await self._resync()
+                    resync = False
+                written = await self._write(batch)
                 delay = 0.05
-            except RedisError as exc:
+            except Exception as exc:  # viewers wait on this task: it must not die
                 self._dirty |= batch  # nothing is lost: the next round writes it
                 self._publish_wake.set()
-                log.warning("reply publish waits for redis", error=type(exc).__name__)
+                resync = True
+                if isinstance(exc, RedisError):
+                    log.warning("reply publish waits for redis", error=type(exc).__name__)
+                else:
+                    log.exception("reply publish failed; retrying")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            for reply, head, ended in written:
+                reply.release(head, ended)
 
-    async def _write(self, batch: set[ReplyLog]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
+    async def _write(self, batch: set[ReplyLog]) -> list[tuple[ReplyLog, int, bool]]:
+        """Write the batch's new steps and ends; what was written: (reply, head, ended)."""
+        commands: list[bytes] = []
         written: list[tuple[ReplyLog, int, bool]] = []
         for reply in batch:
-            # Read once: steps and the end may arrive while the pipeline is on its way.
+            # Read once: steps and the end may arrive while the write is on its way.
             sent, head, ended = self._sent.get(reply, -1), reply.head, reply.ended
             if sent < 0:
                 continue  # already finished and forgotten
             stream, header = self._k.steps(reply.message_id), self._k.reply(reply.message_id)
             if head > sent:
-                pipe.xadd(stream, encode_steps(reply.steps(sent, head)), id=_entry_id(head))
+                fields = encode_steps(reply.steps(sent, head))
+                entry = _entry_id(head)
+                commands.append(_pack(b"XADD", stream, entry, b"t", fields["t"], b"n", fields["n"]))
                 if sent == 0:
-                    pipe.pexpire(stream, RUNNING_TTL_S * 1000)
+                    commands.append(_pack(b"PEXPIRE", stream, RUNNING_TTL_S * 1000))
             if ended:
-                end: dict[FieldT, EncodableT] = {"end": json.dumps(_end_fields(reply))}
-                pipe.xadd(stream, end, id=_entry_id(head + 1))
-                pipe.hset(header, "state", str(reply.state))
-                pipe.pexpire(stream, self._window_ms)
-                pipe.pexpire(header, self._window_ms)
+                end = json.dumps(_end_fields(reply))
+                commands.append(_pack(b"XADD", stream, _entry_id(head + 1), b"end", end))
+                commands.append(_pack(b"HSET", header, b"state", str(reply.state)))
+                commands.append(_pack(b"PEXPIRE", stream, self._window_ms))
+                commands.append(_pack(b"PEXPIRE", header, self._window_ms))
             written.append((reply, head, ended))
-        answers = await pipe.execute(raise_on_error=False)
+        if not written:
+            return written
+        if self._wait_replicas:
+            commands.append(_pack(b"WAIT", self._wait_replicas, self._wait_timeout_ms))
+        answers = await self._send(commands)
         for answer in answers:
             # An entry written before a lost answer comes back as "equal or smaller": done.
             if isinstance(answer, RedisError) and "equal or smaller" not in str(answer):
                 raise answer
+        if self._wait_replicas:
+            self._note_replicas(int(cast(int, answers[-1])))
         for reply, head, ended in written:
             if ended:
                 self._sent.pop(reply, None)
             else:
                 self._sent[reply] = head
+        return written
+
+    async def _resync(self) -> set[ReplyLog]:
+        """Count as written what each running reply's stream holds now, so the next write
+        sends again what is missing: a failover may have lost writes the old master had
+        acknowledged (replication is asynchronous). The replies, all to be written."""
+        replies = list(self._sent)
+        commands = [
+            _pack(b"XREVRANGE", self._k.steps(r.message_id), b"+", b"-", b"COUNT", b"1")
+            for r in replies
+        ]
+        for reply, answer in zip(replies, await self._send(commands), strict=True):
+            if isinstance(answer, RedisError):
+                raise answer
+            newest = cast(list[list[bytes]], answer)
+            top = int(newest[0][0].partition(b"-")[2]) if newest else 0
+            if reply in self._sent:
+                self._sent[reply] = min(top, reply.head)
+        return set(replies)
+
+    async def _send(self, commands: list[bytes]) -> list[object]:
+        """Send packed commands in one write on a pooled connection; their answers, errors as
+        values. (redis-py's pipeline costs about twice as much CPU per write: this is the
+        publisher's hot path.)"""
+        pool = self._redis.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await conn.send_packed_command(b"".join(commands), check_health=False)
+            answers: list[object] = []
+            for _ in commands:
+                try:
+                    answers.append(await conn.read_response(disable_decoding=True))
+                except ResponseError as exc:
+                    answers.append(exc)
+        except BaseException:
+            await conn.disconnect()  # an answer may be left unread: never reuse it
+            raise
+        finally:
+            await pool.release(conn)
+        return answers
+
+    def _note_replicas(self, acked: int) -> None:
+        """Log when writes start or stop reaching ``redis.wait_replicas`` replicas in time."""
+        short = acked < self._wait_replicas
+        if short != self._replicas_short:
+            self._replicas_short = short
+            if short:
+                log.warning("replicas behind: a failover now may lose steps", acked=acked)
+            else:
+                log.info("replicas caught up", acked=acked)
 
     async def watched_elsewhere(self, message_id: str) -> bool:
         try:
@@ -250,6 +345,8 @@ class RedisReplyStore(MemoryReplyStore):
             self._followed[self._k.steps(message_id)] = (mirror, last)
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(), name="reply reader")
+            else:
+                self._spawn(self._nudge(), "nudge")
         return mirror
 
     def _apply(self, mirror: ReplyLog, entries: Entries) -> str:
@@ -285,12 +382,18 @@ class RedisReplyStore(MemoryReplyStore):
             streams: dict[KeyT, StreamIdT] = {
                 stream: last for stream, (_, last) in self._followed.items()
             }
+            streams[self._nudge_key] = self._nudge_last
             try:
                 found = cast(
                     list[tuple[str, Entries]],
                     await self._redis.xread(streams, block=FOLLOW_BLOCK_MS, count=500),
                 )
                 for stream, entries in found or ():
+                    if stream == self._nudge_key:
+                        self._nudge_last = entries[-1][0]
+                        continue
+                    if stream not in self._followed:
+                        continue  # reaped while the XREAD was on its way
                     mirror, _ = self._followed[stream]
                     self._followed[stream] = (mirror, self._apply(mirror, entries))
                     if mirror.ended:
@@ -302,8 +405,19 @@ class RedisReplyStore(MemoryReplyStore):
                 delay = 0.05
             except RedisError as exc:
                 log.warning("reply reader waits for redis", error=type(exc).__name__)
+                checked = time.monotonic() + self._outage_grace_s
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _nudge(self) -> None:
+        """Wake the reader's blocking XREAD, so a new mirror joins it now."""
+        with contextlib.suppress(RedisError):  # it joins when the XREAD times out anyway
+            await self._send(
+                [
+                    _pack(b"XADD", self._nudge_key, b"MAXLEN", 8, b"*", b"n", 1),
+                    _pack(b"PEXPIRE", self._nudge_key, NUDGE_TTL_MS),
+                ]
+            )
 
     async def _check_producers(self) -> None:
         """Mark the mirrors that have viewers as watched; reap those whose producer died."""

@@ -3,6 +3,9 @@
 The gateways are started with the command and environment that ``deploy/compose.yaml``
 gives its services, and nginx with ``deploy/nginx.conf``; only host names, ports and paths
 are rewritten for loopback.
+
+``GATEWAY_TEST_REDIS_TLS=1`` runs every test here against a TLS-only Redis (``rediss://``,
+a CA and a client certificate made by the test) instead of a plain one.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 import yaml
 
 from tests.chatclient import ChatSocket
-from tests.conftest import SECRET, free_port, make_token, need_binary, nginx_conf
+from tests.conftest import SECRET, RedisServer, free_port, make_token, need_binary, nginx_conf
+from tests.stores.redis_processes import TlsRedisServer
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 
@@ -78,6 +83,8 @@ class Cluster:
     instances: dict[str, Instance]
     http: aiohttp.ClientSession
     redis: Any
+    tmp: Path
+    redis_env: dict[str, str]
     admin: dict[str, str] = field(
         default_factory=lambda: {"Authorization": f"Bearer {make_token('root', admin=True)}"}
     )
@@ -110,6 +117,30 @@ class Cluster:
             await sock.ws.close()
         raise AssertionError(f"nginx never sent a socket to {name}")
 
+    async def connect_direct(self, name: str, token: str, **query: str) -> ChatSocket:
+        """Straight to instance ``name``, bypassing nginx."""
+        ws = await self.http.ws_connect(
+            f"{self.instances[name].url}/api/v1/assistants/default/ws",
+            params=query,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        sock = ChatSocket(ws)
+        sock.connected = await sock.recv_type("connected")
+        return sock
+
+    async def start(self, name: str, instance_id: str) -> Instance:
+        """Start (again) the service ``name`` as ``instance_id``, on a new port (nginx keeps
+        the old one: reach it with :meth:`connect_direct`)."""
+        env = {**self.redis_env, "GATEWAY_SERVER__INSTANCE_ID": instance_id}
+        self.instances[name] = await _start_gateway(name, self.tmp, env)
+        return self.instances[name]
+
+    def redis_client(self) -> aioredis.Redis:
+        """A client of the cluster's Redis (over TLS when it speaks TLS)."""
+        certs = getattr(self.redis, "certs", None)
+        options = certs.client_options() if certs is not None else {}
+        return aioredis.from_url(self.redis.url, decode_responses=True, **options)
+
     async def connections(self) -> list[dict[str, Any]]:
         async with self.http.get(
             f"{self.nginx_url}/api/v1/connections", headers=self.admin
@@ -123,7 +154,7 @@ class Cluster:
             return await resp.json()
 
 
-async def _start_gateway(name: str, tmp: Path, redis_url: str) -> Instance:
+async def _start_gateway(name: str, tmp: Path, redis_env: dict[str, str]) -> Instance:
     service = compose_service(name)
     port = free_port()
     command = [str(c) for c in service["command"]]
@@ -136,9 +167,9 @@ async def _start_gateway(name: str, tmp: Path, redis_url: str) -> Instance:
     for key, value in service["environment"].items():
         if "${" not in str(value):  # ${DASHSCOPE_API_KEY:-}: unset here, so the simulator
             env[key] = str(value)
-    env["GATEWAY_REDIS__URL"] = redis_url
+    env |= redis_env
     log = tmp / f"{name}.log"
-    with log.open("wb") as stderr:  # the child keeps its own copy of the descriptor
+    with log.open("ab") as stderr:  # the child keeps its own copy of the descriptor
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -155,16 +186,33 @@ async def _start_gateway(name: str, tmp: Path, redis_url: str) -> Instance:
 
 
 @pytest.fixture
-async def cluster(tmp_path, redis_server):
+async def cluster_redis(tmp_path):
+    """The cluster's Redis: plain, or TLS-only when ``GATEWAY_TEST_REDIS_TLS=1``."""
+    (tmp_path / "redis").mkdir()
+    tls = os.environ.get("GATEWAY_TEST_REDIS_TLS") == "1"
+    kind = TlsRedisServer if tls else RedisServer
+    server = kind(need_binary("redis-server"), str(tmp_path / "redis"))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def cluster(tmp_path, cluster_redis):
     nginx = need_binary("/usr/sbin/nginx")
     (tmp_path / "config.toml").write_text(CONFIG)
-    instances = {}
+    redis_env = {"GATEWAY_REDIS__URL": cluster_redis.url}
+    certs = getattr(cluster_redis, "certs", None)
+    if certs is not None:
+        redis_env |= certs.gateway_env()
+    instances: dict[str, Instance] = {}
     procs = []
     http = aiohttp.ClientSession()
     try:
         for name in ("gateway1", "gateway2"):
-            instances[name] = await _start_gateway(name, tmp_path, redis_server.url)
-            procs.append(instances[name].proc)
+            instances[name] = await _start_gateway(name, tmp_path, redis_env)
         port = free_port()
         site = (DEPLOY / "nginx.conf").read_text()
         for name, inst in instances.items():
@@ -184,9 +232,11 @@ async def cluster(tmp_path, redis_server):
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         await wait_http(url + "/healthz")
-        yield Cluster(url, instances, http, redis_server)
+        cluster = Cluster(url, instances, http, cluster_redis, tmp_path, redis_env)
+        yield cluster
     finally:
         await http.close()
+        procs += [inst.proc for inst in instances.values()]
         for proc in procs:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
