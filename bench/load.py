@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - json does the same, a little slower
     loads = json.loads
 
 PATH = "/api/v1/services/aigc/text-generation/generation"
-ANON = "anon-benchbenchbench0001"  # one anonymous user for the stalled readers
+ANON = "anon-benchbenchbench0001"  # the stalled readers' user, where ids are not signed
 RCVBUF = 64 * 1024  # a stalled reader's socket receive buffer
 
 
@@ -155,7 +155,7 @@ async def hold(
     release: asyncio.Event,
 ) -> None:
     """Open a chat socket and hold it; a stalled reader first starts a long reply."""
-    headers = {"Cookie": f"gw_anon={ANON}"} if spec["mode"] == "stall" else None
+    headers = {"Cookie": f"gw_anon={spec['anon']}"} if spec["mode"] == "stall" else None
     async with http.ws_connect(spec["url"], headers=headers, max_msg_size=0) as ws:
         await _connected(ws)
         message_id = ""
@@ -191,7 +191,7 @@ async def reply_logs(
     for i, message_id in enumerate(ids):
         async with http.get(
             f"{spec['http']}/api/v1/generations/{message_id}",
-            headers={"Cookie": f"gw_anon={ANON}"},
+            headers={"Cookie": f"gw_anon={spec['anon']}"},
         ) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"{resp.status} {await resp.text()}")
@@ -233,8 +233,20 @@ def small_rcvbuf(addr_info: Any) -> socket.socket:
     return sock
 
 
+async def anonymous_credential(http: aiohttp.ClientSession, spec: dict[str, Any]) -> str:
+    """One anonymous user for the stalled readers: a credential the gateway signed
+    (``POST /api/v1/anonymous``), or, from a gateway without that route, a plain id."""
+    if spec.get("http"):
+        async with http.post(f"{spec['http']}/api/v1/anonymous") as resp:
+            if resp.status == 200:
+                return str((await resp.json())["token"])
+    return ANON
+
+
 async def held(http: aiohttp.ClientSession, spec: dict[str, Any]) -> dict[str, Any]:
     count = spec["connections"]
+    if spec["mode"] == "stall":
+        spec = {**spec, "anon": await anonymous_credential(http, spec)}
     opened: dict[int, str] = {}
     release = asyncio.Event()
     holders = []
