@@ -32,7 +32,6 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Coroutine
 from typing import Any, cast
 
 import structlog
@@ -41,6 +40,7 @@ from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
 from ..replies import ReplyLog, ReplyState, Usage
+from ..tasks import TaskOwner
 from .conversations import ConversationStore
 from .redis_client import KeySpace, Redis, guarded
 from .replies_memory import MemoryReplyStore
@@ -133,7 +133,7 @@ class RedisReplyStore(MemoryReplyStore):
         # A new mirror wakes the reader's blocking XREAD through this stream at once,
         # instead of joining the next XREAD when the current one times out.
         self._nudge_key, self._nudge_last = keys.nudge(instance), "0-0"
-        self._background: set[asyncio.Task[None]] = set()  # reaps, watched marks
+        self._background = TaskOwner()  # reaps, watched marks, nudges
         self._loading: dict[str, asyncio.Future[ReplyLog | None]] = {}
         self._wait_replicas = wait_replicas  # WAIT after each write (0: do not)
         self._wait_timeout_ms = wait_timeout_ms
@@ -346,7 +346,7 @@ class RedisReplyStore(MemoryReplyStore):
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(), name="reply reader")
             else:
-                self._spawn(self._nudge(), "nudge")
+                self._background.spawn(self._nudge(), "nudge")
         return mirror
 
     def _apply(self, mirror: ReplyLog, entries: Entries) -> str:
@@ -436,22 +436,17 @@ class RedisReplyStore(MemoryReplyStore):
                 continue
             stream = self._k.steps(mirror.message_id)
             del self._followed[stream]  # the reader stops here; the reap writes the end
-            self._spawn(self._reap(mirror, stream), "reap")
+            self._background.spawn(self._reap(mirror, stream), "reap")
 
     def _mark_watched(self, mirror: ReplyLog) -> None:
         if not mirror.ended:
-            self._spawn(self._set_watched(mirror), "watched")
+            self._background.spawn(self._set_watched(mirror), "watched")
 
     async def _set_watched(self, mirror: ReplyLog) -> None:
         with contextlib.suppress(RedisError):  # the reader marks it again within a second
             await self._redis.set(
                 self._k.watched(mirror.message_id), self._instance, ex=WATCHED_TTL_S
             )
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def _reap(self, mirror: ReplyLog, stream: str) -> None:
         """The producer died: end the reply as failed, in Redis (history first), then here."""
@@ -497,10 +492,9 @@ class RedisReplyStore(MemoryReplyStore):
         """Let publishers write what they hold (ends included) for ``grace_s``; stop the rest."""
         if self._publisher is not None:
             await asyncio.wait({self._publisher}, timeout=grace_s)
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=grace_s)
+        await self._background.aclose(grace_s)
         self._followed.clear()
-        pending = {*self._background}
+        pending: set[asyncio.Task[None]] = set()
         if self._publisher is not None:
             pending.add(self._publisher)
         if self._reader is not None:
