@@ -125,6 +125,9 @@ class ReplyLog:
     # stream (:meth:`release`): durable before delivered.
     watermark: int = 0
     end_visible: bool = False
+    # The end waits for the reply's settling (history stored, conversation freed) while held,
+    # so a viewer told ``done`` may send the next message at once, on any instance.
+    end_held: bool = False
     # Step seq=i+1 ends at UTF-8 byte _ends[i] and code point _char_ends[i]. Steps up to
     # _packed are in _chunks (chunk k ends at byte _chunk_ends[k]); the rest, the tail, are
     # _tail[j] for seq=_packed+j+1.
@@ -354,12 +357,30 @@ class ReplyLog:
         self.finished_at = time.time() if finished_at is None else finished_at
         self._ended.set()
         self._progress.set()
-        if self.on_change is None:
+        if self.on_change is not None:
+            self.on_change()  # the publisher: steps now, the end once it is not held
+        elif not self.end_held:
             self.end_visible = True
             for wake in self._viewers.values():
                 wake()
-        else:
+
+    def hold_end(self) -> None:
+        """Keep the end from viewers (and from Redis) until :meth:`release_end`."""
+        self.end_held = True
+
+    def release_end(self) -> None:
+        """The reply is settled: its end may be shown (written to Redis first, if there)."""
+        if not self.end_held:
+            return
+        self.end_held = False
+        if not self.ended:
+            return
+        if self.on_change is not None:
             self.on_change()
+        else:
+            self.end_visible = True
+            for wake in self._viewers.values():
+                wake()
 
     def release(self, seq: int, end: bool) -> None:
         """Steps up to ``seq``, and the end if ``end``, are durable: viewers may read them."""

@@ -70,7 +70,9 @@ class ReplySupervisor:
     # ---------------------------------------------------------------- starting
 
     def start(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
-        """Run ``reply``'s producer for ``request``; from here on the task settles it."""
+        """Run ``reply``'s producer for ``request``; from here on the task settles it, and
+        viewers see its end once it is settled."""
+        reply.hold_end()
         reply.watch(on_orphaned=self._orphaned, on_adopted=self._adopted)
         task = asyncio.create_task(
             self._run(conv, reply, request), name=f"reply {reply.message_id}"
@@ -186,7 +188,10 @@ class ReplySupervisor:
                     **failure_fields(reply.error),
                 )
             finally:  # the conversation is freed whatever the bookkeeping did
-                await self._settle(conv, reply.message_id, reply)
+                try:
+                    await self._settle(conv, reply.message_id, reply)
+                finally:  # `done` only now: the next message finds the conversation free
+                    reply.release_end()
 
     async def _settle(self, conv: Conversation, message_id: str, reply: ReplyLog | None) -> None:
         """Store the reply's final text and free the conversation, retrying while Redis is down.

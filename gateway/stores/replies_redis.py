@@ -205,7 +205,8 @@ class RedisReplyStore(MemoryReplyStore):
         written: list[tuple[ReplyLog, int, bool]] = []
         for reply in batch:
             # Read once: steps and the end may arrive while the write is on its way.
-            sent, head, ended = self._sent.get(reply, -1), reply.head, reply.ended
+            sent, head = self._sent.get(reply, -1), reply.head
+            ended = reply.ended and not reply.end_held  # settled first: history, claim
             if sent < 0:
                 continue  # already finished and forgotten
             stream, header = self._k.steps(reply.message_id), self._k.reply(reply.message_id)

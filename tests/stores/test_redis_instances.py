@@ -273,3 +273,29 @@ async def test_signing_in_inside_a_room_on_b_keeps_its_owner_on_a(instances) -> 
         headers={"Authorization": f"Bearer {make_token('alice')}"},
     )
     assert resp.status == 200
+
+
+async def test_done_on_either_instance_means_the_next_message_starts_at_once(instances) -> None:
+    """A room member told `done` on either instance sends the next message immediately: the
+    reply was settled (history stored, conversation freed) before `done` was shown anywhere,
+    so no viewer gets `busy` and the history already holds the whole reply."""
+    a, b = await instances()
+    alice = await a.chat(token=make_token("alice"), session_type="group", conversation_id="r9")
+    bob = await b.chat(token=make_token("bob"), session_type="group", conversation_id="r9")
+    for turn in range(3):
+        sender, other = (alice, bob) if turn % 2 == 0 else (bob, alice)
+        await sender.send(
+            type="message", id=f"c-{turn}", text=f"turn {turn} sim:tokens=5 sim:delay_ms=0"
+        )
+        mine = await sender.reply()
+        theirs = await other.reply()
+        assert mine.end["type"] == theirs.end["type"] == "done"
+        messages = (
+            await (
+                await b.client.get(
+                    "/api/v1/conversations/r9/messages",
+                    headers={"Authorization": f"Bearer {make_token('bob')}"},
+                )
+            ).json()
+        )["messages"]
+        assert messages[-1]["status"] == "complete" and messages[-1]["content"] == mine.text
