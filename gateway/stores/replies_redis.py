@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
-from ..replies import ReplyLog, ReplyState, Usage
+from ..replies import ReplyLog, ReplyState, StepKind, Usage
 from .conversations import ConversationStore
 from .redis_client import KeySpace, Redis, guarded
 from .replies_memory import MemoryReplyStore
@@ -55,17 +55,26 @@ def _entry_id(seq: int) -> str:
     return f"0-{seq}"
 
 
-def encode_steps(steps: list[str]) -> dict[FieldT, EncodableT]:
-    """One stream entry for consecutive steps: their texts joined, and their lengths."""
-    return {"t": "".join(steps), "n": ",".join(str(len(step)) for step in steps)}
+def encode_steps(steps: list[tuple[str, StepKind]]) -> dict[FieldT, EncodableT]:
+    """One stream entry for consecutive steps: their texts joined, their lengths, and,
+    when any is reasoning, their kinds (``k``: one digit a step; absent: all answer)."""
+    entry: dict[FieldT, EncodableT] = {
+        "t": "".join(text for text, _ in steps),
+        "n": ",".join(str(len(text)) for text, _ in steps),
+    }
+    if any(kind for _, kind in steps):
+        entry["k"] = "".join(str(int(kind)) for _, kind in steps)
+    return entry
 
 
-def decode_steps(entry_id: str, fields: dict[str, str]) -> tuple[int, list[str]]:
-    """The seq of the entry's first step, and its steps, exactly as they were appended."""
+def decode_steps(entry_id: str, fields: dict[str, str]) -> tuple[int, list[tuple[str, StepKind]]]:
+    """The seq of the entry's first step, and its steps with their kinds, exactly as they
+    were appended."""
     sizes = [int(n) for n in fields["n"].split(",")]
+    kinds = [StepKind(int(k)) for k in fields["k"]] if "k" in fields else None
     text, steps, offset = fields["t"], [], 0
-    for size in sizes:
-        steps.append(text[offset : offset + size])
+    for i, size in enumerate(sizes):
+        steps.append((text[offset : offset + size], kinds[i] if kinds else StepKind.ANSWER))
         offset += size
     return int(entry_id.partition("-")[2]) - len(sizes) + 1, steps
 
@@ -260,9 +269,9 @@ class RedisReplyStore(MemoryReplyStore):
                 self._finish_mirror(mirror, json.loads(fields["end"]))
                 break
             first, steps = decode_steps(entry_id, fields)
-            for seq, step in enumerate(steps, start=first):
+            for seq, (text, kind) in enumerate(steps, start=first):
                 if seq > mirror.head:  # steps already held are skipped
-                    mirror.append(step)
+                    mirror.append(text, kind)
         return last
 
     def _finish_mirror(self, mirror: ReplyLog, end: dict[str, Any]) -> None:
