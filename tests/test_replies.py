@@ -45,11 +45,7 @@ def _reference_read(
     if after >= len(steps):
         return "", after, kinds[-1]
     end, size = after, 0
-    while (
-        end < len(steps)
-        and (size < max_chars or end == after)
-        and kinds[end] == kinds[after]
-    ):
+    while end < len(steps) and (size < max_chars or end == after) and kinds[end] == kinds[after]:
         size += len(steps[end])
         end += 1
     return "".join(steps[after:end]), end, kinds[after]
