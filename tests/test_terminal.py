@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from gateway import keys
-from gateway.terminal import run_chat
+from gateway.terminal import DIM, UNDIM, run_chat
 from tests.conftest import wait_until
 from tests.test_turns import expected
 
@@ -45,6 +45,43 @@ async def test_terminal_chat_resumes_after_the_server_drops_it(gateway, monkeypa
     assert await asyncio.wait_for(chat, 30) == 0
     assert screen.getvalue() == expected(prompt) + "\n"
     assert gw.app[keys.METRICS].resumes._value.get() == 1
+
+
+class Stderr(io.StringIO):
+    """stderr, as a terminal (``tty``) or as a file or pipe."""
+
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["tty", "pipe"])
+async def test_reasoning_shows_on_stderr_dimmed_on_a_tty_and_plain_otherwise(
+    gateway, monkeypatch, tty: bool
+) -> None:
+    """Reasoning goes to stderr (ANSI faint on a tty, plain text otherwise), ended by a
+    newline before the answer; stdout holds the answer alone."""
+    gw = await gateway()
+    prompt = "think first sim:reasoning=3 sim:tokens=5 sim:delay_ms=0"
+    monkeypatch.setattr("sys.stdin", io.StringIO(prompt + "\n"))
+    err = Stderr(tty)
+    monkeypatch.setattr("sys.stderr", err)
+    screen = Screen()
+    url = str(gw.client.make_url("/")).rstrip("/")
+    assert await asyncio.wait_for(run_chat(url, "default", None, out=screen), 30) == 0
+    assert screen.getvalue() == expected(prompt) + "\n"
+    shown = err.getvalue()
+    reasoning = "Thinking 1. Thinking 2. Thinking 3. "
+    if tty:
+        assert shown.count(DIM) == shown.count(UNDIM) >= 1
+        assert f"{DIM}Thinking 1. " in shown
+        assert shown.replace(DIM, "").replace(UNDIM, "").count(reasoning + "\n") == 1
+    else:
+        assert "\x1b" not in shown
+        assert shown.count(reasoning + "\n") == 1
 
 
 class Terminal:
