@@ -21,7 +21,7 @@ import time
 
 from .errors import UpstreamError
 from .llm.events import ChatRequest, Finish, Reasoning, Step, Upstream
-from .replies import ReplyLog, ReplyState, StepKind, Usage
+from .replies import REASONING, ReplyLog, ReplyState, Usage
 
 
 async def produce(
@@ -47,7 +47,7 @@ async def produce(
                     if show_reasoning:
                         if reply.first_step_at is None:
                             reply.mark_first_step(time.time())
-                        reply.append(event.text, StepKind.REASONING)
+                        reply.append(event.text, REASONING)
                 elif isinstance(event, Finish):
                     reply.finish(
                         ReplyState.COMPLETED,

@@ -72,9 +72,9 @@ def decode_steps(entry_id: str, fields: dict[str, str]) -> tuple[int, list[tuple
     were appended."""
     sizes = [int(n) for n in fields["n"].split(",")]
     kinds = [StepKind(int(k)) for k in fields["k"]] if "k" in fields else None
-    text, steps, offset = fields["t"], [], 0
+    text, steps, offset, answer = fields["t"], [], 0, StepKind.ANSWER
     for i, size in enumerate(sizes):
-        steps.append((text[offset : offset + size], kinds[i] if kinds else StepKind.ANSWER))
+        steps.append((text[offset : offset + size], kinds[i] if kinds else answer))
         offset += size
     return int(entry_id.partition("-")[2]) - len(sizes) + 1, steps
 
