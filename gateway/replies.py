@@ -69,8 +69,8 @@ class StepKind(enum.IntEnum):
     REASONING = 1
 
 
-# The members as module constants: an enum member looked up on its class costs ten times
-# a global's read, once per step where it is named.
+# The members as module constants, for code that names one per step: an enum member
+# looked up on its class is slow on Python 3.11 (docs/performance.md).
 ANSWER, REASONING = StepKind.ANSWER, StepKind.REASONING
 _KINDS = (ANSWER, REASONING)  # by value
 
