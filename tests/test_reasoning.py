@@ -134,3 +134,16 @@ async def test_history_keeps_reasoning_and_never_sends_it_upstream(gateway) -> N
     sent = gw.sim.state.requests[-1].body["input"]["messages"]
     assert {"role": "assistant", "content": first.text} in sent
     assert "Thinking" not in str(sent)
+
+
+async def test_a_running_reply_shows_its_reasoning_so_far_in_history(gateway) -> None:
+    """While a reply thinks, history's running message shows the reasoning it has so far."""
+    gw = await gateway()
+    sock = await gw.chat(token=make_token("alice"))
+    await sock.send(type="message", id="c-1", text="slow sim:reasoning=50 sim:delay_ms=40")
+    await sock.recv_type("start")
+    held = "".join([(await sock.recv_type("reasoning"))["text"] for _ in range(3)])
+    messages = await _messages(gw, sock.connected["conversation_id"], "alice")
+    assert messages[1]["status"] == "running" and messages[1]["content"] == ""
+    assert messages[1]["reasoning"].startswith(held)
+    await sock.send(type="cancel")
