@@ -7,6 +7,7 @@ import codecs
 import io
 import os
 import queue
+import re
 import signal
 import sys
 
@@ -82,6 +83,31 @@ async def test_reasoning_shows_on_stderr_dimmed_on_a_tty_and_plain_otherwise(
     else:
         assert "\x1b" not in shown
         assert shown.count(reasoning + "\n") == 1
+
+
+async def test_a_drop_mid_thought_resumes_without_repeating_the_reasoning(
+    gateway, monkeypatch
+) -> None:
+    """Cut off while the reasoning streams, the client resumes from the reasoning's seq:
+    every reasoning and answer character is shown once."""
+    gw = await gateway()
+    prompt = "think on sim:reasoning=40 sim:tokens=10 sim:delay_ms=20"
+    monkeypatch.setattr("sys.stdin", io.StringIO(prompt + "\n"))
+    err = Stderr(False)
+    monkeypatch.setattr("sys.stderr", err)
+    screen = Screen()
+    url = str(gw.client.make_url("/")).rstrip("/")
+    chat = asyncio.create_task(run_chat(url, "default", None, out=screen))
+    await wait_until(lambda: "Thinking 3. " in err.getvalue())
+    conn = next(iter(gw.app[keys.REGISTRY]))
+    conn.ws._req.transport.abort()  # the network drops mid-thought
+    assert await asyncio.wait_for(chat, 30) == 0
+    assert screen.getvalue() == expected(prompt) + "\n"
+    reasoning = "".join(f"Thinking {i + 1}. " for i in range(40))
+    shown = re.sub(r"\[reconnecting in [0-9.]+s\]\n", "", err.getvalue())
+    assert shown.count("Thinking 1. ") == 1
+    assert reasoning + "\n" in shown
+    assert gw.app[keys.METRICS].resumes._value.get() == 1
 
 
 class Terminal:
