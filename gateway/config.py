@@ -110,6 +110,7 @@ class AssistantConfig:
     max_tokens: int | None = None
     allowed_origins: tuple[str, ...] = ()
     greeting: str = ""
+    show_reasoning: bool = True  # send a reasoning model's thinking to viewers and history
     tokens_per_day: int = 0  # all users together; 0: no quota
     # In order of preference; an inner list is a tier of equal preference. Empty: the
     # [upstream] table, named "default".

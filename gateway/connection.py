@@ -12,7 +12,8 @@ fed by two lanes:
   ``history_cleared``, a reply). A cursor at the head of the lane produces ``start``, then,
   each time the socket can take more, *all* text between the cursor and the reply log's
   watermark (its head; with Redis, what is in Redis) as one ``delta`` (so a slow socket gets
-  fewer, larger frames), then ``done`` or the reply's ``error`` once the end is as visible.
+  fewer, larger frames; reasoning steps as ``reasoning`` frames, never merged with answer
+  steps), then ``done`` or the reply's ``error`` once the end is visible.
 
 Backpressure: every send has a deadline, ``limits.slow_consumer_timeout_s``. aiohttp's
 writer blocks in ``drain`` once the transport's buffer is full, so a send that misses its
@@ -51,13 +52,14 @@ _pings: set[asyncio.Task[None]] = set()  # pings on their way (a task needs a re
 class Cursor:
     """A viewer's place in one reply it follows: the log, the seq sent up to (the log reads
     it for backpressure; only the writer moves it), whether ``start`` went out, and the
-    reply's constant delta-frame head."""
+    reply's constant delta- and reasoning-frame heads."""
 
     log: ReplyLog
     seq: int = 0
     resumed: bool = False
     started: bool = False
     prefix: str = ""
+    reasoning_prefix: str = ""  # made at the reply's first reasoning frame
 
 
 @dataclass(eq=False, slots=True)
@@ -195,11 +197,13 @@ class Connection:
             if not item.started:
                 item.started = True
                 return protocol.start_frame(reply, resumed=item.resumed), 0
-            text, seq = reply.read(item.seq, self.max_merge_chars)
+            text, seq, reasoning = reply.read(item.seq, self.max_merge_chars)
             if text:
                 merged = seq - item.seq - 1
                 item.seq = seq
                 reply.record_frame(merged)
+                if reasoning:
+                    return self._reasoning_frame(item, seq, text), merged
                 return protocol.delta_frame(item.prefix, seq, text), merged
             if not reply.end_visible:
                 return None
@@ -209,6 +213,12 @@ class Connection:
             reply.detach(item)
             return protocol.end_frame(reply), 0
         return None
+
+    @staticmethod
+    def _reasoning_frame(cursor: Cursor, seq: int, text: str) -> str:
+        if not cursor.reasoning_prefix:
+            cursor.reasoning_prefix = protocol.reasoning_prefix(cursor.log.message_id)
+        return protocol.reasoning_frame(cursor.reasoning_prefix, seq, text)
 
     async def run_writer(self) -> None:
         """Send until both lanes are empty (a reply being followed keeps it waiting) or the

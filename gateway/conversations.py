@@ -46,7 +46,8 @@ def new_id(prefix: str) -> str:
 class HistoryMessage:
     """One message of a conversation's history, as stored and as ``public()`` shows it
     (contract section 6). A reply's message is written while it runs (``running``) and
-    updated once when it ends; ``user`` and ``client_id`` are kept for user messages."""
+    updated once when it ends; ``user`` and ``client_id`` are kept for user messages, and
+    ``reasoning`` (a reasoning model's thinking, shown only when not empty) for replies."""
 
     id: str
     role: Literal["user", "assistant"]
@@ -55,15 +56,19 @@ class HistoryMessage:
     created_at: float
     user: str = ""  # the author of a user message
     client_id: str = ""  # the client's own id of a user message
+    reasoning: str = ""  # a reply's reasoning; never sent upstream again
 
     def public(self) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "id": self.id,
             "role": self.role,
             "content": self.content,
             "status": self.status,
             "created_at": iso(self.created_at),
         }
+        if self.reasoning:
+            body["reasoning"] = self.reasoning
+        return body
 
 
 @dataclass(slots=True)

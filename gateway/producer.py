@@ -7,6 +7,10 @@ so TCP pushes back on the upstream instead of the gateway buffering a reply nobo
 The wait comes once the events of the previous read are all in the log, so a paused reply
 holds no decoded events, only aiohttp's small read buffer (the log may pass the bound by one
 read).
+
+Reasoning (a reasoning model's thinking) becomes steps of its own kind, numbered with the
+answer's; with ``show_reasoning`` off it is dropped as it arrives: not in the log, so not
+sent, not numbered and not kept in history.
 """
 
 from __future__ import annotations
@@ -16,11 +20,18 @@ import functools
 import time
 
 from .errors import UpstreamError
-from .llm.events import ChatRequest, Finish, Step, Upstream
-from .replies import ReplyLog, ReplyState, Usage
+from .llm.events import ChatRequest, Finish, Reasoning, Step, Upstream
+from .replies import REASONING, ReplyLog, ReplyState, Usage
 
 
-async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bound: int) -> None:
+async def produce(
+    reply: ReplyLog,
+    upstream: Upstream,
+    request: ChatRequest,
+    bound: int,
+    *,
+    show_reasoning: bool = True,
+) -> None:
     """Stream ``request`` into ``reply`` and end it; cancellation closes the upstream at once."""
     try:
         backpressure = functools.partial(reply.backpressure, bound)
@@ -32,6 +43,11 @@ async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bou
                     if reply.first_step_at is None:
                         reply.mark_first_step(time.time())
                     reply.append(event.text)
+                elif isinstance(event, Reasoning):
+                    if show_reasoning:
+                        if reply.first_step_at is None:
+                            reply.mark_first_step(time.time())
+                        reply.append(event.text, REASONING)
                 elif isinstance(event, Finish):
                     reply.finish(
                         ReplyState.COMPLETED,

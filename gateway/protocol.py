@@ -276,6 +276,16 @@ def delta_frame(prefix: str, seq: int, text: str) -> str:
     return f'{prefix}{seq},"text":{_dumps_text(text)}}}'
 
 
+def reasoning_prefix(message_id: str) -> str:
+    """The constant head of every reasoning frame of one reply (computed once per reply)."""
+    return '{"type":"reasoning","message_id":' + _dumps_text(message_id) + ',"seq":'
+
+
+def reasoning_frame(prefix: str, seq: int, text: str) -> str:
+    """A reasoning piece: as :func:`delta_frame`, with :func:`reasoning_prefix`."""
+    return f'{prefix}{seq},"text":{_dumps_text(text)}}}'
+
+
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 30 and 30.0 encode differently
 def _connected_tail(heartbeat_s: float, model: str, offline_demo: bool) -> str:
     return encode({"heartbeat_s": heartbeat_s, "model": model, "offline_demo": offline_demo})[1:-1]
@@ -363,6 +373,7 @@ def end_frame(reply: ReplyLog) -> str:
             "seq": reply.head,
             "finish_reason": reply.finish_reason,
             "content_length": reply.content_length,
+            "reasoning_length": reply.reasoning_length,
             "usage": {
                 "input_tokens": reply.usage.input_tokens,
                 "output_tokens": reply.usage.output_tokens,

@@ -5,6 +5,12 @@ them through their own cursor (a ``seq``). Nothing is copied per viewer: a viewe
 for the text between its cursor and the head (:meth:`ReplyLog.read`) and gets every
 pending step merged into one piece, so a slow viewer gets fewer, larger frames.
 
+Steps are of two kinds, :class:`StepKind`: answer text and a reasoning model's thinking.
+They share one numbering; a read never merges across kinds (it says which kind it
+returns), ``text``/``content_length`` are the answer's and ``reasoning``/``reasoning_length``
+the thinking's. Kinds are kept as the seqs where the kind changes (a reply thinks, then
+answers: one number), so an answer-only reply stores nothing for them.
+
 Storage: the newest steps are ``str``\\ s, as they came (a viewer that keeps up is sent the
 step it was woken for, uncopied). Once they add up to :data:`PACK_BYTES` of UTF-8, all but
 the newest are packed into one ``bytes`` chunk, and two arrays keep each step's end as a
@@ -40,7 +46,7 @@ import enum
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,6 +60,19 @@ class ReplyState(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class StepKind(enum.IntEnum):
+    """What a step holds: answer text (false) or reasoning (true)."""
+
+    ANSWER = 0
+    REASONING = 1
+
+
+# The members as module constants, for code that names one per step: an enum member
+# looked up on its class is slow on Python 3.11 (docs/performance.md).
+ANSWER, REASONING = StepKind.ANSWER, StepKind.REASONING
+_KINDS = (ANSWER, REASONING)  # by value
 
 
 @dataclass(slots=True)
@@ -93,8 +112,9 @@ def _valid(text: str) -> tuple[str, int]:
 class ReplyLog:
     """One reply's numbered steps (1, 2, ...), its state and its viewers.
 
-    Contract: one producer appends non-empty steps while RUNNING, then finishes it once (a
-    second finish is ignored); ``read``/``steps``/``text`` never copy per viewer. Viewers
+    Contract: one producer appends non-empty steps (answer or reasoning, one numbering)
+    while RUNNING, then finishes it once (a second finish is ignored); ``read`` returns
+    steps of one kind only; ``read``/``steps``/``text`` never copy per viewer. Viewers
     attach a :class:`Position` and a wake callback, are woken at every step and at the end,
     and report each frame sent (:meth:`record_frame`) after moving their position. The
     first viewer to attach calls ``on_adopted``; the last to detach from a running log calls
@@ -137,6 +157,11 @@ class ReplyLog:
     _chunk_ends: list[int] = field(default_factory=list)
     _packed: int = 0
     _tail: list[str] = field(default_factory=list)
+    # Step kinds: the first step's is _first_kind, and it flips at every seq in _flips
+    # (sorted); _kind is the newest step's.
+    _first_kind: StepKind = StepKind.ANSWER
+    _kind: StepKind = StepKind.ANSWER
+    _flips: list[int] = field(default_factory=list)
     _viewers: dict[Position, Callable[[], None]] = field(default_factory=dict)
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
@@ -158,12 +183,46 @@ class ReplyLog:
 
     @property
     def content_length(self) -> int:
-        """The reply's length in Unicode code points."""
-        return self._char_ends[-1] if self._char_ends else 0
+        """The answer's length in Unicode code points."""
+        total = self._char_ends[-1] if self._char_ends else 0
+        if self._flips or self._first_kind:
+            return total - self.reasoning_length
+        return total
+
+    @property
+    def reasoning_length(self) -> int:
+        """The reasoning's length in Unicode code points."""
+        char_ends = self._char_ends
+        return sum(
+            char_ends[end - 1] - (char_ends[after - 1] if after > 0 else 0)
+            for after, end in self._runs(StepKind.REASONING)
+        )
 
     @property
     def text(self) -> str:
+        """The answer."""
+        if self._flips or self._first_kind:
+            return "".join(self._slice(a, e) for a, e in self._runs(StepKind.ANSWER))
         return self._slice(0, self.head)
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning (empty: none)."""
+        return "".join(self._slice(a, e) for a, e in self._runs(StepKind.REASONING))
+
+    def kind(self, seq: int) -> StepKind:
+        """The kind of step ``seq`` (1 … head)."""
+        return _KINDS[self._first_kind ^ (bisect_right(self._flips, seq) & 1)]
+
+    def _runs(self, kind: StepKind) -> Iterator[tuple[int, int]]:
+        """The runs of consecutive steps of ``kind``, as (seq before the first, last seq)."""
+        head = len(self._ends)
+        if not head:
+            return
+        starts = [1, *self._flips]
+        for i, start in enumerate(starts):
+            if self._first_kind ^ (i & 1) == kind:
+                yield start - 1, starts[i + 1] - 1 if i + 1 < len(starts) else head
 
     @property
     def size(self) -> int:
@@ -175,26 +234,35 @@ class ReplyLog:
             return 0
         return self._ends[-1] - (self._ends[seq - 1] if seq > 0 else 0)
 
-    def read(self, after: int, max_chars: int) -> tuple[str, int]:
-        """Text of the steps after ``after`` up to the watermark, whole steps up to about
-        ``max_chars``; new seq."""
+    def read(self, after: int, max_chars: int) -> tuple[str, int, StepKind]:
+        """Text of the steps after ``after`` up to the watermark, whole steps of one kind up
+        to about ``max_chars``; the new seq; their kind."""
         head = self.watermark
         if after >= head:
-            return "", after
+            return "", after, self._kind
         if after + 1 == head and after >= self._packed:  # a reader that keeps up
-            return self._tail[after - self._packed], head
+            return self._tail[after - self._packed], head, self._kind
         # Whole steps while fewer than max_chars are taken: up to the first step whose end
         # reaches max_chars beyond the cursor (at least one step).
         base = self._char_ends[after - 1] if after > 0 else 0
         end = min(head, bisect_left(self._char_ends, base + max_chars, after) + 1)
-        return self._slice(after, end), end
+        flips = self._flips
+        if not flips:
+            return self._slice(after, end), end, self._kind
+        # ... and no further than the last step of the first one's kind.
+        run = bisect_right(flips, after + 1)
+        if run < len(flips):
+            end = min(end, flips[run] - 1)
+        return self._slice(after, end), end, _KINDS[self._first_kind ^ (run & 1)]
 
-    def steps(self, after: int, upto: int) -> list[str]:
-        """The steps after ``after`` up to and including ``upto``, one string each."""
+    def steps(self, after: int, upto: int) -> list[tuple[str, StepKind]]:
+        """The steps after ``after`` up to and including ``upto``, one (text, kind) each."""
         packed = self._packed
-        out = [self._slice(seq, seq + 1) for seq in range(after, min(upto, packed))]
-        out.extend(self._tail[max(after, packed) - packed : max(upto, packed) - packed])
-        return out
+        texts = [self._slice(seq, seq + 1) for seq in range(after, min(upto, packed))]
+        texts.extend(self._tail[max(after, packed) - packed : max(upto, packed) - packed])
+        if not self._flips:
+            return [(text, self._first_kind) for text in texts]
+        return [(text, self.kind(seq)) for seq, text in enumerate(texts, start=after + 1)]
 
     def _slice(self, after: int, end: int) -> str:
         """The text of steps ``after``+1 … ``end`` as one string."""
@@ -280,8 +348,10 @@ class ReplyLog:
 
     # ---------------------------------------------------------------- producing
 
-    def append(self, text: str) -> int:
-        """Add one step (non-empty text); return its seq and wake the viewers."""
+    def append(self, text: str, kind: StepKind = StepKind.ANSWER) -> int:
+        """Add one step (non-empty text of ``kind``); return its seq and wake the viewers."""
+        if kind is not self._kind:
+            self._switch(kind)
         if text.isascii():
             size = len(text)
         else:
@@ -301,6 +371,14 @@ class ReplyLog:
         else:
             self.on_change()
         return seq
+
+    def _switch(self, kind: StepKind) -> None:
+        """The next step is of ``kind``, unlike the newest one."""
+        if self._ends:
+            self._flips.append(len(self._ends) + 1)
+        else:
+            self._first_kind = kind
+        self._kind = kind
 
     def _pack(self) -> None:
         """Pack every tail step but the newest into one UTF-8 chunk."""

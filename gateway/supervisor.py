@@ -158,7 +158,9 @@ class ReplySupervisor:
         self.metrics.replies_in_flight.inc()
         try:
             bound = SendPolicy.from_limits(self.config.limits).producer_bound
-            await produce(reply, self.upstream, request, bound)
+            assistant = self.config.assistants.get(conv.assistant)
+            show_reasoning = assistant is None or assistant.show_reasoning
+            await produce(reply, self.upstream, request, bound, show_reasoning=show_reasoning)
         except asyncio.CancelledError:
             if not reply.ended:  # cancelled from outside (shutdown): keep what we have
                 reply.finish(ReplyState.CANCELLED, "cancelled")
@@ -209,7 +211,9 @@ class ReplySupervisor:
                     status = history_status(
                         text.state, text.finish_reason, text.orphaned, text.cut_at_shutdown
                     )
-                    await self.conversations.update_message(conv, message_id, text.text, status)
+                    await self.conversations.update_message(
+                        conv, message_id, text.text, status, reasoning=text.reasoning
+                    )
                     text = None
                 await self.conversations.end_reply(conv, message_id)
                 return

@@ -2,11 +2,13 @@
 
 Reads a line, sends it as a ``message``, prints ``delta`` text as it arrives, and shows a
 prompt marker (``> ``, on stderr, so stdout holds only the replies) when it is ready for the
-next line. When the connection drops mid-reply it reconnects (exponential backoff with
-jitter, never after a 1008 close) to the same conversation and sends ``resume`` with the
-last ``seq`` it printed, so the reply continues exactly where it stopped; a
-``resume_unavailable`` ends the wait for that reply. Ctrl-C during a reply cancels the reply
-(a second Ctrl-C quits); Ctrl-C between replies, or end of input, exits.
+next line. A reasoning model's thinking (``reasoning`` frames) goes to stderr too, before
+the answer: dimmed (ANSI faint) when stderr is a terminal, plain otherwise. When the
+connection drops mid-reply it reconnects (exponential backoff with jitter, never after a
+1008 close) to the same conversation and sends ``resume`` with the last ``seq`` it printed
+(of either kind), so the reply continues exactly where it stopped; a ``resume_unavailable``
+ends the wait for that reply. Ctrl-C during a reply cancels the reply (a second Ctrl-C
+quits); Ctrl-C between replies, or end of input, exits.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ import aiohttp
 MAX_BACKOFF_S = 30.0
 PROMPT = "> "
 INTERRUPTED = 130  # the shell's status for a program ended by Ctrl-C
+DIM, UNDIM = "\x1b[2m", "\x1b[22m"  # ANSI faint, and normal intensity again
 
 
 @dataclass
 class _State:
     conversation_id: str | None = None
     message_id: str | None = None  # the reply being printed
-    seq: int = 0
+    seq: int = 0  # of the last step shown, reasoning or answer
+    thinking: bool = False  # reasoning was shown and the answer has not begun
     running: bool = False  # a message was sent and its reply has not ended
     sent: dict[str, str] | None = None  # that message, re-sent (same id) if no start came
     eof: bool = False
@@ -163,11 +167,16 @@ async def _show(
         case "start":
             if frame["message_id"] != state.message_id:
                 state.message_id, state.seq = frame["message_id"], 0
+        case "reasoning" if frame["message_id"] == state.message_id and frame["seq"] > state.seq:
+            _show_reasoning(frame["text"])
+            state.seq, state.thinking = frame["seq"], True
         case "delta" if frame["message_id"] == state.message_id and frame["seq"] > state.seq:
+            _end_reasoning(state)
             out.write(frame["text"])
             out.flush()
             state.seq = frame["seq"]
         case "done" if frame["message_id"] == state.message_id:
+            _end_reasoning(state)
             out.write("\n")
             out.flush()
             if frame.get("finish_reason") in ("cancelled", "interrupted"):
@@ -185,6 +194,20 @@ async def _show(
             print(f"\n[broadcast: {frame['message']}]", file=sys.stderr)
     if state.eof and not state.running:
         await ws.close()
+
+
+def _show_reasoning(text: str) -> None:
+    """A piece of reasoning, on stderr: faint on a terminal, as it is elsewhere."""
+    err = sys.stderr
+    err.write(f"{DIM}{text}{UNDIM}" if err.isatty() else text)
+    err.flush()
+
+
+def _end_reasoning(state: _State) -> None:
+    """The answer (or the end) follows reasoning: end the reasoning's line."""
+    if state.thinking:
+        state.thinking = False
+        print(file=sys.stderr, flush=True)
 
 
 def _ended(state: _State) -> None:

@@ -16,10 +16,16 @@ class Reply:
     start: dict[str, Any]
     deltas: list[dict[str, Any]] = field(default_factory=list)
     end: dict[str, Any] = field(default_factory=dict)
+    reasoning_frames: list[dict[str, Any]] = field(default_factory=list)
+    pieces: list[dict[str, Any]] = field(default_factory=list)  # both kinds, as received
 
     @property
     def text(self) -> str:
         return "".join(d["text"] for d in self.deltas)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(r["text"] for r in self.reasoning_frames)
 
     @property
     def message_id(self) -> str:
@@ -27,9 +33,10 @@ class Reply:
 
 
 def check_reply(reply: Reply, *, after_seq: int = 0) -> None:
-    """Contract section 4: seq strictly increasing, no empty delta, done matches the text."""
+    """Contract sections 4 and 11: seq strictly increasing over delta and reasoning frames,
+    no empty text, done matches the texts."""
     last = after_seq
-    for delta in reply.deltas:
+    for delta in reply.pieces or reply.deltas:
         assert delta["message_id"] == reply.message_id
         assert delta["text"], "a delta never carries empty text"
         assert delta["seq"] > last, f"seq went from {last} to {delta['seq']}"
@@ -38,6 +45,7 @@ def check_reply(reply: Reply, *, after_seq: int = 0) -> None:
         assert reply.end["seq"] == last, "done.seq equals the last delta's seq"
         if after_seq == 0:
             assert reply.end["content_length"] == len(reply.text)
+            assert reply.end["reasoning_length"] == len(reply.reasoning)
     else:
         assert reply.end["type"] == "error" and reply.end["message_id"] == reply.message_id
 
@@ -75,6 +83,10 @@ class ChatSocket:
             frame = await self.recv(timeout)
             if frame["type"] == "delta" and frame["message_id"] == reply.message_id:
                 reply.deltas.append(frame)
+                reply.pieces.append(frame)
+            elif frame["type"] == "reasoning" and frame["message_id"] == reply.message_id:
+                reply.reasoning_frames.append(frame)
+                reply.pieces.append(frame)
             elif frame["type"] in ("done", "error") and frame.get("message_id") == reply.message_id:
                 reply.end = frame
                 check_reply(reply, after_seq=after_seq)

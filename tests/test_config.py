@@ -119,3 +119,12 @@ def test_token_command_prints_a_verifiable_jwt(tmp_path) -> None:
     )
     identity = verify_token(config.load(good).auth, result.stdout.strip())
     assert identity.user == "alice" and identity.admin
+
+
+def test_show_reasoning_defaults_on_and_takes_only_a_bool() -> None:
+    """assistants.<name>.show_reasoning is true unless set, and a non-bool names the key."""
+    cfg = config.loads("[assistants.quiet]\nshow_reasoning = false\n")
+    assert cfg.assistants["default"].show_reasoning
+    assert not cfg.assistants["quiet"].show_reasoning
+    with pytest.raises(ConfigError, match=r"assistants\.quiet\.show_reasoning"):
+        config.loads("[assistants.quiet]\nshow_reasoning = 'no'\n")

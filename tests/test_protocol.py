@@ -8,6 +8,7 @@ import pytest
 
 from gateway import protocol
 from gateway.protocol import FrameError, parse_client_frame
+from gateway.replies import ReplyLog, ReplyState, StepKind
 
 
 def test_message_text_and_parts_shapes_decode_to_the_same_text() -> None:
@@ -58,6 +59,25 @@ def test_delta_frame_template_is_valid_json_with_exact_text() -> None:
     text = 'a "quoted" \\ line\n你好🚀\u2028'
     frame = protocol.delta_frame(protocol.delta_prefix('m-"1'), 7, text)
     assert json.loads(frame) == {"type": "delta", "message_id": 'm-"1', "seq": 7, "text": text}
+
+
+def test_reasoning_frame_template_is_valid_json_with_exact_text() -> None:
+    """The templated reasoning frame decodes like a delta frame with type reasoning."""
+    text = 'thinking "hard" \\ 你好🚀\u2028'
+    frame = protocol.reasoning_frame(protocol.reasoning_prefix('m-"1'), 4, text)
+    assert json.loads(frame) == {"type": "reasoning", "message_id": 'm-"1', "seq": 4, "text": text}
+
+
+def test_done_counts_answer_and_reasoning_apart_and_seq_over_both() -> None:
+    """done: content_length is the answer's, reasoning_length the reasoning's, seq the last
+    step of either kind."""
+    reply = ReplyLog("m-1", "conv-1", "alice", "c-1", "qwen-plus")
+    reply.append("hm, ", StepKind.REASONING)
+    reply.append("🚀", StepKind.REASONING)
+    reply.append("Hi")
+    reply.finish(ReplyState.COMPLETED, "stop")
+    done = json.loads(protocol.end_frame(reply))
+    assert (done["seq"], done["content_length"], done["reasoning_length"]) == (3, 2, 5)
 
 
 def test_error_frame_has_code_message_retryable() -> None:

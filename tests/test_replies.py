@@ -7,7 +7,9 @@ import random
 import sys
 from dataclasses import dataclass
 
-from gateway.replies import PACK_BYTES, ReplyLog, ReplyState
+from gateway.replies import PACK_BYTES, ReplyLog, ReplyState, StepKind
+
+ANSWER, REASONING = StepKind.ANSWER, StepKind.REASONING
 
 
 def _log() -> ReplyLog:
@@ -27,22 +29,26 @@ def test_steps_are_numbered_from_one_and_reads_merge_whole_steps() -> None:
     for piece in ["He", "llo", ", 世界", "🚀"]:
         log.append(piece)
     assert log.head == 4
-    assert log.read(0, 1000) == ("Hello, 世界🚀", 4)
-    assert log.read(1, 3) == ("llo", 2)  # cap reached after one whole step
-    assert log.read(2, 1) == (", 世界", 3)  # a step longer than the cap is still whole
-    assert log.read(4, 10) == ("", 4)
+    assert log.read(0, 1000) == ("Hello, 世界🚀", 4, ANSWER)
+    assert log.read(1, 3) == ("llo", 2, ANSWER)  # cap reached after one whole step
+    assert log.read(2, 1) == (", 世界", 3, ANSWER)  # a step longer than the cap is still whole
+    assert log.read(4, 10)[:2] == ("", 4)
     assert log.content_length == len("Hello, 世界🚀")
 
 
-def _reference_read(steps: list[str], after: int, max_chars: int) -> tuple[str, int]:
-    """Merging as specified, on a plain list: whole steps while fewer than max_chars."""
+def _reference_read(
+    steps: list[str], after: int, max_chars: int, kinds: list[StepKind] | None = None
+) -> tuple[str, int, StepKind]:
+    """Merging as specified, on a plain list: whole steps of the first one's kind while
+    fewer than max_chars."""
+    kinds = kinds or [ANSWER] * len(steps)
     if after >= len(steps):
-        return "", after
+        return "", after, kinds[-1]
     end, size = after, 0
-    while end < len(steps) and (size < max_chars or end == after):
+    while end < len(steps) and (size < max_chars or end == after) and kinds[end] == kinds[after]:
         size += len(steps[end])
         end += 1
-    return "".join(steps[after:end]), end
+    return "".join(steps[after:end]), end, kinds[after]
 
 
 def test_packed_steps_read_back_exactly_from_every_cursor() -> None:
@@ -56,13 +62,62 @@ def test_packed_steps_read_back_exactly_from_every_cursor() -> None:
     assert log.head == len(steps)
     assert log.text == "".join(steps)
     assert log.content_length == len(log.text)
-    assert log.steps(0, len(steps)) == steps
-    assert log.steps(37, 41) == steps[37:41]
+    assert log.steps(0, len(steps)) == [(step, ANSWER) for step in steps]
+    assert log.steps(37, 41) == [(step, ANSWER) for step in steps[37:41]]
     for after in range(len(steps) + 1):
         for max_chars in (1, 500, 4000, 10**6):
             assert log.read(after, max_chars) == _reference_read(steps, after, max_chars)
         expected = sum(len(s.encode()) for s in steps[after:])
         assert log.bytes_behind(after) == expected
+
+
+def test_reasoning_and_answer_share_one_numbering_and_never_merge() -> None:
+    """Steps of both kinds are numbered together; a read stops where the kind changes."""
+    log = _log()
+    for text, kind in [("Let", REASONING), (" me", REASONING), ("Hi", ANSWER), ("!", ANSWER)]:
+        log.append(text, kind)
+    assert log.head == 4
+    assert log.read(0, 1000) == ("Let me", 2, REASONING)
+    assert log.read(2, 1000) == ("Hi!", 4, ANSWER)
+    assert log.read(1, 1000) == (" me", 2, REASONING)
+    assert (log.text, log.reasoning) == ("Hi!", "Let me")
+    assert (log.content_length, log.reasoning_length) == (3, 6)
+    assert [log.kind(seq) for seq in range(1, 5)] == [REASONING, REASONING, ANSWER, ANSWER]
+    assert log.steps(1, 3) == [(" me", REASONING), ("Hi", ANSWER)]
+
+
+def test_an_answer_only_reply_stores_no_kinds() -> None:
+    """A reply without reasoning keeps no kind boundaries and reports no reasoning."""
+    log = _log()
+    for piece in ["a", "b", "c"]:
+        log.append(piece)
+    assert log._flips == []
+    assert (log.reasoning, log.reasoning_length, log.content_length) == ("", 0, 3)
+
+
+def test_mixed_packed_steps_read_back_exactly_and_by_kind() -> None:
+    """Alternating runs of both kinds, packed or not, read and merge within a kind only."""
+    rng = random.Random(11)
+    alphabet = ["a", "é", "你", "🚀", "\n"]
+    steps, kinds = [], []
+    kind = REASONING
+    for _ in range(150):
+        if rng.random() < 0.1:
+            kind = ANSWER if kind is REASONING else REASONING
+        steps.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 2000))))
+        kinds.append(kind)
+    log = _log()
+    for step, kind in zip(steps, kinds, strict=True):
+        log.append(step, kind)
+    answer = "".join(s for s, k in zip(steps, kinds, strict=True) if k is ANSWER)
+    reasoning = "".join(s for s, k in zip(steps, kinds, strict=True) if k is REASONING)
+    assert (log.text, log.reasoning) == (answer, reasoning)
+    assert (log.content_length, log.reasoning_length) == (len(answer), len(reasoning))
+    assert log.steps(0, len(steps)) == list(zip(steps, kinds, strict=True))
+    for after in range(len(steps) + 1):
+        for max_chars in (1, 500, 4000, 10**6):
+            expected = _reference_read(steps, after, max_chars, kinds)
+            assert log.read(after, max_chars) == expected
 
 
 def test_a_lone_surrogate_is_replaced_so_every_frame_encodes() -> None:

@@ -7,13 +7,14 @@ import codecs
 import io
 import os
 import queue
+import re
 import signal
 import sys
 
 import pytest
 
 from gateway import keys
-from gateway.terminal import run_chat
+from gateway.terminal import DIM, UNDIM, run_chat
 from tests.conftest import wait_until
 from tests.test_turns import expected
 
@@ -44,6 +45,68 @@ async def test_terminal_chat_resumes_after_the_server_drops_it(gateway, monkeypa
     conn.ws._req.transport.abort()  # the network drops
     assert await asyncio.wait_for(chat, 30) == 0
     assert screen.getvalue() == expected(prompt) + "\n"
+    assert gw.app[keys.METRICS].resumes._value.get() == 1
+
+
+class Stderr(io.StringIO):
+    """stderr, as a terminal (``tty``) or as a file or pipe."""
+
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["tty", "pipe"])
+async def test_reasoning_shows_on_stderr_dimmed_on_a_tty_and_plain_otherwise(
+    gateway, monkeypatch, tty: bool
+) -> None:
+    """Reasoning goes to stderr (ANSI faint on a tty, plain text otherwise), ended by a
+    newline before the answer; stdout holds the answer alone."""
+    gw = await gateway()
+    prompt = "think first sim:reasoning=3 sim:tokens=5 sim:delay_ms=0"
+    monkeypatch.setattr("sys.stdin", io.StringIO(prompt + "\n"))
+    err = Stderr(tty)
+    monkeypatch.setattr("sys.stderr", err)
+    screen = Screen()
+    url = str(gw.client.make_url("/")).rstrip("/")
+    assert await asyncio.wait_for(run_chat(url, "default", None, out=screen), 30) == 0
+    assert screen.getvalue() == expected(prompt) + "\n"
+    shown = err.getvalue()
+    reasoning = "Thinking 1. Thinking 2. Thinking 3. "
+    if tty:
+        assert shown.count(DIM) == shown.count(UNDIM) >= 1
+        assert f"{DIM}Thinking 1. " in shown
+        assert shown.replace(DIM, "").replace(UNDIM, "").count(reasoning + "\n") == 1
+    else:
+        assert "\x1b" not in shown
+        assert shown.count(reasoning + "\n") == 1
+
+
+async def test_a_drop_mid_thought_resumes_without_repeating_the_reasoning(
+    gateway, monkeypatch
+) -> None:
+    """Cut off while the reasoning streams, the client resumes from the reasoning's seq:
+    every reasoning and answer character is shown once."""
+    gw = await gateway()
+    prompt = "think on sim:reasoning=40 sim:tokens=10 sim:delay_ms=20"
+    monkeypatch.setattr("sys.stdin", io.StringIO(prompt + "\n"))
+    err = Stderr(False)
+    monkeypatch.setattr("sys.stderr", err)
+    screen = Screen()
+    url = str(gw.client.make_url("/")).rstrip("/")
+    chat = asyncio.create_task(run_chat(url, "default", None, out=screen))
+    await wait_until(lambda: "Thinking 3. " in err.getvalue())
+    conn = next(iter(gw.app[keys.REGISTRY]))
+    conn.ws._req.transport.abort()  # the network drops mid-thought
+    assert await asyncio.wait_for(chat, 30) == 0
+    assert screen.getvalue() == expected(prompt) + "\n"
+    reasoning = "".join(f"Thinking {i + 1}. " for i in range(40))
+    shown = re.sub(r"\[reconnecting in [0-9.]+s\]\n", "", err.getvalue())
+    assert shown.count("Thinking 1. ") == 1
+    assert reasoning + "\n" in shown
     assert gw.app[keys.METRICS].resumes._value.get() == 1
 
 

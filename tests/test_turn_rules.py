@@ -120,6 +120,23 @@ def test_upstream_messages_skip_empty_and_running_messages() -> None:
     )
 
 
+def test_upstream_messages_never_carry_a_replys_reasoning() -> None:
+    """A past reply goes upstream as its content only; its reasoning stays in history, and
+    a reply that only reasoned (no content) is skipped."""
+    thought = said("assistant", "b")
+    thought.reasoning = "let me think"
+    only_thought = said("assistant", "")
+    only_thought.reasoning = "hmm"
+    history = [said("user", "a"), thought, said("user", "x"), only_thought]
+    messages = upstream_messages(history, "", "c", 100)
+    assert messages == (
+        ChatMessage("user", "a"),
+        ChatMessage("assistant", "b"),
+        ChatMessage("user", "x"),
+        ChatMessage("user", "c"),
+    )
+
+
 @pytest.mark.parametrize(
     ("state", "reason", "orphaned", "cut", "status"),
     [

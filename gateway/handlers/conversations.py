@@ -44,6 +44,8 @@ async def list_messages(request: web.Request) -> web.Response:
             live = await replies.find(message.id)
             if live is not None:
                 body["content"] = live.text
+                if live.reasoning:
+                    body["reasoning"] = live.reasoning
                 body["status"] = history_status(  # ended, about to be stored
                     live.state, live.finish_reason, live.orphaned, live.cut_at_shutdown
                 )

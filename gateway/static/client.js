@@ -43,7 +43,7 @@ export class GatewayClient extends EventTarget {
     this.attempt = 0;
     this.stopped = false;
     this.state = "offline";
-    this.reply = null; // {messageId, seq, text} of the reply being received
+    this.reply = null; // {messageId, seq, text, reasoning} of the reply being received
     this.pending = null; // the message sent whose reply has not started
     this.timer = null;
   }
@@ -155,7 +155,7 @@ export class GatewayClient extends EventTarget {
           return;
         }
         this.pending = null;
-        this.reply = { messageId: frame.message_id, seq: 0, text: "", done: false };
+        this.reply = { messageId: frame.message_id, seq: 0, text: "", reasoning: "", done: false };
         this._emit(frame);
         return;
       case "delta":
@@ -163,6 +163,13 @@ export class GatewayClient extends EventTarget {
         if (frame.seq <= this.reply.seq) return; // already held
         this.reply.seq = frame.seq;
         this.reply.text += frame.text;
+        this._emit(frame);
+        return;
+      case "reasoning": // numbered with the deltas: resume's last_seq covers both
+        if (!this.reply || frame.message_id !== this.reply.messageId) return;
+        if (frame.seq <= this.reply.seq) return; // already held
+        this.reply.seq = frame.seq;
+        this.reply.reasoning += frame.text;
         this._emit(frame);
         return;
       case "done":

@@ -33,7 +33,13 @@ class ConversationStore(Lifecycle, Protocol):
         ...
 
     async def update_message(
-        self, conversation: Conversation, message_id: str, content: str, status: Status
+        self,
+        conversation: Conversation,
+        message_id: str,
+        content: str,
+        status: Status,
+        *,
+        reasoning: str = "",
     ) -> None: ...
 
     async def claim_reply(

@@ -104,12 +104,19 @@ class MemoryConversationStore:
         self._written(conversation)
 
     async def update_message(
-        self, conversation: Conversation, message_id: str, content: str, status: Status
+        self,
+        conversation: Conversation,
+        message_id: str,
+        content: str,
+        status: Status,
+        *,
+        reasoning: str = "",
     ) -> None:
         for message in reversed(conversation.messages):
             if message.id == message_id:
                 message.content = content
                 message.status = status
+                message.reasoning = reasoning
                 self._written(conversation)
                 return
 
@@ -243,4 +250,5 @@ def is_anonymous(user: str) -> bool:
 def message_bytes(message: HistoryMessage) -> int:
     """About what a history message holds: its text as Python keeps it (1, 2 or 4 bytes a
     character: one emoji makes every character of a long reply 4 bytes), and the rest."""
-    return sys.getsizeof(message.content) + MESSAGE_BYTES
+    size = sys.getsizeof(message.content) + MESSAGE_BYTES
+    return size + sys.getsizeof(message.reasoning) if message.reasoning else size

@@ -103,18 +103,18 @@ return 1
 
 
 def _encode(message: HistoryMessage) -> str:
-    return json.dumps(
-        {
-            "id": message.id,
-            "role": message.role,
-            "content": message.content,
-            "status": message.status,
-            "created_at": message.created_at,
-            "user": message.user,
-            "client_id": message.client_id,
-        },
-        ensure_ascii=False,
-    )
+    body = {
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "created_at": message.created_at,
+        "user": message.user,
+        "client_id": message.client_id,
+    }
+    if message.reasoning:
+        body["reasoning"] = message.reasoning
+    return json.dumps(body, ensure_ascii=False)
 
 
 def _decode(raw: str) -> HistoryMessage:
@@ -127,6 +127,7 @@ def _decode(raw: str) -> HistoryMessage:
         float(body["created_at"]),
         user=body.get("user", ""),
         client_id=body.get("client_id", ""),
+        reasoning=body.get("reasoning", ""),
     )
 
 
@@ -244,11 +245,18 @@ class RedisConversationStore:
         conversation.title = conversation.title or title
 
     async def update_message(
-        self, conversation: Conversation, message_id: str, content: str, status: Status
+        self,
+        conversation: Conversation,
+        message_id: str,
+        content: str,
+        status: Status,
+        *,
+        reasoning: str = "",
     ) -> None:
         for message in reversed(conversation.messages):
             if message.id == message_id:
                 message.content, message.status = content, status
+                message.reasoning = reasoning
                 break
         else:
             return  # not in this snapshot: trimmed or cleared

@@ -39,7 +39,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
-from ..replies import ReplyLog, ReplyState, Usage
+from ..replies import ReplyLog, ReplyState, StepKind, Usage
 from ..tasks import TaskOwner
 from .conversations import ConversationStore
 from .redis_client import KeySpace, Redis, guarded
@@ -69,17 +69,26 @@ def _pack(*parts: bytes | str | int) -> bytes:
     return b"".join(out)
 
 
-def encode_steps(steps: list[str]) -> dict[str, str]:
-    """One stream entry for consecutive steps: their texts joined, and their lengths."""
-    return {"t": "".join(steps), "n": ",".join(str(len(step)) for step in steps)}
+def encode_steps(steps: list[tuple[str, StepKind]]) -> dict[str, str]:
+    """One stream entry for consecutive steps: their texts joined, their lengths, and,
+    when any is reasoning, their kinds (``k``: one digit a step; absent: all answer)."""
+    entry: dict[str, str] = {
+        "t": "".join(text for text, _ in steps),
+        "n": ",".join(str(len(text)) for text, _ in steps),
+    }
+    if any(kind for _, kind in steps):
+        entry["k"] = "".join(str(int(kind)) for _, kind in steps)
+    return entry
 
 
-def decode_steps(entry_id: str, fields: dict[str, str]) -> tuple[int, list[str]]:
-    """The seq of the entry's first step, and its steps, exactly as they were appended."""
+def decode_steps(entry_id: str, fields: dict[str, str]) -> tuple[int, list[tuple[str, StepKind]]]:
+    """The seq of the entry's first step, and its steps with their kinds, exactly as they
+    were appended."""
     sizes = [int(n) for n in fields["n"].split(",")]
-    text, steps, offset = fields["t"], [], 0
-    for size in sizes:
-        steps.append(text[offset : offset + size])
+    kinds = [StepKind(int(k)) for k in fields["k"]] if "k" in fields else None
+    text, steps, offset, answer = fields["t"], [], 0, StepKind.ANSWER
+    for i, size in enumerate(sizes):
+        steps.append((text[offset : offset + size], kinds[i] if kinds else answer))
         offset += size
     return int(entry_id.partition("-")[2]) - len(sizes) + 1, steps
 
@@ -213,7 +222,9 @@ class RedisReplyStore(MemoryReplyStore):
             if head > sent:
                 fields = encode_steps(reply.steps(sent, head))
                 entry = _entry_id(head)
-                commands.append(_pack(b"XADD", stream, entry, b"t", fields["t"], b"n", fields["n"]))
+                commands.append(
+                    _pack(b"XADD", stream, entry, *(x for kv in fields.items() for x in kv))
+                )
                 if sent == 0:
                     commands.append(_pack(b"PEXPIRE", stream, RUNNING_TTL_S * 1000))
             if ended:
@@ -358,9 +369,9 @@ class RedisReplyStore(MemoryReplyStore):
                 self._finish_mirror(mirror, json.loads(fields["end"]))
                 break
             first, steps = decode_steps(entry_id, fields)
-            for seq, step in enumerate(steps, start=first):
+            for seq, (text, kind) in enumerate(steps, start=first):
                 if seq > mirror.head:  # steps already held are skipped
-                    mirror.append(step)
+                    mirror.append(text, kind)
         return last
 
     def _finish_mirror(self, mirror: ReplyLog, end: dict[str, Any]) -> None:

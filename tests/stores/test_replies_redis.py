@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.replies import StepKind
 from gateway.stores.replies_redis import decode_steps, encode_steps
 
+ANSWER, REASONING = StepKind.ANSWER, StepKind.REASONING
 STEPS = ["Hel", "lo, ", "世界", "🙂", "", "**bold**", "é", "\n```py\nx = 1\n```"]
+# A reasoning reply: thinking first, then the answer, then (rarely) more thinking.
+KINDS = [REASONING, REASONING, ANSWER, ANSWER, ANSWER, REASONING, ANSWER]
 
 
+@pytest.mark.parametrize("kinds", [None, KINDS], ids=["answer", "mixed"])
 @pytest.mark.parametrize("group", [1, 2, 3, len(STEPS)])
-def test_steps_grouped_into_entries_decode_to_the_same_steps_and_seqs(group: int) -> None:
-    """Entries of 1, 2, 3 or all steps give back each step, with its seq, unchanged."""
-    steps = [s for s in STEPS if s]  # a step always adds text
-    rebuilt: list[tuple[int, str]] = []
+def test_steps_grouped_into_entries_decode_to_the_same_steps_and_seqs(
+    group: int, kinds: list[StepKind] | None
+) -> None:
+    """Entries of 1, 2, 3 or all steps give back each step, with its seq and kind, unchanged."""
+    texts = [s for s in STEPS if s]  # a step always adds text
+    steps = list(zip(texts, kinds or [ANSWER] * len(texts), strict=True))
+    rebuilt: list[tuple[int, tuple[str, StepKind]]] = []
     for start in range(0, len(steps), group):
         chunk = steps[start : start + group]
         fields = {k: str(v) for k, v in encode_steps(chunk).items()}
@@ -25,6 +33,13 @@ def test_steps_grouped_into_entries_decode_to_the_same_steps_and_seqs(group: int
 
 def test_lengths_count_code_points_so_astral_characters_are_not_cut() -> None:
     """An emoji (two UTF-16 units, four UTF-8 bytes) is one code point in the lengths."""
-    fields = {k: str(v) for k, v in encode_steps(["🙂🙂", "a"]).items()}
-    assert fields == {"t": "🙂🙂a", "n": "2,1"}
-    assert decode_steps("0-2", fields) == (1, ["🙂🙂", "a"])
+    fields = {k: str(v) for k, v in encode_steps([("🙂🙂", ANSWER), ("a", ANSWER)]).items()}
+    assert fields == {"t": "🙂🙂a", "n": "2,1"}  # answer only: no kinds field
+    assert decode_steps("0-2", fields) == (1, [("🙂🙂", ANSWER), ("a", ANSWER)])
+
+
+def test_an_entry_with_reasoning_carries_one_kind_digit_a_step() -> None:
+    """Kinds travel as ``k``, one digit a step (1: reasoning), only when one is reasoning."""
+    fields = {k: str(v) for k, v in encode_steps([("hm", REASONING), ("Hi", ANSWER)]).items()}
+    assert fields == {"t": "hmHi", "n": "2,2", "k": "10"}
+    assert decode_steps("0-2", fields) == (1, [("hm", REASONING), ("Hi", ANSWER)])
