@@ -8,7 +8,7 @@ import time
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from gateway.replies import ReplyLog, ReplyState
+from gateway.replies import ANSWER, ReplyLog, ReplyState
 from gateway.stores import replies_redis
 from gateway.stores.replies_redis import decode_steps
 from tests.conftest import make_token
@@ -68,24 +68,30 @@ async def test_without_replicas_to_acknowledge_writes_wait_then_go_on_with_a_war
     assert len(warned) == 1 and warned[0]["acked"] == 0
 
 
+class Cursor:
+    """A viewer's position, as the log reads it."""
+
+    seq = 0
+
+
 async def test_with_a_publisher_a_log_shows_viewers_only_what_was_released() -> None:
     """on_change set (Redis mode): reads stop at the watermark, the end is hidden until
     released, and a release wakes the viewers."""
     log = ReplyLog("m-1", "conv-1", "alice", "c-1", "model")
     changes: list[int] = []
-    log.on_change = lambda: changes.append(log.head)
+    log.watch(on_change=lambda: changes.append(log.head))
     woken: list[int] = []
-    log.attach(object(), lambda: woken.append(log.watermark))
+    log.attach(Cursor(), lambda: woken.append(log.watermark))
     woken.clear()
     log.append("Hello")
     log.append(", world")
-    assert (log.head, log.read(0, 100), woken) == (2, ("", 0), [])
+    assert (log.head, log.read(0, 100), woken) == (2, ("", 0, ANSWER), [])
     log.release(1, False)
-    assert log.read(0, 100) == ("Hello", 1) and woken == [1]
+    assert log.read(0, 100) == ("Hello", 1, ANSWER) and woken == [1]
     log.finish(ReplyState.COMPLETED, "stop")
     assert log.ended and not log.end_visible and changes == [1, 2, 2]
     log.release(2, True)
-    assert log.read(1, 100) == (", world", 2) and log.end_visible
+    assert log.read(1, 100) == (", world", 2, ANSWER) and log.end_visible
 
 
 async def test_after_redis_lost_acknowledged_entries_the_publisher_writes_them_again(
@@ -117,13 +123,13 @@ async def test_after_redis_lost_acknowledged_entries_the_publisher_writes_them_a
         assert frame["seq"] == 80
         client = aioredis.from_url(redis_server.url, decode_responses=True)
         entries = await client.xrange(stream)
-        steps: list[str] = []
+        steps: list[tuple[str, object]] = []
         for entry_id, fields in entries:
             if "end" not in fields:
                 first, decoded = decode_steps(entry_id, fields)
                 assert first == len(steps) + 1
                 steps.extend(decoded)
-        assert "".join(steps) == text
+        assert "".join(step for step, _ in steps) == text
     finally:
         await client.aclose()
 
