@@ -250,6 +250,10 @@ class SocketSession:
                     if conv.owner != conn.user and not conn.admin:  # REST's rule
                         raise NotAllowed("only the owner or an admin may reset a conversation")
                     await self.turns.reset(conv)
+                case protocol.Regenerate():
+                    await self.turns.regenerate(conn, conv)
+                case protocol.Edit():
+                    await self.turns.edit(conn, conv, frame)
                 case protocol.Ping():
                     conn.send(protocol.pong_frame())
                 case protocol.Auth(token=token):
@@ -368,5 +372,12 @@ async def receive_auth_token(ws: web.WebSocketResponse, timeout_s: float) -> str
         raise Unauthorized("send an auth frame first")
 
 
-_TOUCHES_CONVERSATION = (protocol.Message, protocol.Cancel, protocol.Resume, protocol.Reset)
+_TOUCHES_CONVERSATION = (
+    protocol.Message,
+    protocol.Cancel,
+    protocol.Resume,
+    protocol.Reset,
+    protocol.Regenerate,
+    protocol.Edit,
+)
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
