@@ -80,7 +80,9 @@ async def test_rename_refuses_bad_titles_and_other_users(gateway) -> None:
         headers={**bearer("alice"), "Content-Type": "application/json"},
     )
     assert resp.status == 400
-    resp = await gw.client.patch(path, json={"title": "t" * 200}, headers=bearer("root", admin=True))
+    resp = await gw.client.patch(
+        path, json={"title": "t" * 200}, headers=bearer("root", admin=True)
+    )
     assert resp.status == 200
 
 
@@ -105,7 +107,9 @@ async def test_delete_stops_the_reply_closes_viewers_and_forgets_everything(gate
         f"/api/v1/generations/{start['message_id']}", headers=bearer("alice")
     )
     assert resp.status == 404
-    assert await (await gw.client.get("/api/v1/conversations", headers=bearer("alice"))).json() == []
+    assert (
+        await (await gw.client.get("/api/v1/conversations", headers=bearer("alice"))).json() == []
+    )
     resp = await gw.client.delete(f"/api/v1/conversations/{conv}", headers=bearer("alice"))
     assert resp.status == 404
     await other.send(type="ping")
@@ -181,7 +185,7 @@ async def test_edit_truncates_after_the_message_and_answers_the_new_text(gateway
     ]
     await sock.send(type="edit", message_id=messages[0]["id"], text=f"third {FAST}")
     await sock.reply()
-    assert [m["content"] for m in await history(gw, conv)][0] == f"third {FAST}"
+    assert (await history(gw, conv))[0]["content"] == f"third {FAST}"
 
 
 async def test_edit_refuses_unknown_ids_bad_frames_and_busy(gateway) -> None:
