@@ -8,20 +8,19 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys, protocol
-from ..auth import Identity, request_identity
+from ..auth import Identity
 from ..conversations import Conversation
 from ..errors import Forbidden, NotFound, Unprocessable
 from ..turn_rules import history_status
 from .admin import check_rate
+from .callers import caller
 from .errors import json_body
 
 MAX_TITLE_CHARS = 200
 
 
 async def _identity(request: web.Request) -> Identity:
-    return await request_identity(
-        request.app[keys.CONFIG].auth, request.app[keys.ANONYMOUS], request.headers, request.cookies
-    )
+    return await caller(request)
 
 
 async def _conversation(request: web.Request, identity: Identity) -> Conversation:

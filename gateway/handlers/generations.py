@@ -14,24 +14,19 @@ from ..auth import (
     Identity,
     handshake_token,
     identify,
-    request_identity,
 )
 from ..errors import Forbidden, GatewayError, NotFound
 from ..framing import MaskedSocket
 from ..replies import ReplyLog
 from ..session import receive_auth_token
+from .callers import caller
 
 WATCH_INTERVAL_S = 1.0
 
 
 async def _find(request: web.Request, identity: Identity | None = None) -> ReplyLog:
     if identity is None:
-        identity = await request_identity(
-            request.app[keys.CONFIG].auth,
-            request.app[keys.ANONYMOUS],
-            request.headers,
-            request.cookies,
-        )
+        identity = await caller(request)
     message_id = protocol.check_id(request.match_info["message_id"], "the message id")
     reply = await request.app[keys.BACKENDS].replies.find(message_id)
     if reply is None:
