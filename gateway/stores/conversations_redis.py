@@ -111,6 +111,13 @@ if keep == 0 then redis.call('DEL', KEYS[1]) else redis.call('LTRIM', KEYS[1], 0
 return 1
 """
 
+# KEYS: conv. ARGV: title, now. A conversation deleted meanwhile stays deleted.
+_RENAME = """
+if redis.call('HEXISTS', KEYS[1], 'owner') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'title', ARGV[1], 'updated_at', ARGV[2])
+return 1
+"""
+
 # KEYS: conv, members, order, msgs, clients. ARGV: id, user key prefix
 _DELETE = """
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -179,6 +186,7 @@ class RedisConversationStore:
         self._forget = redis.register_script(_FORGET)
         self._truncate = redis.register_script(_TRUNCATE)
         self._delete = redis.register_script(_DELETE)
+        self._rename = redis.register_script(_RENAME)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         k = self._k
@@ -329,9 +337,7 @@ class RedisConversationStore:
     async def rename(self, conversation: Conversation, title: str) -> None:
         now = time.time()
         with guarded():
-            await self._redis.hset(
-                self._k.conv(conversation.id), mapping={"title": title, "updated_at": now}
-            )
+            await self._rename(keys=[self._k.conv(conversation.id)], args=[title, now])
         conversation.title, conversation.updated_at = title, now
 
     async def delete(self, conversation: Conversation) -> None:
