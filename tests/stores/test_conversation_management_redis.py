@@ -1,4 +1,4 @@
-"""Deleting a conversation with two instances on one Redis reaches both (contract section 14)."""
+"""Contract section 14 with two instances on one Redis: delete, regenerate and edit reach both."""
 
 from __future__ import annotations
 
@@ -47,3 +47,41 @@ async def test_delete_on_b_stops_as_reply_and_closes_as_viewers(instances) -> No
         return not supervisor.runs(start["message_id"])
 
     await eventually(stopped)
+
+
+async def test_regenerate_and_edit_on_b_reach_a_viewer_on_a(instances) -> None:
+    """A regenerate sent to b streams its reply to a's viewer too; an edit sent to b brings
+    a's viewer the edited user_message, then the reply; history agrees on both."""
+    a, b = await instances()
+    token = make_token("alice")
+    auth = {"Authorization": f"Bearer {token}"}
+    sock_a = await a.chat(token=token)
+    conv = sock_a.connected["conversation_id"]
+    first = await sock_a.ask("hello sim:tokens=5 sim:delay_ms=0")
+    sock_b = await b.chat(token=token, conversation_id=conv)
+
+    async def settled() -> bool:  # the reply's end reaches Redis a moment after `done`
+        resp = await b.client.get(f"/api/v1/conversations/{conv}/messages", headers=auth)
+        return (await resp.json())["messages"][-1]["status"] == "complete"
+
+    await eventually(settled)
+    await sock_b.send(type="regenerate")
+    again = await sock_b.reply()
+    seen_on_a = await sock_a.reply()
+    assert seen_on_a.message_id == again.message_id != first.message_id
+    assert seen_on_a.text == again.text
+    await eventually(settled)
+    await sock_b.send(type="edit", message_id="c-1", text="hello again sim:tokens=5 sim:delay_ms=0")
+    echo = await sock_a.recv_type("user_message")
+    assert echo["text"] == "hello again sim:tokens=5 sim:delay_ms=0"
+    await sock_a.reply()
+    await sock_b.reply()
+    await eventually(settled)
+    for gw in (a, b):
+        resp = await gw.client.get(f"/api/v1/conversations/{conv}/messages", headers=auth)
+        messages = (await resp.json())["messages"]
+        assert [(m["role"], m["status"]) for m in messages] == [
+            ("user", "complete"),
+            ("assistant", "complete"),
+        ]
+        assert messages[0]["content"] == "hello again sim:tokens=5 sim:delay_ms=0"
