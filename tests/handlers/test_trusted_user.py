@@ -102,7 +102,8 @@ async def proxy(tmp_path):
 
 async def test_the_proxy_names_the_user_for_rest_the_socket_and_the_page(gateway, proxy) -> None:
     """Signed in at nginx: the socket's user is alice with no token, her conversation is in
-    her REST list, and the page knows not to ask for a sign-in."""
+    her REST list, her reply's generation watch answers her, and the page knows not to ask
+    for a sign-in."""
     gw = await gateway(CONFIG)
     base = await proxy(gw.client.port)
     async with aiohttp.ClientSession(headers=basic("alice", "secret-a")) as http:
@@ -110,8 +111,14 @@ async def test_the_proxy_names_the_user_for_rest_the_socket_and_the_page(gateway
             connected = await ws.receive_json(timeout=10)
             assert (connected["type"], connected["user"]) == ("connected", "alice")
             await ws.send_json({"type": "message", "id": "c-1", "text": "hi sim:delay_ms=0"})
-            while (await ws.receive_json(timeout=10))["type"] != "done":
+            while (frame := await ws.receive_json(timeout=10))["type"] != "done":
                 pass
+        generation = f"{base}/api/v1/generations/{frame['message_id']}"
+        async with http.get(generation) as resp:
+            assert resp.status == 200
+        async with http.ws_connect(f"{generation}/ws") as watch:
+            status = await watch.receive_json(timeout=10)
+            assert (status["type"], status["status"]) == ("status", "completed")
         # A header the client forges is replaced by nginx's.
         async with http.get(
             f"{base}/api/v1/conversations", headers={"X-Forwarded-User": "mallory"}
