@@ -8,13 +8,14 @@ import hmac
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 
+from .client_address import Network, parse_address
 from .config import AuthConfig
 from .errors import Unauthorized
 
@@ -99,6 +100,31 @@ def verify_token(config: AuthConfig, token: str) -> Identity:
     if sub.startswith("anon-"):  # anonymous ids' namespace: no token may name (or mimic) one
         raise Unauthorized("the token's subject starts with anon-, which is reserved")
     return Identity(user=sub, admin=claims.get("role") == "admin", expires_at=float(claims["exp"]))
+
+
+def proxy_identity(
+    config: AuthConfig, trusted: Sequence[Network], peer: str | None, headers: Mapping[str, str]
+) -> Identity | None:
+    """The user ``auth.trusted_user_header`` names, if the request's ``peer`` (the socket's
+    own address, never a forwarded one) is one of ``server.trusted_proxies``; None when the
+    header is not configured, absent, or comes from any other peer (then it is not read).
+    A name a JWT's subject could not be is refused, as is one in the anonymous namespace."""
+    name = config.trusted_user_header
+    if not name or not peer:
+        return None
+    address = parse_address(peer)
+    if address is None or not any(
+        address.version == net.version and address in net for net in trusted
+    ):
+        return None
+    user = headers.get(name, "").strip()
+    if not user:
+        return None
+    if len(user) > MAX_SUBJECT_CHARS or not user.isprintable():
+        raise Unauthorized(f"the {name} header is not a printable name of at most 256 characters")
+    if user.startswith("anon-"):
+        raise Unauthorized(f"the {name} header starts with anon-, which is reserved")
+    return Identity(user=user)
 
 
 # --------------------------------------------------------------------------- requests
@@ -256,12 +282,16 @@ async def request_identity(
     anonymous: AnonymousIds,
     headers: Mapping[str, str],
     cookies: Mapping[str, str],
+    proxied: Identity | None = None,
 ) -> Identity:
     """Who is calling the REST API: the bearer token (a JWT or, auth not required, an
-    anonymous credential), else (auth not required) the anonymous credential's cookie."""
+    anonymous credential), else the user a trusted proxy named (``proxied``, from
+    :func:`proxy_identity`), else (auth not required) the anonymous credential's cookie."""
     token = bearer_token(headers)
     if token is not None:
         return await identify(config, anonymous, token)
+    if proxied is not None:
+        return proxied
     if not config.required:
         identity = await anonymous.verify(cookies.get(ANON_COOKIE))
         if identity is not None:

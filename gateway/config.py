@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -131,6 +132,8 @@ class AuthConfig:
     auth_timeout_s: float = 10.0
     # Signs anonymous credentials; empty: made at start (memory) or once, kept in Redis.
     anonymous_secret: Secret = Secret("")
+    # A header (e.g. X-Forwarded-User) naming the user, believed only from server.trusted_proxies.
+    trusted_user_header: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +321,13 @@ def _finish(config: Config, env: Mapping[str, str]) -> Config:
         if alg.lower() == "none":
             raise ConfigError("auth.algorithms: 'none' is not allowed")
     _check_token_keys(auth)
+    if auth.trusted_user_header:
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", auth.trusted_user_header):
+            raise ConfigError("auth.trusted_user_header: must be a header name (A-Z a-z 0-9 -)")
+        if not config.server.trusted_proxies:
+            raise ConfigError(
+                "auth.trusted_user_header: needs server.trusted_proxies (the proxies that set it)"
+            )
     upstreams = _check_cost_control(config, upstream, assistants, env)
     return dataclasses.replace(
         config,

@@ -5,7 +5,7 @@ The types here are the domain's; where they are kept is a store's concern
 (contract section 6): a user message is ``complete``; an assistant message is
 ``running`` while it streams, then ``complete`` (stop), ``incomplete`` (length, cut at
 shutdown, or stopped after its viewers left), ``cancelled`` (cancel, interrupt, reset) or
-``failed``.
+``failed``; a reply a ``regenerate`` replaced is kept as ``replaced`` (contract section 14).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .auth import random_token
 from .protocol import iso
 
 SessionType = Literal["person", "group"]
-Status = Literal["complete", "incomplete", "cancelled", "failed", "running"]
+Status = Literal["complete", "incomplete", "cancelled", "failed", "running", "replaced"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,8 @@ class Conversation:
     messages: list[HistoryMessage] = field(default_factory=list)
     running: str | None = None  # message id of the reply in progress
     replies_by_client_id: dict[str, str] = field(default_factory=dict)
+    # How many messages the history holds where ``messages`` was not read (a list's rows).
+    message_count: int | None = None
 
     def may_view(self, user: str, *, admin: bool = False) -> bool:
         if admin or user == self.owner:
@@ -105,4 +107,7 @@ class Conversation:
             "title": self.title,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
+            "message_count": (
+                len(self.messages) if self.message_count is None else self.message_count
+            ),
         }

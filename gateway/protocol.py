@@ -98,6 +98,20 @@ class Reset:
 
 
 @dataclass(frozen=True, slots=True)
+class Regenerate:
+    """Client ``regenerate``: a new reply to the last user turn, replacing the last reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Client ``edit``: a user message's new ``text`` (``message_id``: its history ``id`` or
+    the client ``id`` it was sent with); what followed it is dropped and a reply starts."""
+
+    message_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """Client ``ping``: answered with ``pong``."""
 
@@ -107,7 +121,7 @@ class Disconnect:
     """Client ``disconnect``: close the socket normally."""
 
 
-ClientFrame = Auth | Message | Cancel | Resume | Reset | Ping | Disconnect
+ClientFrame = Auth | Message | Cancel | Resume | Reset | Regenerate | Edit | Ping | Disconnect
 
 _FIELDS: dict[str, frozenset[str]] = {
     "auth": frozenset({"token"}),
@@ -117,6 +131,8 @@ _FIELDS: dict[str, frozenset[str]] = {
     "cancel": frozenset({"message_id"}),
     "resume": frozenset({"message_id", "last_seq"}),
     "reset": frozenset(),
+    "regenerate": frozenset(),
+    "edit": frozenset({"message_id", "text"}),
     "ping": frozenset(),
     "disconnect": frozenset(),
 }
@@ -173,6 +189,10 @@ def _decode(obj: dict[str, Any]) -> ClientFrame:
             return Resume(check_id(message_id, "field 'message_id'"), last_seq)
         case "reset":
             return Reset()
+        case "regenerate":
+            return Regenerate()
+        case "edit":
+            return _edit(obj)
         case "ping":
             return Ping()
         case _:
@@ -228,6 +248,18 @@ def _message(obj: dict[str, Any]) -> Message:
         top_p=_number(obj, "top_p", 0.0001, 1.0),
         max_tokens=_int(obj, "max_tokens", 1, 32768),
     )
+
+
+def _edit(obj: dict[str, Any]) -> Edit:
+    message_id = _str(obj, "message_id", required=True, limit=_MAX_ID)
+    if _CLIENT_ID.fullmatch(message_id) is None:
+        raise BadRequest("field 'message_id' must hold no control characters or lone surrogates")
+    text = obj.get("text")
+    if not isinstance(text, str):
+        raise BadRequest("field 'text' must be a string")
+    if not check_text(text, "text").strip():
+        raise BadRequest("the message is empty")
+    return Edit(message_id, text)
 
 
 def _number(obj: dict[str, Any], name: str, low: float, high: float) -> float | None:

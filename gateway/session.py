@@ -55,15 +55,17 @@ class Handshake:
     anonymous: Identity | None  # the cookie's (or a fresh) one; None: Redis was down
     instance: str
     auth_frame: bool = False  # ?auth=frame: the client sends its token in a first frame
+    proxied: Identity | None = None  # the user a trusted proxy named (auth.trusted_user_header)
 
 
 class SocketSession:
     """One WebSocket's session, run in its handler's task.
 
-    Contract: :meth:`run` authenticates the caller (handshake token, anonymous cookie or a
-    first ``auth`` frame), opens or joins the conversation, registers the connection, then
-    hands each client frame to :class:`~gateway.turns.Turns` (or answers it itself: ping,
-    auth, disconnect) until the socket closes. Client errors come back as error frames;
+    Contract: :meth:`run` authenticates the caller (handshake token, a trusted proxy's user
+    header, anonymous cookie or a first ``auth`` frame), opens or joins the conversation,
+    registers the connection, then hands each client frame to
+    :class:`~gateway.turns.Turns` (or answers it itself: ping, auth, disconnect) until the
+    socket closes. Client errors come back as error frames;
     refusals close the socket with the contract's code. It returns only once the
     connection has left its room and the registry and its writer task has ended.
     """
@@ -124,6 +126,8 @@ class SocketSession:
             raise Forbidden("this site may not use this assistant")
         if hs.token is not None:
             return await identify(auth, self.anonymous, hs.token)
+        if hs.proxied is not None and not hs.auth_frame:
+            return hs.proxied
         if not auth.required and not hs.auth_frame:
             if hs.anonymous is None:
                 raise StoreUnavailable()
@@ -250,6 +254,10 @@ class SocketSession:
                     if conv.owner != conn.user and not conn.admin:  # REST's rule
                         raise NotAllowed("only the owner or an admin may reset a conversation")
                     await self.turns.reset(conv)
+                case protocol.Regenerate():
+                    await self.turns.regenerate(conn, conv)
+                case protocol.Edit():
+                    await self.turns.edit(conn, conv, frame)
                 case protocol.Ping():
                     conn.send(protocol.pong_frame())
                 case protocol.Auth(token=token):
@@ -368,5 +376,12 @@ async def receive_auth_token(ws: web.WebSocketResponse, timeout_s: float) -> str
         raise Unauthorized("send an auth frame first")
 
 
-_TOUCHES_CONVERSATION = (protocol.Message, protocol.Cancel, protocol.Resume, protocol.Reset)
+_TOUCHES_CONVERSATION = (
+    protocol.Message,
+    protocol.Cancel,
+    protocol.Resume,
+    protocol.Reset,
+    protocol.Regenerate,
+    protocol.Edit,
+)
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)

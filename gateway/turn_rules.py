@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .config import LimitsConfig
 from .conversations import HistoryMessage, Status
-from .errors import Busy, GatewayError, MessageTooLong
+from .errors import BadRequest, Busy, GatewayError, MessageTooLong, NotAllowed
 from .llm.events import ChatMessage
 from .replies import ReplyState
 
@@ -41,6 +41,17 @@ class Start:
 
 
 TurnDecision = Follow | Refuse | Start
+
+
+@dataclass(frozen=True, slots=True)
+class Rerun:
+    """A ``regenerate`` or ``edit`` may start a reply (if the store's claim agrees) to the
+    user message at ``index`` of the history, whose text is now ``text``; ``replaces`` is
+    the assistant message a regenerate marks ``replaced`` (None: the turn had no reply)."""
+
+    index: int
+    text: str
+    replaces: str | None = None
 
 
 def decide_message(
@@ -73,15 +84,103 @@ def decide_message(
     return Start(running if interrupt else None)
 
 
+def _may_rerun(
+    history: Sequence[HistoryMessage], index: int, *, user: str, owner: str, admin: bool
+) -> bool:
+    """Who may redo a turn: the conversation's owner, an admin, or (in a group room) the
+    member who sent that turn's message."""
+    return admin or user == owner or history[index].user == user
+
+
+def _busy(running: str | None, user_running: int, limits: LimitsConfig) -> Refuse | None:
+    if running is not None:
+        return Refuse(Busy())
+    if user_running >= limits.max_replies_per_user:
+        return Refuse(Busy("you have too many replies running; wait for one to finish"))
+    return None
+
+
+def decide_regenerate(
+    *,
+    history: Sequence[HistoryMessage],
+    running: str | None,
+    user_running: int,
+    limits: LimitsConfig,
+    user: str,
+    owner: str,
+    admin: bool = False,
+) -> Rerun | Refuse:
+    """What a ``regenerate`` does: a new reply to the last user message, replacing the
+    reply after it (if any). Checked in this order: busy, the per-user cap, a user message
+    to answer, who asks (:func:`_may_rerun`)."""
+    refused = _busy(running, user_running, limits)
+    if refused is not None:
+        return refused
+    index = next((i for i in reversed(range(len(history))) if history[i].role == "user"), None)
+    if index is None:
+        return Refuse(BadRequest("there is no message to regenerate a reply to"))
+    if not _may_rerun(history, index, user=user, owner=owner, admin=admin):
+        return Refuse(NotAllowed("only the owner or the message's sender may regenerate"))
+    replaces = next(
+        (
+            m.id
+            for m in reversed(history[index + 1 :])
+            if m.role == "assistant" and m.status != "replaced"
+        ),
+        None,
+    )
+    return Rerun(index, history[index].content, replaces)
+
+
+def decide_edit(
+    *,
+    history: Sequence[HistoryMessage],
+    message_id: str,
+    text: str,
+    running: str | None,
+    user_running: int,
+    limits: LimitsConfig,
+    user: str,
+    owner: str,
+    admin: bool = False,
+) -> Rerun | Refuse:
+    """What an ``edit`` does to the user message ``message_id`` (its history id, or the
+    client id it was sent with): its text becomes ``text``, what followed it goes, and a
+    reply starts. Checked in this order: the length, busy, the per-user cap, the message,
+    who asks (:func:`_may_rerun`)."""
+    if len(text) > limits.max_message_chars:
+        return Refuse(
+            MessageTooLong(
+                f"the message has {len(text)} characters; the limit is {limits.max_message_chars}"
+            )
+        )
+    refused = _busy(running, user_running, limits)
+    if refused is not None:
+        return refused
+    index = next(
+        (
+            i
+            for i in reversed(range(len(history)))
+            if history[i].role == "user" and message_id in (history[i].id, history[i].client_id)
+        ),
+        None,
+    )
+    if index is None:
+        return Refuse(BadRequest("no user message with that id in this conversation"))
+    if not _may_rerun(history, index, user=user, owner=owner, admin=admin):
+        return Refuse(NotAllowed("only the owner or the message's sender may edit it"))
+    return Rerun(index, text)
+
+
 def upstream_messages(
     history: Sequence[HistoryMessage], system_prompt: str, text: str, budget: int
 ) -> tuple[ChatMessage, ...]:
     """The system prompt, then as many past turns as fit ``budget`` characters (this turn's
-    ``text`` counted first; empty and running messages skipped), then this turn."""
+    ``text`` counted first; empty, running and replaced messages skipped), then this turn."""
     budget -= len(text)
     past: list[ChatMessage] = []
     for message in reversed(history):
-        if not message.content or message.status == "running":
+        if not message.content or message.status in ("running", "replaced"):
             continue
         budget -= len(message.content)
         if budget < 0:

@@ -1,4 +1,5 @@
-"""Turns: what a ``message``, ``cancel``, ``resume`` or ``reset`` does to a conversation.
+"""Turns: what a ``message``, ``cancel``, ``resume``, ``reset``, ``regenerate`` or ``edit``
+does to a conversation, and deleting one.
 
 One reply runs per conversation at a time (decided by the store, atomically, so two
 instances cannot both start one). A turn stores the user's message, creates the reply's
@@ -38,11 +39,21 @@ from .stores.presence import Presence
 from .stores.ratelimits import RateLimiter
 from .stores.replies import ReplyStore
 from .supervisor import ReplySupervisor
-from .turn_rules import Follow, Refuse, decide_message, min_tokens, upstream_messages
+from .turn_rules import (
+    Follow,
+    Refuse,
+    Rerun,
+    decide_edit,
+    decide_message,
+    decide_regenerate,
+    min_tokens,
+    upstream_messages,
+)
 
 
 class Turns:
-    """The I/O shell for a conversation's client frames (message, cancel, resume, reset).
+    """The I/O shell for a conversation's client frames (message, cancel, resume, reset,
+    regenerate, edit) and for deleting a conversation.
 
     Contract: it asks :func:`~gateway.turn_rules.decide_message` what a message does, then
     applies the answer with the stores: the rate limit, the store's atomic claim (which has
@@ -104,10 +115,7 @@ class Turns:
             return
         if isinstance(decision, Refuse):
             raise decision.error
-        if not await self.rate_limiter.allow(conn.user):
-            raise RateLimited(
-                f"more than {limits.messages_per_minute} messages a minute; slow down"
-            )
+        await self._admit(conn)
         message_id = new_id("m")
         claim = await self.conversations.claim_reply(
             conv, message_id, msg.id, self.instance, interrupt=msg.interrupt
@@ -127,13 +135,75 @@ class Turns:
                         await self.supervisor.stop(previous, "interrupted")
             await self._start_turn(conn, conv, msg, message_id)
         except BaseException as exc:
-            # Whatever failed, a claim with no reply task behind it is freed here (the task,
-            # once it exists, frees it itself): the conversation is never left busy.
-            if not self.supervisor.runs(message_id):
-                if isinstance(exc, Exception):
-                    await self.supervisor.release(conv, message_id)
-                else:  # cancelled: no awaiting here
-                    self.supervisor.release_later(conv, message_id)
+            await self._release_unstarted(conv, message_id, exc)
+            raise
+
+    async def _admit(self, conn: Connection) -> None:
+        """What every turn that starts a reply passes (``message``, ``regenerate``, ``edit``)
+        after its rules and before its claim: the rate limit (quotas hook in here)."""
+        if not await self.rate_limiter.allow(conn.user):
+            raise RateLimited(
+                f"more than {self.config.limits.messages_per_minute} messages a minute; slow down"
+            )
+
+    async def _release_unstarted(
+        self, conv: Conversation, message_id: str, exc: BaseException
+    ) -> None:
+        """Whatever failed, a claim with no reply task behind it is freed here (the task,
+        once it exists, frees it itself): the conversation is never left busy."""
+        if not self.supervisor.runs(message_id):
+            if isinstance(exc, Exception):
+                await self.supervisor.release(conv, message_id)
+            else:  # cancelled: no awaiting here
+                self.supervisor.release_later(conv, message_id)
+
+    async def regenerate(self, conn: Connection, conv: Conversation) -> None:
+        """A new reply to the last user message; the reply it replaces stays, ``replaced``."""
+        plan = decide_regenerate(
+            history=conv.messages,
+            running=conv.running,
+            user_running=self.supervisor.running_for(conn.user),
+            limits=self.config.limits,
+            user=conn.user,
+            owner=conv.owner,
+            admin=conn.admin,
+        )
+        await self._rerun(conn, conv, plan, edited_as=None)
+
+    async def edit(self, conn: Connection, conv: Conversation, frame: protocol.Edit) -> None:
+        """A user message's new text; what followed it is dropped and a reply starts."""
+        plan = decide_edit(
+            history=conv.messages,
+            message_id=frame.message_id,
+            text=frame.text,
+            running=conv.running,
+            user_running=self.supervisor.running_for(conn.user),
+            limits=self.config.limits,
+            user=conn.user,
+            owner=conv.owner,
+            admin=conn.admin,
+        )
+        await self._rerun(conn, conv, plan, edited_as=frame.message_id)
+
+    async def _rerun(
+        self, conn: Connection, conv: Conversation, plan: Rerun | Refuse, edited_as: str | None
+    ) -> None:
+        if isinstance(plan, Refuse):
+            raise plan.error
+        await self._admit(conn)
+        message_id = new_id("m")
+        # The claim's client id is the reply's own: a redo is never a duplicate of a message.
+        claim = await self.conversations.claim_reply(
+            conv, message_id, message_id, self.instance, interrupt=False
+        )
+        if claim.outcome != "started":
+            raise Busy()
+        try:
+            if claim.previous is not None and claim.stale:
+                self.supervisor.reap_stale_later(claim.previous)
+            await self._start_rerun(conn, conv, plan, message_id, edited_as)
+        except BaseException as exc:
+            await self._release_unstarted(conv, message_id, exc)
             raise
 
     async def _follow_again(self, conn: Connection, message_id: str) -> None:
@@ -167,6 +237,19 @@ class Turns:
                 await self.supervisor.stop(reply, "cancelled")
         await self.conversations.clear(conv)
         await self.cluster.publish_room(conv.id, protocol.history_cleared_frame(conv.id))
+
+    async def delete(self, conv: Conversation) -> None:
+        """Delete the conversation everywhere: its running reply stops, its history and
+        replies' resume data go, and its viewers on every instance are closed."""
+        message_ids = [m.id for m in conv.messages if m.role == "assistant"]
+        if conv.running is not None and conv.running not in message_ids:
+            message_ids.append(conv.running)
+        if conv.running is not None:
+            reply = await self.replies.find(conv.running)
+            if reply is not None:
+                await self.supervisor.stop(reply, "cancelled")
+        await self.conversations.delete(conv)
+        await self.cluster.publish_delete(conv.id, message_ids)
 
     # ---------------------------------------------------------------- starting a reply
 
@@ -208,6 +291,70 @@ class Turns:
         # Viewers here first (the upstream request starts without waiting on Redis), then
         # the other instances, in the same order: the user's message, then the reply.
         self.rooms.publish(conv.id, user_message)
+        self.rooms.publish_reply(conv.id, reply)
+        self.supervisor.start(conv, reply, request)
+        await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
+
+    async def _start_rerun(
+        self,
+        conn: Connection,
+        conv: Conversation,
+        plan: Rerun,
+        message_id: str,
+        edited_as: str | None,
+    ) -> None:
+        """Start the reply a ``regenerate`` (``edited_as`` None) or an ``edit`` (the id the
+        client named the message by) planned: history first, then the viewers, as a turn."""
+        assistant = self.config.assistants[conv.assistant]
+        model = self.config.assistant_model(conv.assistant)
+        now = time.time()
+        asked = conv.messages[plan.index]
+        reply = ReplyLog(
+            message_id=message_id,
+            conversation_id=conv.id,
+            owner=conn.user,
+            reply_to=asked.client_id or asked.id,
+            model=model,
+        )
+        request = ChatRequest(
+            model=model,
+            messages=upstream_messages(
+                conv.messages[: plan.index],
+                assistant.system_prompt,
+                plan.text,
+                self.config.limits.history_budget_chars,
+            ),
+            temperature=assistant.temperature,
+            top_p=assistant.top_p,
+            max_tokens=assistant.max_tokens,
+        )
+        placeholder = HistoryMessage(message_id, "assistant", "", "running", now)
+        user_message = ""
+        if edited_as is None:
+            old = next((m for m in conv.messages if m.id == plan.replaces), None)
+            if old is not None:
+                await self.conversations.update_message(conv, old.id, old.content, "replaced")
+            await self.conversations.add_messages(conv, placeholder)
+        else:
+            edited = HistoryMessage(
+                asked.id,
+                "user",
+                plan.text,
+                "complete",
+                asked.created_at,
+                user=asked.user,
+                client_id=asked.client_id,
+            )
+            await self.conversations.replace_tail(conv, plan.index, edited, placeholder)
+            user_message = protocol.user_message_frame(
+                id=edited_as,
+                conversation_id=conv.id,
+                user=conn.public_user or conn.user,
+                text=plan.text,
+            )
+        await self.replies.add(reply)  # in Redis before anyone is told of it
+        if user_message:
+            self.rooms.publish(conv.id, user_message)
         self.rooms.publish_reply(conv.id, reply)
         self.supervisor.start(conv, reply, request)
         await self.cluster.publish_turn(conv.id, user_message, reply.message_id)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from gateway import keys
+from gateway.auth import proxy_identity
+from gateway.client_address import trusted_networks
+from gateway.config import AuthConfig
+from gateway.errors import Unauthorized
 from tests.chatclient import ChatSocket
 from tests.conftest import make_token
 
@@ -171,3 +176,20 @@ async def test_no_token_may_take_an_anonymous_name(gateway) -> None:
         "/api/v1/conversations", headers={"Authorization": f"Bearer {make_token(shown)}"}
     )
     assert resp.status == 401
+
+
+def test_proxy_identity_is_read_only_from_trusted_peers() -> None:
+    """The user header counts only from a trusted peer (v4 or v6), and only with a sane name."""
+    auth = AuthConfig(trusted_user_header="X-Forwarded-User")
+    trusted = trusted_networks(["10.0.0.0/8", "fd00::/8"])
+    named = {"X-Forwarded-User": "alice"}
+    found = proxy_identity(auth, trusted, "10.1.2.3", named)
+    assert found is not None and found.user == "alice"
+    assert proxy_identity(auth, trusted, "fd00::1", named) is not None
+    assert proxy_identity(auth, trusted, "192.0.2.1", named) is None
+    assert proxy_identity(auth, trusted, None, named) is None
+    assert proxy_identity(auth, trusted, "10.1.2.3", {}) is None
+    assert proxy_identity(AuthConfig(), trusted, "10.1.2.3", named) is None
+    for bad in ("anon-abc", "x" * 257, "a\x00b"):
+        with pytest.raises(Unauthorized):
+            proxy_identity(auth, trusted, "10.1.2.3", {"X-Forwarded-User": bad})

@@ -146,3 +146,29 @@ def test_text_with_nul_and_control_characters_is_kept_as_sent() -> None:
     """Control characters are valid Unicode: text keeps them (JSON escapes them on the way out)."""
     frame = parse_client_frame('{"type":"message","id":"c-1","text":"a\\u0000b\\u001bc"}')
     assert isinstance(frame, protocol.Message) and frame.text == "a\x00b\x1bc"
+
+
+def test_regenerate_and_edit_parse_into_typed_frames() -> None:
+    """regenerate takes no field; edit takes message_id (a client or history id) and text."""
+    assert parse_client_frame('{"type":"regenerate"}') == protocol.Regenerate()
+    frame = parse_client_frame('{"type":"edit","message_id":"c 1","text":"new"}')
+    assert frame == protocol.Edit("c 1", "new")
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ('{"type":"regenerate","id":"x"}', "unknown field 'id'"),
+        ('{"type":"edit","text":"x"}', "message_id"),
+        ('{"type":"edit","message_id":"c-1"}', "'text'"),
+        ('{"type":"edit","message_id":"c-1","text":"  "}', "empty"),
+        ('{"type":"edit","message_id":"c-1","text":"\\ud800"}', "lone surrogate"),
+        ('{"type":"edit","message_id":"c\\u0001","text":"x"}', "control characters"),
+    ],
+)
+def test_bad_regenerate_and_edit_frames_name_the_problem(data: str, needle: str) -> None:
+    """Each malformed redo frame is a bad_request naming what is wrong."""
+    with pytest.raises(FrameError) as caught:
+        parse_client_frame(data)
+    assert caught.value.error.code == "bad_request"
+    assert needle in caught.value.error.message

@@ -8,14 +8,17 @@ import pytest
 
 from gateway.config import LimitsConfig
 from gateway.conversations import HistoryMessage
-from gateway.errors import Busy, MessageTooLong
+from gateway.errors import BadRequest, Busy, MessageTooLong, NotAllowed
 from gateway.llm.events import ChatMessage
 from gateway.replies import ReplyState
 from gateway.turn_rules import (
     Follow,
     Refuse,
+    Rerun,
     Start,
+    decide_edit,
     decide_message,
+    decide_regenerate,
     history_status,
     min_tokens,
     upstream_messages,
@@ -163,3 +166,108 @@ def test_history_status_of_each_way_a_reply_ends(
 def test_min_tokens_is_the_smaller_cap(a: int | None, b: int | None, smaller: int | None) -> None:
     """The smaller of two optional caps; None only where neither caps."""
     assert min_tokens(a, b) == smaller
+
+
+def turn(
+    role: str, content: str, status: str = "complete", user: str = "", client_id: str = ""
+) -> HistoryMessage:
+    return HistoryMessage(
+        f"id-{content}",
+        role,  # type: ignore[arg-type]
+        content,
+        status,  # type: ignore[arg-type]
+        0.0,
+        user=user,
+        client_id=client_id,
+    )
+
+
+TALK = [
+    turn("user", "q1", user="alice", client_id="c-1"),
+    turn("assistant", "a1"),
+    turn("user", "q2", user="bob", client_id="c-2"),
+    turn("assistant", "a2-old", "replaced"),
+    turn("assistant", "a2"),
+]
+
+
+def regenerate(**changes: Any) -> object:
+    values: dict[str, Any] = {
+        "history": TALK,
+        "running": None,
+        "user_running": 0,
+        "limits": LIMITS,
+        "user": "alice",
+        "owner": "alice",
+    }
+    values.update(changes)
+    return decide_regenerate(**values)
+
+
+def edit(**changes: Any) -> object:
+    values: dict[str, Any] = {
+        "history": TALK,
+        "message_id": "c-1",
+        "text": "new",
+        "running": None,
+        "user_running": 0,
+        "limits": LIMITS,
+        "user": "alice",
+        "owner": "alice",
+    }
+    values.update(changes)
+    return decide_edit(**values)
+
+
+def refused_with(decision: object) -> type:
+    assert isinstance(decision, Refuse)
+    return type(decision.error)
+
+
+def test_regenerate_answers_the_last_user_turn_and_replaces_its_live_reply() -> None:
+    """The last user message is asked again; the last reply not yet replaced is replaced."""
+    assert regenerate() == Rerun(2, "q2", "id-a2")
+
+
+def test_regenerate_of_an_unanswered_turn_replaces_nothing() -> None:
+    """A last user message with no reply after it gets one; nothing is marked replaced."""
+    assert regenerate(history=TALK[:3]) == Rerun(2, "q2", None)
+
+
+def test_regenerate_follows_busy_and_the_per_user_cap() -> None:
+    """A running reply or a user at the cap: busy, as for a message (no interrupt here)."""
+    assert refused_with(regenerate(running="m-1")) is Busy
+    assert refused_with(regenerate(user_running=2)) is Busy
+
+
+def test_regenerate_with_no_user_message_is_a_bad_request() -> None:
+    """An empty history has nothing to regenerate."""
+    assert refused_with(regenerate(history=[])) is BadRequest
+
+
+def test_in_a_group_a_turn_is_redone_by_its_sender_or_the_owner_only() -> None:
+    """bob sent q2: bob and alice (the owner) may regenerate it, carol may not; an admin may."""
+    assert isinstance(regenerate(user="bob"), Rerun)
+    assert refused_with(regenerate(user="carol")) is NotAllowed
+    assert isinstance(regenerate(user="carol", admin=True), Rerun)
+    assert refused_with(edit(user="bob")) is NotAllowed  # q1 is alice's
+
+
+def test_edit_finds_the_message_by_client_or_history_id() -> None:
+    """edit names a user message by the client id it was sent with or its history id."""
+    assert edit() == Rerun(0, "new")
+    assert edit(message_id="id-q2", user="bob") == Rerun(2, "new")
+
+
+def test_edit_refuses_unknown_ids_assistant_ids_long_text_and_busy() -> None:
+    """No such user message, an assistant's id, too long, or busy: refused."""
+    assert refused_with(edit(message_id="c-9")) is BadRequest
+    assert refused_with(edit(message_id="id-a1")) is BadRequest
+    assert refused_with(edit(text="x" * 11)) is MessageTooLong
+    assert refused_with(edit(running="m-1")) is Busy
+
+
+def test_upstream_messages_skip_replaced_replies() -> None:
+    """A replaced reply never goes upstream again."""
+    sent = upstream_messages(TALK, "", "q3", 1000)
+    assert "a2-old" not in [m.content for m in sent]

@@ -14,24 +14,19 @@ from ..auth import (
     Identity,
     handshake_token,
     identify,
-    request_identity,
 )
 from ..errors import Forbidden, GatewayError, NotFound
 from ..framing import MaskedSocket
 from ..replies import ReplyLog
 from ..session import receive_auth_token
+from .callers import caller, proxied
 
 WATCH_INTERVAL_S = 1.0
 
 
 async def _find(request: web.Request, identity: Identity | None = None) -> ReplyLog:
     if identity is None:
-        identity = await request_identity(
-            request.app[keys.CONFIG].auth,
-            request.app[keys.ANONYMOUS],
-            request.headers,
-            request.cookies,
-        )
+        identity = await caller(request)
     message_id = protocol.check_id(request.match_info["message_id"], "the message id")
     reply = await request.app[keys.BACKENDS].replies.find(message_id)
     if reply is None:
@@ -46,14 +41,19 @@ async def _watcher(request: web.Request, ws: web.WebSocketResponse) -> ReplyLog 
 
     The token comes from the conversation socket's sources (contract section 4): the handshake's
     (``Authorization``, ``bearer.<token>`` subprotocol, ``token`` query), else a first
-    ``auth`` frame within ``auth.auth_timeout_s``. Where auth is not required, an anonymous
-    caller whose cookie owns the generation needs no token and is answered at once."""
+    ``auth`` frame within ``auth.auth_timeout_s``; a trusted proxy's user header
+    (``auth.trusted_user_header``) names the caller as on the chat socket. Where auth is not
+    required, an anonymous caller whose cookie owns the generation needs no token and is
+    answered at once."""
     app = request.app
     auth = app[keys.CONFIG].auth
     anonymous = app[keys.ANONYMOUS]
     token = handshake_token(request.headers, request.query)
     if token is not None:
         return await _find(request, await identify(auth, anonymous, token))
+    via_proxy = proxied(request)  # the user a trusted proxy named: no token needed
+    if via_proxy is not None:
+        return await _find(request, via_proxy)
     anon = None if auth.required else await anonymous.verify(request.cookies.get(ANON_COOKIE))
     if anon is not None:
         message_id = protocol.check_id(request.match_info["message_id"], "the message id")

@@ -6,7 +6,9 @@ the widget), so a REST write (POST, PUT, PATCH, DELETE) authenticated by that co
 ``Origin`` the conversation socket would accept (:func:`gateway.auth.origin_allowed`: the gateway's
 own host, or a site in some assistant's ``allowed_origins``) and a JSON content type, which a
 cross-site form cannot send and a cross-site script can send only after a CORS preflight the
-gateway never grants. A bearer token is never attached by a browser on its own: such calls
+gateway never grants. A ``DELETE`` carries no body and needs no content type: no form can
+send one, and a cross-site script can send one only after such a preflight (``DELETE`` is not
+a CORS-safelisted method). A bearer token is never attached by a browser on its own: such calls
 are not checked.
 """
 
@@ -34,6 +36,6 @@ async def same_site_writes(request: web.Request, handler: Handler) -> web.Stream
         host = request.headers.get("X-Forwarded-Host", request.host)
         if not origin_allowed(request.headers.get("Origin"), host, allowed):
             raise Forbidden("a write carried by a cookie must come from this site")
-        if request.content_type != "application/json":
+        if request.method != "DELETE" and request.content_type != "application/json":
             raise BadRequest("a write carried by a cookie must be sent as application/json")
     return await handler(request)

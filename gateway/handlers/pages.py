@@ -21,6 +21,7 @@ from aiohttp import web
 from .. import keys
 from ..auth import origin_allowed, request_identity
 from ..errors import Forbidden, StoreUnavailable, Unauthorized
+from .callers import proxied
 from .socket import anonymous_caller
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -59,6 +60,7 @@ async def _page(
         "conversationId": conversation_id,
         "authRequired": config.auth.required,
         "signInUrl": config.server.sign_in_url,
+        "proxyUser": _proxied(request),  # signed in by a trusted proxy: no token needed
         "maxMessageChars": config.limits.max_message_chars,
         "maxImageBytes": getattr(config.limits, "max_image_bytes", _DEFAULT_IMAGE_BYTES),
         "maxImages": getattr(config.limits, "max_images_per_message", 4),
@@ -79,6 +81,13 @@ async def _page(
         with contextlib.suppress(StoreUnavailable):
             await anonymous_caller(request, response)
     return response
+
+
+def _proxied(request: web.Request) -> bool:
+    try:
+        return proxied(request) is not None
+    except Unauthorized:
+        return False
 
 
 async def chat_page(request: web.Request) -> web.Response:

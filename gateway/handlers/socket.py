@@ -8,10 +8,11 @@ from aiohttp import web
 
 from .. import keys, protocol
 from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
-from ..errors import StoreUnavailable
+from ..errors import StoreUnavailable, Unauthorized
 from ..send_policy import SendPolicy
 from ..session import Handshake, SocketSession
 from ..websocket import GatewaySocket, hold_transport_buffer
+from .callers import proxied
 
 
 async def open_socket(request: web.Request) -> web.StreamResponse:
@@ -29,8 +30,13 @@ async def open_socket(request: web.Request) -> web.StreamResponse:
         max_msg_size=limits.max_frame_bytes,
         writer_limit=policy.writer_limit,
     )
+    refusal: Unauthorized | None = None
+    try:
+        via_proxy = proxied(request)
+    except Unauthorized as exc:
+        via_proxy, refusal = None, exc
     anon: Identity | None = None
-    if not config.auth.required:
+    if not config.auth.required and via_proxy is None and refusal is None:
         # Redis down: the session refuses with 1013 if it needs the anonymous identity.
         with contextlib.suppress(StoreUnavailable):
             anon = await anonymous_caller(request, ws)
@@ -39,6 +45,9 @@ async def open_socket(request: web.Request) -> web.StreamResponse:
     sockets = app[keys.SOCKETS]
     sockets.add(ws)
     try:
+        if refusal is not None:
+            await ws.close(code=1008, message=refusal.reason.encode())
+            return ws
         if session_type not in ("person", "group"):
             await ws.close(code=1008, message=b"session_type must be person or group")
             return ws
@@ -58,6 +67,7 @@ async def open_socket(request: web.Request) -> web.StreamResponse:
             anonymous=anon,
             instance=app[keys.INSTANCE_ID],
             auth_frame=request.query.get("auth") == "frame",
+            proxied=via_proxy,
         )
         session = SocketSession(
             config, app[keys.TURNS], app[keys.REGISTRY], ws, app[keys.ANONYMOUS]

@@ -663,7 +663,7 @@ async function boot() {
     token = await widgetAnonymousToken();
     anonymousToken = Boolean(token);
   }
-  if (!token && config.authRequired) {
+  if (!token && config.authRequired && !config.proxyUser) {
     showNotice(t("signIn"), config.signInUrl || null);
     setState({ state: "offline" });
     return;

@@ -58,6 +58,20 @@ class ConversationStore(Lifecycle, Protocol):
 
     async def clear(self, conversation: Conversation) -> None: ...
 
+    async def replace_tail(
+        self, conversation: Conversation, keep: int, *messages: HistoryMessage
+    ) -> None:
+        """Keep the history's first ``keep`` messages and put ``messages`` after them (an
+        ``edit``: the edited user message and the new reply's placeholder)."""
+        ...
+
+    async def rename(self, conversation: Conversation, title: str) -> None: ...
+
+    async def delete(self, conversation: Conversation) -> None:
+        """Forget the conversation, its history, members and client ids, for every instance.
+        What else a conversation holds (images) is deleted here too."""
+        ...
+
     async def forget_if_empty(self, conversation: Conversation) -> None:
         """Drop a conversation that never had a message (a socket opened and closed)."""
         ...

@@ -156,6 +156,23 @@ class MemoryConversationStore:
         conversation.updated_at = time.time()
         self._written(conversation)
 
+    async def replace_tail(
+        self, conversation: Conversation, keep: int, *messages: HistoryMessage
+    ) -> None:
+        del conversation.messages[keep:]
+        await self.add_messages(conversation, *messages)
+
+    async def rename(self, conversation: Conversation, title: str) -> None:
+        conversation.title = title
+        conversation.updated_at = time.time()
+        self._written(conversation)
+
+    async def delete(self, conversation: Conversation) -> None:
+        self._forget(conversation.id)
+        conversation.messages.clear()
+        conversation.replies_by_client_id.clear()
+        conversation.running = None
+
     # ---------------------------------------------------------------- bounds
 
     def _use(self, conversation_id: str) -> None:

@@ -101,6 +101,32 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 return 1
 """
 
+# KEYS: order, msgs. ARGV: keep. The history after its first ``keep`` messages is dropped.
+_TRUNCATE = """
+local keep = tonumber(ARGV[1])
+for _, id in ipairs(redis.call('LRANGE', KEYS[1], keep, -1)) do
+  redis.call('HDEL', KEYS[2], id)
+end
+if keep == 0 then redis.call('DEL', KEYS[1]) else redis.call('LTRIM', KEYS[1], 0, keep - 1) end
+return 1
+"""
+
+# KEYS: conv. ARGV: title, now. A conversation deleted meanwhile stays deleted.
+_RENAME = """
+if redis.call('HEXISTS', KEYS[1], 'owner') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'title', ARGV[1], 'updated_at', ARGV[2])
+return 1
+"""
+
+# KEYS: conv, members, order, msgs, clients. ARGV: id, user key prefix
+_DELETE = """
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('ZREM', ARGV[2] .. member .. '}:convs', ARGV[1])
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+return 1
+"""
+
 
 def _encode(message: HistoryMessage) -> str:
     body = {
@@ -162,6 +188,9 @@ class RedisConversationStore:
         self._claim = redis.register_script(_CLAIM)
         self._end = redis.register_script(_END)
         self._forget = redis.register_script(_FORGET)
+        self._truncate = redis.register_script(_TRUNCATE)
+        self._delete = redis.register_script(_DELETE)
+        self._rename = redis.register_script(_RENAME)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         k = self._k
@@ -219,15 +248,20 @@ class RedisConversationStore:
             pipe = self._redis.pipeline(transaction=False)
             for cid in ids:
                 pipe.hgetall(k.conv(cid))
-            metas: list[dict[str, str]] = await pipe.execute()
+                pipe.llen(k.order(cid))
+            found: list[Any] = await pipe.execute()
+            metas: list[dict[str, str]] = found[0::2]
+            counts: list[int] = found[1::2]
             gone = [cid for cid, meta in zip(ids, metas, strict=True) if "owner" not in meta]
             if gone:
                 await self._redis.zrem(k.user_convs(user), *gone)
-        return [
-            _header(cid, meta, {user})
-            for cid, meta in zip(ids, metas, strict=True)
-            if "owner" in meta
-        ]
+        rows = []
+        for cid, meta, count in zip(ids, metas, counts, strict=True):
+            if "owner" in meta:
+                row = _header(cid, meta, {user})
+                row.message_count = count
+                rows.append(row)
+        return rows
 
     async def add_messages(self, conversation: Conversation, *messages: HistoryMessage) -> None:
         k, cid, now = self._k, conversation.id, time.time()
@@ -304,6 +338,32 @@ class RedisConversationStore:
             await pipe.execute()
         conversation.messages.clear()
         conversation.replies_by_client_id.clear()
+
+    async def replace_tail(
+        self, conversation: Conversation, keep: int, *messages: HistoryMessage
+    ) -> None:
+        k, cid = self._k, conversation.id
+        with guarded():
+            await self._truncate(keys=[k.order(cid), k.msgs(cid)], args=[keep])
+        del conversation.messages[keep:]
+        await self.add_messages(conversation, *messages)
+
+    async def rename(self, conversation: Conversation, title: str) -> None:
+        now = time.time()
+        with guarded():
+            await self._rename(keys=[self._k.conv(conversation.id)], args=[title, now])
+        conversation.title, conversation.updated_at = title, now
+
+    async def delete(self, conversation: Conversation) -> None:
+        k, cid = self._k, conversation.id
+        with guarded():
+            await self._delete(
+                keys=[k.conv(cid), k.members(cid), k.order(cid), k.msgs(cid), k.clients(cid)],
+                args=[cid, k.user_prefix],
+            )
+        conversation.messages.clear()
+        conversation.replies_by_client_id.clear()
+        conversation.running = None
 
     async def forget_if_empty(self, conversation: Conversation) -> None:
         k, cid = self._k, conversation.id

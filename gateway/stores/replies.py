@@ -47,3 +47,8 @@ class ReplyStore(Lifecycle, Protocol):
     def expire_later(self, log: ReplyLog) -> None:
         """The log has ended: forget it once the resume window has passed."""
         ...
+
+    async def forget(self, message_id: str) -> None:
+        """Drop the reply's resume data now (its conversation was deleted), here and in
+        shared state; the log of a running reply must have been stopped first."""
+        ...

@@ -87,6 +87,9 @@ class MemoryReplyStore:
         self._logs.pop(message_id, None)
         self._ended_bytes -= self._ended.pop(message_id, 0)
 
+    async def forget(self, message_id: str) -> None:
+        self._drop(message_id)
+
     async def run(self) -> None:
         pass  # (removals are timers, scheduled by expire_later)
 

@@ -492,6 +492,20 @@ class RedisReplyStore(MemoryReplyStore):
             mirror.finish(ReplyState.FAILED, "error", error=error)
             self.expire_later(mirror)
 
+    async def forget(self, message_id: str) -> None:
+        """Drop the reply here (nothing more of it is published) and its keys in Redis."""
+        log_ = self.get(message_id)
+        if log_ is not None:
+            self._sent.pop(log_, None)
+            self._dirty.discard(log_)
+        self._followed.pop(self._k.steps(message_id), None)
+        await super().forget(message_id)
+        k = self._k
+        with guarded():
+            await self._redis.delete(
+                k.reply(message_id), k.steps(message_id), k.watched(message_id)
+            )
+
     async def reap_stale(self, message_id: str) -> None:
         """A claim replaced a reply whose instance died: mark what reached Redis as failed."""
         mirror = await self.find(message_id)

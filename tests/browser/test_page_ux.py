@@ -446,19 +446,44 @@ SNIFF = """(() => { window.__sent = [];
 })()"""
 
 
+async def stored_history(page, conv: str) -> list[tuple[str, str, str]]:
+    """(role, status, content) of the conversation's history, as the page's own caller."""
+    body = await page.evaluate(
+        "async (id) => (await fetch(`/api/v1/conversations/${id}/messages`)).json()", conv
+    )
+    return [(m["role"], m["status"], m["content"]) for m in body["messages"]]
+
+
 @pytest.mark.timeout(60)
-async def test_regenerate_and_edit_send_section_14_frames(gateway, page) -> None:
-    """Regenerate sends {"type":"regenerate"}; Edit puts the text back in the input and sends
-    {"type":"edit","message_id","text"}, dropping what followed that message from view."""
+async def test_regenerate_and_edit_replace_the_reply_in_history_and_on_the_page(
+    gateway, page
+) -> None:
+    """Regenerate sends {"type":"regenerate"}: the page shows the new reply in place of the
+    old, which history keeps as `replaced` (and a reload does not show). Edit puts the text
+    back in the input and sends {"type":"edit","message_id","text"}: history then holds the
+    edited message and its one new reply, and so does the page."""
     gw = await gateway()
     await page.add_init_script(SNIFF)
     await open_page(page, gw)
     prompt = "edit me sim:tokens=5 sim:delay_ms=0"
     await say(page, prompt)
     await expect(page.locator(".msg.assistant").last).to_have_attribute("data-status", "complete")
+    first = await page.locator(".msg.assistant").last.get_attribute("data-id")
+    conv = await page.evaluate("window.gatewayClient.conversationId")
     await page.locator(".msg.assistant .regenerate").click()
     await page.wait_for_function("window.__sent.some(f => f.type === 'regenerate')")
     assert await page.evaluate("document.activeElement.id") == "input"
+    await expect(page.locator(f'.msg.assistant[data-id="{first}"]')).to_have_count(0)
+    await expect(page.locator(".msg.assistant")).to_have_count(1)
+    await expect(page.locator(".msg.assistant").last).to_have_attribute("data-status", "complete")
+    assert [(r, s) for r, s, _ in await stored_history(page, conv)] == [
+        ("user", "complete"),
+        ("assistant", "replaced"),
+        ("assistant", "complete"),
+    ]
+    await page.reload()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    await expect(page.locator(".msg.assistant")).to_have_count(1)
     user = page.locator(".msg.user").first
     message_id = await user.get_attribute("data-id")
     await user.locator(".edit").click()
@@ -475,6 +500,11 @@ async def test_regenerate_and_edit_send_section_14_frames(gateway, page) -> None
     await expect(page.locator(".msg.user .body")).to_have_text(
         ["edited sim:tokens=5 sim:delay_ms=0"]
     )
+    await expect(page.locator(".msg.assistant")).to_have_count(1)
+    await expect(page.locator(".msg.assistant").last).to_have_attribute("data-status", "complete")
+    history = await stored_history(page, conv)
+    assert [(r, s) for r, s, _ in history] == [("user", "complete"), ("assistant", "complete")]
+    assert history[0][2] == "edited sim:tokens=5 sim:delay_ms=0"
 
 
 @pytest.mark.timeout(60)
@@ -522,8 +552,9 @@ async def test_images_attach_with_previews_and_limits_said_before_sending(gatewa
 
 
 @pytest.mark.timeout(60)
-async def test_rename_and_delete_call_the_section_14_routes(gateway, page) -> None:
-    """Rename sends PATCH {"title"} and Delete sends DELETE for that conversation's URL."""
+async def test_rename_and_delete_change_the_sidebar_and_the_server(gateway, page) -> None:
+    """Rename sends PATCH {"title"} and the sidebar shows the new title; Delete sends DELETE
+    for that conversation's URL, its row leaves the sidebar and the server has forgotten it."""
     gw = await gateway()
     await open_page(page, gw)
     await say(page, "name me sim:tokens=5 sim:delay_ms=0")
@@ -531,16 +562,25 @@ async def test_rename_and_delete_call_the_section_14_routes(gateway, page) -> No
     conv = await page.evaluate("window.gatewayClient.conversationId")
     row = page.locator(f'#history li[data-id="{conv}"]')
     await expect(row).to_be_visible()
+    await expect(row.locator(".title")).to_have_text("name me sim:tokens=5 sim:delay_ms=0")
     page.once("dialog", lambda d: d.accept("A better title"))
     async with page.expect_request(lambda r: r.method == "PATCH") as patched:
         await row.locator(".rename").click()
     request = await patched.value
     assert request.url.endswith(f"/api/v1/conversations/{conv}")
     assert request.post_data_json == {"title": "A better title"}
+    await expect(row.locator(".title")).to_have_text("A better title")
     page.once("dialog", lambda d: d.accept())
-    async with page.expect_request(lambda r: r.method == "DELETE") as deleted:
+    async with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
         await row.locator(".delete").click()
-    assert (await deleted.value).url.endswith(f"/api/v1/conversations/{conv}")
+    response = await deleted.value
+    assert response.url.endswith(f"/api/v1/conversations/{conv}")
+    assert response.status == 204
+    await expect(row).to_have_count(0)
+    status = await page.evaluate(
+        "async (id) => (await fetch(`/api/v1/conversations/${id}/messages`)).status", conv
+    )
+    assert status == 404
 
 
 @pytest.mark.timeout(60)

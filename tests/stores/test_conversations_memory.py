@@ -94,3 +94,22 @@ async def test_a_bound_passed_while_all_is_viewed_is_met_once_viewers_leave() ->
     viewed.clear()
     await wait_until(lambda: len(store) <= 3, timeout=5)
     assert await store.get("conv-0") is None and await store.get("conv-4") is not None
+
+
+async def test_replace_tail_rename_and_delete_in_memory() -> None:
+    """replace_tail keeps the head; rename sets the title; delete forgets it and its bytes."""
+    from gateway.conversations import HistoryMessage
+    from gateway.stores.conversations_memory import MemoryConversationStore
+
+    store = MemoryConversationStore(10)
+    conv = await store.create("c1", "alice", "person", "default")
+    said = [HistoryMessage(f"u-{i}", "user", f"t{i}", "complete", 0.0) for i in range(3)]
+    await store.add_messages(conv, said[0], said[1])
+    await store.replace_tail(conv, 1, said[2])
+    assert [m.id for m in conv.messages] == ["u-0", "u-2"]
+    await store.rename(conv, "Named")
+    rows = await store.for_user("alice")
+    assert [(r.summary()["title"], r.summary()["message_count"]) for r in rows] == [("Named", 2)]
+    await store.delete(conv)
+    assert await store.get("c1") is None and await store.for_user("alice") == []
+    assert store.history_bytes == 0 and len(store) == 0

@@ -110,3 +110,25 @@ async def test_no_id_reaches_another_conversations_keys(store) -> None:
         "started"
     )
     assert len(await client.keys("t:conv:*")) == 6 * 5  # five keys for each conversation
+
+
+async def test_replace_tail_rename_and_delete_leave_no_key_behind(store) -> None:
+    """replace_tail keeps the head and stores the new tail; rename sets the title; delete
+    removes every key of the conversation and its row in each member's list."""
+    s, client = store
+    conv = await s.create("c1", "alice", "person", "default")
+    await s.join(conv, "bob")
+    await s.add_messages(conv, message(1), message(2))
+    await s.replace_tail(conv, 1, message(5))
+    fresh = await s.get("c1")
+    assert fresh is not None and [m.id for m in fresh.messages] == ["u-1", "u-5"]
+    await s.replace_tail(conv, 0, message(6))
+    fresh = await s.get("c1")
+    assert fresh is not None and [m.id for m in fresh.messages] == ["u-6"]
+    await s.rename(conv, "Named")
+    rows = await s.for_user("alice")
+    assert [(r.title, r.message_count) for r in rows] == [("Named", 1)]
+    await s.delete(conv)
+    assert await s.get("c1") is None
+    assert await s.for_user("alice") == [] and await s.for_user("bob") == []
+    assert [k async for k in client.scan_iter("t:*c1*")] == []
