@@ -46,6 +46,9 @@ TOKEN_WARNING_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
+    """What the upgrade request said: assistant, session type, conversation, origin, host,
+    token and anonymous identity; the session decides from it."""
+
     assistant: str
     session_type: SessionType
     conversation_id: str | None

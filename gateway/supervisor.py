@@ -38,6 +38,8 @@ SETTLE_RETRY_MAX_S = 5.0
 
 @dataclass(slots=True)
 class _Running:
+    """A reply task this instance runs, and its orphan timer while no viewer watches."""
+
     task: asyncio.Task[None]
     orphan_timer: asyncio.TimerHandle | None = None
 

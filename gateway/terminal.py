@@ -33,6 +33,8 @@ DIM, UNDIM = "\x1b[2m", "\x1b[22m"  # ANSI faint, and normal intensity again
 
 @dataclass
 class _State:
+    """The terminal client's view of its conversation and the reply it is printing."""
+
     conversation_id: str | None = None
     message_id: str | None = None  # the reply being printed
     seq: int = 0  # of the last step shown, reasoning or answer

@@ -124,6 +124,10 @@ class Silence:
 
 
 class HttpUpstream:
+    """An :class:`~gateway.llm.events.Upstream` over HTTP: one wire format, the app's pooled
+    session, the three timeouts, retries only while nothing was produced, and a prompt close
+    of the response when the stream is closed or its task cancelled."""
+
     def __init__(
         self, config: UpstreamConfig, session: aiohttp.ClientSession, base_url: str, wire: Wire
     ) -> None:

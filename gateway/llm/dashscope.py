@@ -198,6 +198,9 @@ def _text(content: Any) -> str | None:
 
 
 class DashScopeParser:
+    """Turns one DashScope reply's SSE events into Steps, Reasoning and one Finish;
+    cumulative or incremental, text or content lists, as the dashscope SDK reads them."""
+
     def __init__(self, incremental: bool) -> None:
         self._incremental = incremental
         self._text_len = 0

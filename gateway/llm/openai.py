@@ -102,6 +102,9 @@ def _int(obj: Any, key: str) -> int | None:
 
 
 class OpenAIParser:
+    """Turns one OpenAI-compatible chat-completions stream into Steps, Reasoning (from
+    ``reasoning_content`` or ``reasoning``) and one Finish with the usage chunk's counts."""
+
     def __init__(self) -> None:
         self._finish_reason: str | None = None
         self._input_tokens: int | None = None

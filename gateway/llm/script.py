@@ -24,6 +24,8 @@ _SIGNED = {"fault_at", "reasoning"}  # int options where -1 means "the default r
 
 @dataclass(frozen=True, slots=True)
 class SimOptions:
+    """A request's ``sim:`` directives, parsed: pace, size, faults and reasoning."""
+
     prompt: str = ""
     tokens: int = 60  # number of steps
     delay_ms: float = 20.0  # between steps

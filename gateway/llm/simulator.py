@@ -110,6 +110,8 @@ _OPENAI_CODES = {
 
 @dataclass(eq=False)
 class RequestRecord:
+    """One request the simulator served: its path, body, directives, and how it ended."""
+
     path: str
     body: dict[str, Any]
     options: SimOptions
@@ -140,6 +142,9 @@ class RequestRecord:
 
 
 class SimulatorState:
+    """What one simulator app remembers: the requests it served (for tests to read), the
+    failures counted per prompt for ``fail_times``, and the caps (the offline demo's) if any."""
+
     def __init__(self, limits: SimLimits | None = None) -> None:
         self.limits = limits  # None: every directive's full range
         self.requests: list[RequestRecord] = []

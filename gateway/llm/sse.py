@@ -30,6 +30,9 @@ _STATUS_COMMENT = b":HTTP_STATUS/"
 
 @dataclass(slots=True)
 class SSEEvent:
+    """One dispatched event: its type, joined ``data`` lines, ``id``, ``retry``, and the
+    HTTP status a DashScope ``:HTTP_STATUS/nnn`` comment carried."""
+
     event: str = "message"
     data: str = ""
     id: str | None = None
@@ -50,6 +53,10 @@ _FAST_MAX = 1 << 20  # bytes of complete lines the fast path copies at once
 
 
 class SSEDecoder:
+    """Server-Sent Events, sans I/O: ``feed(bytes)`` returns the events completed by those
+    bytes (any split, CR/LF/CRLF line ends, comments skipped); ``close()`` returns a final
+    event the stream ended without its blank line, when it is a whole JSON ``data:`` line."""
+
     def __init__(self) -> None:
         self._buf = bytearray()
         self._scanned = 0  # bytes of _buf already searched for a line end

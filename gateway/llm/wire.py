@@ -25,6 +25,9 @@ class StreamParser(Protocol):
 
 
 class Wire(Protocol):
+    """One upstream wire format (DashScope native or OpenAI-compatible): where a request
+    goes, what body it sends, how its stream is parsed and how a refusal maps to an error."""
+
     def route(self, request: ChatRequest) -> ChatRequest:
         """The request as this wire will send it (DashScope: its endpoint decided)."""
         ...

@@ -13,6 +13,9 @@ from typing import Protocol
 
 
 class WindowCounter(Protocol):
+    """Counts events per key over a sliding window (the per-address limits), exactly:
+    ``hit`` admits an event only while fewer than ``limit`` fall within the window."""
+
     async def hit(self, key: str, limit: int, window_s: float) -> bool:
         """Count one event under ``key`` and return True, unless ``limit`` events are
         already counted within the last ``window_s`` seconds: then count nothing, False."""
