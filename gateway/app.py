@@ -24,7 +24,7 @@ from .auth import AnonymousIds, memory_secret
 from .cluster import ClusterEvents
 from .config import Config
 from .errors import StoreUnavailable
-from .handlers import admin, conversations, generations, health, pages
+from .handlers import admin, conversations, generations, health, pages, usage
 from .handlers import socket as socket_handler
 from .handlers.errors import json_errors
 from .handlers.origins import same_site_writes
@@ -215,5 +215,6 @@ def create_app(config: Config) -> web.Application:
     generations.setup(app)
     conversations.setup(app)
     admin.setup(app)
+    usage.setup(app)
     pages.setup(app)
     return app

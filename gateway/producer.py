@@ -17,7 +17,8 @@ import time
 
 from .errors import UpstreamError
 from .llm.events import ChatRequest, Finish, Step, Upstream
-from .replies import ReplyLog, ReplyState, Usage
+from .replies import ReplyLog, ReplyState
+from .usage import estimated_usage, reported_usage
 
 
 async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bound: int) -> None:
@@ -36,13 +37,22 @@ async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bou
                     reply.finish(
                         ReplyState.COMPLETED,
                         event.finish_reason,
-                        usage=Usage(event.input_tokens, event.output_tokens),
+                        usage=reported_usage(event) or estimated_usage(request, reply.text),
                         request_id=event.request_id,
                     )
                     return
         # The stream ended without a Finish: the client contract says it raises; be safe.
         reply.finish(
-            ReplyState.FAILED, "error", error=UpstreamError("the model's reply ended early")
+            ReplyState.FAILED,
+            "error",
+            error=UpstreamError("the model's reply ended early"),
+            usage=estimated_usage(request, reply.text),
         )
     except UpstreamError as exc:
-        reply.finish(ReplyState.FAILED, "error", error=exc, request_id=exc.request_id)
+        reply.finish(
+            ReplyState.FAILED,
+            "error",
+            error=exc,
+            request_id=exc.request_id,
+            usage=estimated_usage(request, reply.text),
+        )

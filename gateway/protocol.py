@@ -363,10 +363,7 @@ def end_frame(reply: ReplyLog) -> str:
             "seq": reply.head,
             "finish_reason": reply.finish_reason,
             "content_length": reply.content_length,
-            "usage": {
-                "input_tokens": reply.usage.input_tokens,
-                "output_tokens": reply.usage.output_tokens,
-            },
+            "usage": reply.usage.as_json(),
         }
     )
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import GatewayError
+from .usage import TokenCounts
 
 
 class ReplyState(enum.StrEnum):
@@ -54,14 +55,6 @@ class ReplyState(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-@dataclass(slots=True)
-class Usage:
-    """The upstream's token counts for one reply (None: not reported)."""
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
 
 
 class Position(Protocol):
@@ -110,7 +103,7 @@ class ReplyLog:
     finished_at: float | None = None
     state: ReplyState = ReplyState.RUNNING
     finish_reason: str | None = None
-    usage: Usage = field(default_factory=Usage)
+    usage: TokenCounts = field(default_factory=TokenCounts)  # done.usage (section 12)
     error: GatewayError | None = None
     upstream_request_id: str | None = None
     orphaned: bool = False  # stopped because no viewer came back within the grace
@@ -325,7 +318,7 @@ class ReplyLog:
         finish_reason: str,
         *,
         error: GatewayError | None = None,
-        usage: Usage | None = None,
+        usage: TokenCounts | None = None,
         request_id: str | None = None,
         finished_at: float | None = None,
     ) -> None:

@@ -30,7 +30,9 @@ from .send_policy import SendPolicy
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
 from .stores.replies import ReplyStore
+from .stores.usage import UsageStore
 from .turn_rules import history_status
+from .usage import UsageRecord, count_tokens, estimated_usage, utc_day
 
 log = structlog.get_logger("gateway.supervisor")
 
@@ -40,6 +42,7 @@ SETTLE_RETRY_MAX_S = 5.0
 @dataclass(slots=True)
 class _Running:
     task: asyncio.Task[None]
+    request: ChatRequest
     orphan_timer: asyncio.TimerHandle | None = None
 
 
@@ -64,19 +67,28 @@ class ReplySupervisor:
         self.conversations: ConversationStore = backends.conversations
         self.replies: ReplyStore = backends.replies
         self.bus = backends.bus
+        self.usage: UsageStore = backends.usage
         self._running: dict[str, _Running] = {}
         self._per_user: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- starting
 
-    def start(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
-        """Run ``reply``'s producer for ``request``; from here on the task settles it."""
+    def start(
+        self,
+        conv: Conversation,
+        reply: ReplyLog,
+        request: ChatRequest,
+        *,
+        address: str | None = None,
+    ) -> None:
+        """Run ``reply``'s producer for ``request``; from here on the task settles it.
+        ``address``: an anonymous sender's client address (its usage counts there too)."""
         reply.watch(on_orphaned=self._orphaned, on_adopted=self._adopted)
         task = asyncio.create_task(
-            self._run(conv, reply, request), name=f"reply {reply.message_id}"
+            self._run(conv, reply, request, address), name=f"reply {reply.message_id}"
         )
-        self._running[reply.message_id] = _Running(task)
+        self._running[reply.message_id] = _Running(task, request)
         self._per_user[reply.owner] = self._per_user.get(reply.owner, 0) + 1
         if reply.viewer_count == 0:
             self._orphaned(reply)
@@ -103,8 +115,9 @@ class ReplySupervisor:
 
     def stop_local(self, reply: ReplyLog, finish_reason: str) -> None:
         """End a reply produced here and cancel its task (which closes the upstream)."""
-        reply.finish(ReplyState.CANCELLED, finish_reason)
         running = self._running.get(reply.message_id)
+        usage = None if running is None else estimated_usage(running.request, reply.text)
+        reply.finish(ReplyState.CANCELLED, finish_reason, usage=usage)
         if running is not None:
             running.task.cancel()
 
@@ -118,7 +131,8 @@ class ReplySupervisor:
                 reply = self.replies.get(message_id)
                 if running.task in pending and reply is not None and not reply.ended:
                     reply.mark_cut_at_shutdown()
-                    reply.finish(ReplyState.CANCELLED, "cancelled")
+                    usage = estimated_usage(running.request, reply.text)
+                    reply.finish(ReplyState.CANCELLED, "cancelled", usage=usage)
             for task in pending:
                 task.cancel()
             if pending:
@@ -152,7 +166,9 @@ class ReplySupervisor:
 
     # ---------------------------------------------------------------- the reply task
 
-    async def _run(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
+    async def _run(
+        self, conv: Conversation, reply: ReplyLog, request: ChatRequest, address: str | None
+    ) -> None:
         structlog.contextvars.clear_contextvars()  # this task's own copy: no connection_id
         bound_log = log.bind(conversation_id=conv.id, message_id=reply.message_id, user=reply.owner)
         self.metrics.replies_in_flight.inc()
@@ -161,7 +177,8 @@ class ReplySupervisor:
             await produce(reply, self.upstream, request, bound)
         except asyncio.CancelledError:
             if not reply.ended:  # cancelled from outside (shutdown): keep what we have
-                reply.finish(ReplyState.CANCELLED, "cancelled")
+                usage = estimated_usage(request, reply.text)
+                reply.finish(ReplyState.CANCELLED, "cancelled", usage=usage)
         finally:
             try:
                 running = self._running.pop(reply.message_id, None)
@@ -187,8 +204,25 @@ class ReplySupervisor:
                     upstream_request_id=reply.upstream_request_id,
                     **failure_fields(reply.error),
                 )
+                await self._record_usage(reply, conv.assistant, address)
             finally:  # the conversation is freed whatever the bookkeeping did
                 await self._settle(conv, reply.message_id, reply)
+
+    async def _record_usage(self, reply: ReplyLog, assistant: str, address: str | None) -> None:
+        """Add the reply's usage to its day (quotas read it) and to the token counters."""
+        record = UsageRecord.of(
+            reply.usage,
+            model=reply.model,
+            assistant=assistant,
+            user=reply.owner,
+            day=utc_day(reply.finished_at),
+            address=address,
+        )
+        count_tokens(self.metrics, record)
+        try:
+            await self.usage.record(record)
+        except StoreUnavailable:
+            log.warning("usage not recorded: store unavailable", message_id=reply.message_id)
 
     async def _settle(self, conv: Conversation, message_id: str, reply: ReplyLog | None) -> None:
         """Store the reply's final text and free the conversation, retrying while Redis is down.

@@ -24,6 +24,12 @@ from .redis_client import KeySpace, Redis
 from .replies import ReplyStore
 from .replies_memory import MemoryReplyStore
 from .replies_redis import RedisReplyStore
+from .usage import UsageStore
+from .usage_memory import MemoryUsageStore
+from .usage_redis import RedisUsageStore
+from .window_counters import WindowCounter
+from .window_counters_memory import MemoryWindowCounter
+from .window_counters_redis import RedisWindowCounter
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +38,8 @@ class Backends:
 
     :meth:`run` starts every backend's ``run()`` as a task and returns; :meth:`aclose`
     closes the replies first (a publisher writes what it holds), then stops those tasks,
-    then closes the other backends (presence leaves at once).
+    then closes the other backends (presence leaves at once). ``usage`` and ``windows`` (the
+    per-address sliding windows) hold no task or connection of their own.
     """
 
     conversations: ConversationStore
@@ -40,6 +47,8 @@ class Backends:
     bus: Bus
     presence: Presence
     rate_limiter: RateLimiter
+    usage: UsageStore
+    windows: WindowCounter
     _tasks: TaskOwner = field(default_factory=TaskOwner, init=False, repr=False)
 
     async def run(self) -> None:
@@ -78,6 +87,8 @@ def memory_backends(config: Config, registry: Registry) -> Backends:
         bus=LocalBus(),
         presence=LocalPresence(registry),
         rate_limiter=MemoryRateLimiter(limits.messages_per_minute),
+        usage=MemoryUsageStore(limits.usage_retention_days),
+        windows=MemoryWindowCounter(),
     )
 
 
@@ -94,4 +105,6 @@ def redis_backends(config: Config, redis: Redis, registry: Registry, instance: s
         bus=bus,
         presence=presence,
         rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),
+        usage=RedisUsageStore(redis, keys.prefix, limits.usage_retention_days),
+        windows=RedisWindowCounter(redis, keys.prefix),
     )

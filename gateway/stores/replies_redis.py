@@ -35,7 +35,8 @@ from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
-from ..replies import ReplyLog, ReplyState, Usage
+from ..replies import ReplyLog, ReplyState
+from ..usage import TokenCounts
 from .conversations import ConversationStore
 from .redis_client import KeySpace, Redis, guarded
 from .replies_memory import MemoryReplyStore
@@ -76,7 +77,7 @@ def _end_fields(reply: ReplyLog) -> dict[str, Any]:
         "finish_reason": reply.finish_reason,
         "finished_at": reply.finished_at,
         "head": reply.head,
-        "usage": [reply.usage.input_tokens, reply.usage.output_tokens],
+        "usage": reply.usage.as_json(),
         "orphaned": reply.orphaned,
         "upstream_request_id": reply.upstream_request_id,
     }
@@ -273,7 +274,7 @@ class RedisReplyStore(MemoryReplyStore):
             ReplyState(end["state"]),
             end.get("finish_reason") or "error",
             error=error_for_code(error[0], error[1]) if error else None,
-            usage=Usage(*end.get("usage", [None, None])),
+            usage=TokenCounts(**end.get("usage") or {}),
             request_id=end.get("upstream_request_id"),
             finished_at=float(end["finished_at"]) if end.get("finished_at") else None,
         )
