@@ -326,6 +326,7 @@ def error_frame(
         "code": error.code,
         "message": error.message,
         "retryable": error.retryable,
+        **error.fields(),
     }
     if reply_to is not None:
         frame["reply_to"] = reply_to

@@ -55,6 +55,7 @@ class Handshake:
     anonymous: Identity | None  # the cookie's (or a fresh) one; None: Redis was down
     instance: str
     auth_frame: bool = False  # ?auth=frame: the client sends its token in a first frame
+    address: str | None = None  # the client address (section 12): per-address limits
 
 
 class SocketSession:
@@ -148,6 +149,7 @@ class SocketSession:
             session_type=hs.session_type,
             conversation_id=conv.id,
             instance=hs.instance,
+            address=hs.address if identity.anonymous else None,
             policy=SendPolicy.from_limits(limits),
             created_at=now,
             last_active=now,

@@ -30,14 +30,17 @@ from .conversations import Conversation, HistoryMessage, new_id
 from .errors import BadRequest, Busy, RateLimited, ResumeUnavailable
 from .llm.events import ChatRequest
 from .metrics import Metrics
+from .quotas import AddressLimits, QuotaLimits, check_quota
 from .replies import ReplyLog
 from .rooms import Rooms
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
 from .stores.ratelimits import RateLimiter
 from .stores.replies import ReplyStore
+from .stores.usage import UsageStore
 from .supervisor import ReplySupervisor
 from .turn_rules import Follow, Refuse, decide_message, min_tokens, upstream_messages
+from .usage import utc_day
 
 
 class Turns:
@@ -66,6 +69,8 @@ class Turns:
         self.conversations: ConversationStore = backends.conversations
         self.replies: ReplyStore = backends.replies
         self.rate_limiter: RateLimiter = backends.rate_limiter
+        self.usage: UsageStore = backends.usage
+        self.address_limits = AddressLimits.from_config(config, backends.windows)
         self.rooms = rooms
         self.supervisor = supervisor
         self.cluster = cluster
@@ -105,6 +110,7 @@ class Turns:
             raise RateLimited(
                 f"more than {limits.messages_per_minute} messages a minute; slow down"
             )
+        await self._check_spend(conn, conv.assistant)
         message_id = new_id("m")
         claim = await self.conversations.claim_reply(
             conv, message_id, msg.id, self.instance, interrupt=msg.interrupt
@@ -132,6 +138,27 @@ class Turns:
                 else:  # cancelled: no awaiting here
                     self.supervisor.release_later(conv, message_id)
             raise
+
+    async def _check_spend(self, conn: Connection, assistant: str) -> None:
+        """The anonymous limit per client address, then the daily quotas (section 12): raise
+        the refusal, or return. Nothing is read when no such limit is set."""
+        limits = self.config.limits
+        if conn.address is not None and not await self.address_limits.allow_message(conn.address):
+            raise RateLimited(
+                f"more than {limits.anonymous_messages_per_minute_per_ip} messages a minute"
+                " from your network; slow down"
+            )
+        quotas = QuotaLimits.for_assistant(self.config, assistant)
+        if not quotas.any:
+            return
+        now = time.time()
+        spent = await self.usage.tokens_today(
+            today=utc_day(now), user=conn.user, assistant=assistant, address=conn.address
+        )
+        refusal = check_quota(spent, quotas, anonymous=conn.address is not None, now=now)
+        if refusal is not None:
+            self.metrics.quota_refusals.labels(refusal.quota).inc()
+            raise refusal
 
     async def _follow_again(self, conn: Connection, message_id: str) -> None:
         reply = await self.replies.find(message_id)
@@ -206,5 +233,5 @@ class Turns:
         # the other instances, in the same order: the user's message, then the reply.
         self.rooms.publish(conv.id, user_message)
         self.rooms.publish_reply(conv.id, reply)
-        self.supervisor.start(conv, reply, request)
+        self.supervisor.start(conv, reply, request, address=conn.address)
         await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
