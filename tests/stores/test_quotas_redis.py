@@ -1,0 +1,46 @@
+"""Two instances on one Redis share usage, a day's quota and the per-address windows."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import eventually, make_token
+
+ALICE = make_token("alice")
+BOB = make_token("bob")
+ADMIN = make_token("root", admin=True)
+SPEND = "spend sim:tokens=40 sim:delay_ms=1"
+
+
+async def recorded(gw, replies: int) -> dict | None:
+    resp = await gw.client.get("/api/v1/usage", headers={"Authorization": f"Bearer {ADMIN}"})
+    total: dict = (await resp.json())["total"]
+    return total if total["replies"] >= replies else None
+
+
+async def test_two_instances_share_one_days_quota_without_overshoot(instances) -> None:
+    """Replies running on a and b when the quota is reached finish; then both refuse."""
+    a, b = await instances("[assistants.default]\ntokens_per_day = 30\n")
+    socks = [await a.chat(token=ALICE), await b.chat(token=BOB)]
+    replies = await asyncio.gather(*(sock.ask(SPEND) for sock in socks))
+    assert [r.end["finish_reason"] for r in replies] == ["stop", "stop"]
+    total = await eventually(lambda: recorded(b, 2))
+    used = sum(r.end["usage"]["input_tokens"] + r.end["usage"]["output_tokens"] for r in replies)
+    assert (total["replies"], total["input_tokens"] + total["output_tokens"]) == (2, used)
+    for sock in socks:
+        await sock.send(type="message", id="c-2", text="more sim:tokens=3 sim:delay_ms=0")
+        err = await sock.recv_type("error")
+        assert err["code"] == "quota_exceeded"
+    assert (await recorded(a, 2))["replies"] == 2  # nothing ran past the quota
+
+
+async def test_anonymous_id_cap_per_address_holds_across_instances(instances) -> None:
+    """max_anonymous_ids_per_ip_per_hour counts the ids minted on either instance."""
+    a, b = await instances("[limits]\nmax_anonymous_ids_per_ip_per_hour = 3\n")
+    statuses = []
+    for n in range(8):
+        gw = (a, b)[n % 2]
+        gw.client.session.cookie_jar.clear()
+        resp = await gw.client.get("/")
+        statuses.append(resp.status)
+    assert statuses.count(200) == 3 and statuses.count(429) == 5
