@@ -17,12 +17,16 @@ import time
 
 from .errors import UpstreamError
 from .llm.events import ChatRequest, Finish, Step, Upstream
+from .llm.pool import PooledUpstream, PoolTrace
 from .replies import ReplyLog, ReplyState
-from .usage import estimated_usage, reported_usage
+from .usage import estimated_usage, reply_usage, reported_usage, request_text
 
 
 async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bound: int) -> None:
     """Stream ``request`` into ``reply`` and end it; cancellation closes the upstream at once."""
+    if isinstance(upstream, PooledUpstream):
+        await _produce_pooled(reply, upstream, request, bound)
+        return
     try:
         backpressure = functools.partial(reply.backpressure, bound)
         async with contextlib.aclosing(upstream.stream(request, backpressure)) as events:
@@ -56,3 +60,42 @@ async def produce(reply: ReplyLog, upstream: Upstream, request: ChatRequest, bou
             request_id=exc.request_id,
             usage=estimated_usage(request, reply.text),
         )
+
+
+async def _produce_pooled(
+    reply: ReplyLog, upstream: PooledUpstream, request: ChatRequest, bound: int
+) -> None:
+    """:func:`produce` over a pool: the reply ends once the stream is closed, when the trace
+    holds every call, so its usage counts each one and ``done.continued`` is known."""
+    trace = PoolTrace()
+    finish: Finish | None = None
+    error: UpstreamError | None = None
+    try:
+        backpressure = functools.partial(reply.backpressure, bound)
+        stream = upstream.stream(request, backpressure, trace=trace)
+        async with contextlib.aclosing(stream) as events:
+            async for event in events:
+                if reply.ended:  # stopped while the event was on its way
+                    return
+                if isinstance(event, Step):
+                    if reply.first_step_at is None:
+                        reply.mark_first_step(time.time())
+                    reply.append(event.text)
+                elif isinstance(event, Finish):
+                    finish = event
+                    break
+    except UpstreamError as exc:
+        error = exc
+    if reply.ended:
+        return
+    text = request_text(m.content for m in request.messages)
+    usage = reply_usage(trace.calls, text, reply.text)
+    reply.mark_continued(trace.continued)
+    if finish is not None:
+        reply.finish(
+            ReplyState.COMPLETED, finish.finish_reason, usage=usage, request_id=finish.request_id
+        )
+        return
+    if error is None:  # the client contract says it raises; be safe
+        error = UpstreamError("the model's reply ended early")
+    reply.finish(ReplyState.FAILED, "error", error=error, request_id=error.request_id, usage=usage)

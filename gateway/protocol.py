@@ -357,16 +357,17 @@ def end_frame(reply: ReplyLog) -> str:
     """A reply's last frame: its ``error`` if it failed with one, else ``done``."""
     if reply.state is ReplyState.FAILED and reply.error is not None:
         return error_frame(reply.error, message_id=reply.message_id)
-    return encode(
-        {
-            "type": "done",
-            "message_id": reply.message_id,
-            "seq": reply.head,
-            "finish_reason": reply.finish_reason,
-            "content_length": reply.content_length,
-            "usage": reply.usage.as_json(),
-        }
-    )
+    frame: dict[str, Any] = {
+        "type": "done",
+        "message_id": reply.message_id,
+        "seq": reply.head,
+        "finish_reason": reply.finish_reason,
+        "content_length": reply.content_length,
+        "usage": reply.usage.as_json(),
+    }
+    if reply.continued:
+        frame["continued"] = reply.continued
+    return encode(frame)
 
 
 def user_message_frame(*, id: str, conversation_id: str, user: str, text: str) -> str:

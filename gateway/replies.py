@@ -108,6 +108,7 @@ class ReplyLog:
     upstream_request_id: str | None = None
     orphaned: bool = False  # stopped because no viewer came back within the grace
     cut_at_shutdown: bool = False  # stopped when the shutdown grace ran out
+    continued: int = 0  # continuations after a mid-stream upstream failure (done.continued)
     first_step_at: float | None = None
     frames_sent: int = 0  # delta frames, over all viewers
     frames_merged: int = 0  # steps that rode in an earlier step's frame
@@ -311,6 +312,10 @@ class ReplyLog:
         return bool(self._viewers) and all(
             self.bytes_behind(viewer.seq) > bound for viewer in self._viewers
         )
+
+    def mark_continued(self, times: int) -> None:
+        """Continued ``times`` times on another upstream (section 13); before :meth:`finish`."""
+        self.continued = times
 
     def finish(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +59,17 @@ class ReplySupervisor:
     """
 
     def __init__(
-        self, config: Config, upstream: Upstream, backends: Backends, metrics: Metrics
+        self,
+        config: Config,
+        upstream: Upstream,
+        backends: Backends,
+        metrics: Metrics,
+        *,
+        upstreams: Mapping[str, Upstream] | None = None,
     ) -> None:
         self.config = config
         self.upstream = upstream
+        self.upstreams: Mapping[str, Upstream] = upstreams or {}  # per assistant (pools)
         self.metrics = metrics
         self.conversations: ConversationStore = backends.conversations
         self.replies: ReplyStore = backends.replies
@@ -174,7 +181,8 @@ class ReplySupervisor:
         self.metrics.replies_in_flight.inc()
         try:
             bound = SendPolicy.from_limits(self.config.limits).producer_bound
-            await produce(reply, self.upstream, request, bound)
+            upstream = self.upstreams.get(conv.assistant, self.upstream)
+            await produce(reply, upstream, request, bound)
         except asyncio.CancelledError:
             if not reply.ended:  # cancelled from outside (shutdown): keep what we have
                 usage = estimated_usage(request, reply.text)

@@ -80,6 +80,7 @@ def _end_fields(reply: ReplyLog) -> dict[str, Any]:
         "usage": reply.usage.as_json(),
         "orphaned": reply.orphaned,
         "upstream_request_id": reply.upstream_request_id,
+        "continued": reply.continued,
     }
     if reply.error is not None:
         body["error"] = [reply.error.code, reply.error.message]
@@ -269,6 +270,7 @@ class RedisReplyStore(MemoryReplyStore):
     def _finish_mirror(self, mirror: ReplyLog, end: dict[str, Any]) -> None:
         if end.get("orphaned"):
             mirror.mark_orphaned()
+        mirror.mark_continued(int(end.get("continued") or 0))
         error = end.get("error")
         mirror.finish(
             ReplyState(end["state"]),
