@@ -384,6 +384,11 @@ def user_message_frame(*, id: str, conversation_id: str, user: str, text: str) -
     )
 
 
+def queued_frame(reply_to: str, position: int) -> str:
+    """The sender's place in the line for the upstream (``upstream.max_concurrent``)."""
+    return encode({"type": "queued", "reply_to": reply_to, "position": position})
+
+
 def history_cleared_frame(conversation_id: str) -> str:
     return encode({"type": "history_cleared", "conversation_id": conversation_id})
 

@@ -32,6 +32,7 @@ from .stores.conversations import ConversationStore
 from .stores.replies import ReplyStore
 from .stores.usage import UsageStore
 from .turn_rules import history_status
+from .upstream_queue import Slot
 from .usage import UsageRecord, count_tokens, estimated_usage, utc_day
 
 log = structlog.get_logger("gateway.supervisor")
@@ -88,12 +89,14 @@ class ReplySupervisor:
         request: ChatRequest,
         *,
         address: str | None = None,
+        slot: Slot | None = None,
     ) -> None:
         """Run ``reply``'s producer for ``request``; from here on the task settles it.
-        ``address``: an anonymous sender's client address (its usage counts there too)."""
+        ``address``: an anonymous sender's client address (its usage counts there too);
+        ``slot``: its place under ``upstream.max_concurrent``, released when it ends."""
         reply.watch(on_orphaned=self._orphaned, on_adopted=self._adopted)
         task = asyncio.create_task(
-            self._run(conv, reply, request, address), name=f"reply {reply.message_id}"
+            self._run(conv, reply, request, address, slot), name=f"reply {reply.message_id}"
         )
         self._running[reply.message_id] = _Running(task, request)
         self._per_user[reply.owner] = self._per_user.get(reply.owner, 0) + 1
@@ -174,7 +177,12 @@ class ReplySupervisor:
     # ---------------------------------------------------------------- the reply task
 
     async def _run(
-        self, conv: Conversation, reply: ReplyLog, request: ChatRequest, address: str | None
+        self,
+        conv: Conversation,
+        reply: ReplyLog,
+        request: ChatRequest,
+        address: str | None,
+        slot: Slot | None,
     ) -> None:
         structlog.contextvars.clear_contextvars()  # this task's own copy: no connection_id
         bound_log = log.bind(conversation_id=conv.id, message_id=reply.message_id, user=reply.owner)
@@ -189,6 +197,8 @@ class ReplySupervisor:
                 reply.finish(ReplyState.CANCELLED, "cancelled", usage=usage)
         finally:
             try:
+                if slot is not None:
+                    await slot.release()
                 running = self._running.pop(reply.message_id, None)
                 if running is not None and running.orphan_timer is not None:
                     running.orphan_timer.cancel()
@@ -310,9 +320,14 @@ class ReplySupervisor:
 
     # ---------------------------------------------------------------- background tasks
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coro`` as a task that :meth:`drain` waits for. (To be replaced by
         ``gateway.tasks.TaskOwner.spawn`` once that lands.)"""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """:meth:`_spawn` for a turn waiting for its place upstream (``Turns``)."""
+        return self._spawn(coro)

@@ -20,6 +20,7 @@ instances are :class:`~gateway.cluster.ClusterEvents`'.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from . import protocol
@@ -27,7 +28,7 @@ from .cluster import ClusterEvents
 from .config import Config
 from .connection import Connection
 from .conversations import Conversation, HistoryMessage, new_id
-from .errors import BadRequest, Busy, RateLimited, ResumeUnavailable
+from .errors import BadRequest, Busy, GatewayError, RateLimited, ResumeUnavailable
 from .llm.events import ChatRequest
 from .metrics import Metrics
 from .quotas import AddressLimits, QuotaLimits, check_quota
@@ -40,6 +41,7 @@ from .stores.replies import ReplyStore
 from .stores.usage import UsageStore
 from .supervisor import ReplySupervisor
 from .turn_rules import Follow, Refuse, decide_message, min_tokens, upstream_messages
+from .upstream_queue import Slot, UpstreamQueue
 from .usage import utc_day
 
 
@@ -71,6 +73,8 @@ class Turns:
         self.rate_limiter: RateLimiter = backends.rate_limiter
         self.usage: UsageStore = backends.usage
         self.address_limits = AddressLimits.from_config(config, backends.windows)
+        self.upstream_queue: UpstreamQueue = backends.upstream_queue
+        self._waiting: dict[str, asyncio.Task[None]] = {}  # turns in line for the upstream
         self.rooms = rooms
         self.supervisor = supervisor
         self.cluster = cluster
@@ -124,10 +128,16 @@ class Turns:
             if claim.previous is not None:
                 if claim.stale:
                     self.supervisor.reap_stale_later(claim.previous)
+                elif (waiting := self._waiting.pop(claim.previous, None)) is not None:
+                    waiting.cancel()  # interrupted while still in line for the upstream
                 else:
                     previous = await self.replies.find(claim.previous)
                     if previous is not None:
                         await self.supervisor.stop(previous, "interrupted")
+            if self.config.upstream.max_concurrent > 0:
+                task = self.supervisor.spawn(self._wait_then_start(conn, conv, msg, message_id))
+                self._waiting[message_id] = task
+                return
             await self._start_turn(conn, conv, msg, message_id)
         except BaseException as exc:
             # Whatever failed, a claim with no reply task behind it is freed here (the task,
@@ -160,6 +170,33 @@ class Turns:
             self.metrics.quota_refusals.labels(refusal.quota).inc()
             raise refusal
 
+    async def _wait_then_start(
+        self, conn: Connection, conv: Conversation, msg: protocol.Message, message_id: str
+    ) -> None:
+        """Wait for a place under ``upstream.max_concurrent`` (the sender hears ``queued``
+        frames), then start the turn; past ``upstream.queue_timeout_s``, ``error``
+        ``upstream_throttled``. Cancelled (``cancel``, an interrupt): it leaves the line. The
+        claim is freed whenever no reply starts."""
+
+        def tell(position: int) -> None:
+            conn.send(protocol.queued_frame(msg.id, position))
+
+        slot: Slot | None = None
+        try:
+            slot = await self.upstream_queue.acquire(tell)
+            self._waiting.pop(message_id, None)
+            await self._start_turn(conn, conv, msg, message_id, slot=slot)
+        except BaseException as exc:
+            self._waiting.pop(message_id, None)
+            if not self.supervisor.runs(message_id):
+                if slot is not None:
+                    await slot.release()
+                self.supervisor.release_later(conv, message_id)
+            if isinstance(exc, GatewayError):
+                conn.send(protocol.error_frame(exc, reply_to=msg.id))
+            elif not isinstance(exc, asyncio.CancelledError):
+                raise
+
     async def _follow_again(self, conn: Connection, message_id: str) -> None:
         reply = await self.replies.find(message_id)
         if reply is None:
@@ -169,6 +206,10 @@ class Turns:
     async def cancel(self, conv: Conversation, message_id: str | None) -> None:
         if conv.running is None or (message_id and message_id != conv.running):
             return  # nothing to stop: idempotent
+        waiting = self._waiting.pop(conv.running, None)
+        if waiting is not None:  # still in line for the upstream: it leaves the line
+            waiting.cancel()
+            return
         reply = await self.replies.find(conv.running)
         if reply is not None:
             await self.supervisor.stop(reply, "cancelled")
@@ -195,7 +236,13 @@ class Turns:
     # ---------------------------------------------------------------- starting a reply
 
     async def _start_turn(
-        self, conn: Connection, conv: Conversation, msg: protocol.Message, message_id: str
+        self,
+        conn: Connection,
+        conv: Conversation,
+        msg: protocol.Message,
+        message_id: str,
+        *,
+        slot: Slot | None = None,
     ) -> None:
         assistant = self.config.assistants[conv.assistant]
         model = self.config.assistant_model(conv.assistant)
@@ -233,5 +280,5 @@ class Turns:
         # the other instances, in the same order: the user's message, then the reply.
         self.rooms.publish(conv.id, user_message)
         self.rooms.publish_reply(conv.id, reply)
-        self.supervisor.start(conv, reply, request, address=conn.address)
+        self.supervisor.start(conv, reply, request, address=conn.address, slot=slot)
         await self.cluster.publish_turn(conv.id, user_message, reply.message_id)

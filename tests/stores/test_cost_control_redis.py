@@ -1,4 +1,5 @@
-"""Two instances on one Redis share usage, a day's quota and the per-address windows."""
+"""Two instances on one Redis share usage, a day's quota, the per-address windows and
+the upstream concurrency cap."""
 
 from __future__ import annotations
 
@@ -44,3 +45,16 @@ async def test_anonymous_id_cap_per_address_holds_across_instances(instances) ->
         resp = await gw.client.get("/")
         statuses.append(resp.status)
     assert statuses.count(200) == 3 and statuses.count(429) == 5
+
+
+async def test_the_concurrency_cap_holds_across_instances(instances) -> None:
+    """max_concurrent = 1 shared: a turn on b waits while a's reply runs, then starts."""
+    a, b = await instances("[upstream]\nmax_concurrent = 1\nqueue_timeout_s = 10\n")
+    alice = await a.chat(token=ALICE)
+    await alice.send(type="message", id="c-1", text="long sim:tokens=400 sim:delay_ms=10")
+    await alice.recv_type("start")
+    bob = await b.chat(token=BOB)
+    await bob.send(type="message", id="b-1", text="short sim:tokens=3 sim:delay_ms=0")
+    assert await bob.recv_type("queued") == {"type": "queued", "reply_to": "b-1", "position": 1}
+    await alice.send(type="cancel")
+    assert (await bob.reply()).end["type"] == "done"
