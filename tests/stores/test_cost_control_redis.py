@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.llm.simulator import parse_options, reply_text
 from tests.conftest import eventually, make_token
 
 ALICE = make_token("alice")
@@ -58,3 +59,35 @@ async def test_the_concurrency_cap_holds_across_instances(instances) -> None:
     assert await bob.recv_type("queued") == {"type": "queued", "reply_to": "b-1", "position": 1}
     await alice.send(type="cancel")
     assert (await bob.reply()).end["type"] == "done"
+
+
+async def test_a_continued_reply_resumed_on_b_is_the_uninterrupted_reply(instances, sim) -> None:
+    """Produced on a, dropped at step 20 and continued; a viewer resuming on b gets the rest,
+    done.continued, and held + rest equals the simulator's uninterrupted reply."""
+    a, b = await instances(
+        f"""
+[upstreams.backup]
+kind = "dashscope"
+base_url = "{sim.url}"
+api_key = "sk-backup"
+[assistants.default]
+upstreams = ["default", "backup"]
+continue_on_failure = true
+"""
+    )
+    prompt = "go on 你好 sim:tokens=60 sim:fault=drop sim:fault_at=20 sim:delay_ms=15"
+    sock = await a.chat(token=ALICE)
+    conv = sock.connected["conversation_id"]
+    await sock.send(type="message", id="c-1", text=prompt)
+    start = await sock.recv_type("start")
+    held, last = "", 0
+    while last < 5:
+        frame = await sock.recv_type("delta")
+        held, last = held + frame["text"], frame["seq"]
+    sock.abort()
+    other = await b.chat(token=ALICE, conversation_id=conv)
+    await other.send(type="resume", message_id=start["message_id"], last_seq=last)
+    rest = await other.reply(after_seq=last)
+    assert rest.end["type"] == "done" and rest.end["continued"] == 1
+    options = parse_options(prompt, None)
+    assert held + rest.text == reply_text(options.prompt, options)
