@@ -6,7 +6,7 @@ produces the reply), gives a reply left with no viewer anywhere ``limits.orphan_
 before stopping it, and at shutdown lets them finish for a grace before cutting them. When
 a reply ends, it observes the metrics, logs the reply's one summary line, and settles it:
 the final text into history and the conversation's claim freed, retried while the store is
-down.
+down; then it records the reply's usage (the usage store and the token counters).
 """
 
 from __future__ import annotations
@@ -222,9 +222,10 @@ class ReplySupervisor:
                     upstream_request_id=reply.upstream_request_id,
                     **failure_fields(reply.error),
                 )
-                await self._record_usage(reply, conv.assistant, address)
             finally:  # the conversation is freed whatever the bookkeeping did
                 await self._settle(conv, reply.message_id, reply)
+                # After the conversation is free: the next turn is not kept busy by it.
+                await self._record_usage(reply, conv.assistant, address)
 
     async def _record_usage(self, reply: ReplyLog, assistant: str, address: str | None) -> None:
         """Add the reply's usage to its day (quotas read it) and to the token counters."""
