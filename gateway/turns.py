@@ -49,12 +49,14 @@ class Turns:
     """The I/O shell for a conversation's client frames (message, cancel, resume, reset).
 
     Contract: it asks :func:`~gateway.turn_rules.decide_message` what a message does, then
-    applies the answer with the stores: the rate limit, the store's atomic claim (which has
+    applies the answer with the stores: the rate limit, the anonymous limit per client
+    address and the daily quotas (section 12), the store's atomic claim (which has
     the last word on busy and duplicate ids), history, the reply's log, the viewers here
     and elsewhere; a started reply belongs to the supervisor from then on. A claim it takes
     is never left behind: if anything fails before the supervisor holds the reply, the
-    claim is freed. Errors raised are :class:`~gateway.errors.GatewayError`\\ s for the
-    sender.
+    claim is freed. With ``upstream.max_concurrent`` a claimed turn waits for its place in a
+    task (never in the caller), sending ``queued`` frames; ``cancel`` takes it out of line.
+    Errors raised are :class:`~gateway.errors.GatewayError`\\ s for the sender.
     """
 
     def __init__(
