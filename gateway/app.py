@@ -16,19 +16,22 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from . import heap, heartbeat, keys
 from .auth import AnonymousIds, memory_secret
 from .cluster import ClusterEvents
-from .config import Config
+from .config import Config, UpstreamConfig
 from .errors import StoreUnavailable
-from .handlers import admin, conversations, generations, health, pages
+from .handlers import admin, conversations, generations, health, pages, usage
 from .handlers import socket as socket_handler
 from .handlers.errors import json_errors
 from .handlers.origins import same_site_writes
+from .llm import pool
 from .llm.client import make_session, make_upstream
+from .llm.events import Upstream
 from .llm.script import DEMO_LIMITS
 from .llm.simulator import start_simulator
 from .metrics import Metrics
@@ -64,7 +67,32 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     async with make_session(config.upstream) as session:
         app[keys.CLIENT_SESSION] = session
         app[keys.UPSTREAM] = make_upstream(config.upstream, session, app[keys.UPSTREAM_URL])
+        if pool.pooled(config):
+            _build_pools(app, session)
         yield
+
+
+def _build_pools(app: web.Application, session: aiohttp.ClientSession) -> None:
+    """Section 13: one pool of every upstream, a pooled upstream per assistant; clients
+    made once per upstream and retry setting."""
+    config = app[keys.CONFIG]
+    clients: dict[tuple[str, int], Upstream] = {}
+
+    def client(name: str, settings: UpstreamConfig) -> Upstream:
+        made = clients.get((name, settings.max_retries))
+        if made is None:
+            url = app[keys.UPSTREAM_URL] if name == pool.DEFAULT else settings.base_url
+            made = clients[(name, settings.max_retries)] = make_upstream(
+                settings, session, url, continuation=config.upstream.continuation
+            )
+        return made
+
+    upstream_pool = pool.build_pool(config)
+    app[keys.POOL] = upstream_pool
+    upstreams: dict[str, Upstream] = dict(
+        pool.pooled_upstreams(config, upstream_pool, client, app[keys.METRICS])
+    )
+    app[keys.UPSTREAMS] = upstreams
 
 
 async def _upstream_reachable(app: web.Application) -> None:
@@ -138,7 +166,9 @@ async def _turns_ctx(app: web.Application) -> AsyncIterator[None]:
     to finish."""
     config, backends, metrics = app[keys.CONFIG], app[keys.BACKENDS], app[keys.METRICS]
     rooms = Rooms()
-    supervisor = ReplySupervisor(config, app[keys.UPSTREAM], backends, metrics)
+    supervisor = ReplySupervisor(
+        config, app[keys.UPSTREAM], backends, metrics, upstreams=app.get(keys.UPSTREAMS)
+    )
     cluster = ClusterEvents(backends.bus, rooms, backends.replies, supervisor)
     app[keys.TURNS] = Turns(
         config, backends, rooms, supervisor, cluster, metrics, app[keys.INSTANCE_ID]
@@ -215,5 +245,6 @@ def create_app(config: Config) -> web.Application:
     generations.setup(app)
     conversations.setup(app)
     admin.setup(app)
+    usage.setup(app)
     pages.setup(app)
     return app

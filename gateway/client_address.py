@@ -16,6 +16,7 @@ canonical text form (``2001:db8::1``, not ``2001:0DB8:0:0::1``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -23,6 +24,18 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 UNKNOWN = "unknown"  # no peer address at all (a test transport): all such clients count as one
+
+
+def request_address(
+    peer: str | None, forwarded_for: Sequence[str], trusted_proxies: tuple[str, ...]
+) -> str:
+    """:func:`client_address` with ``server.trusted_proxies`` as configured (parsed once)."""
+    return client_address(peer, forwarded_for, _networks(trusted_proxies))
+
+
+@functools.cache
+def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    return trusted_networks(cidrs)
 
 
 def trusted_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:

@@ -83,6 +83,7 @@ class Connection:
     max_merge_chars: int = field(init=False)  # the policy's, read once per frame
     admin: bool = False
     public_user: str = ""  # what others see of ``user`` (Identity.shown); empty: ``user``
+    address: str | None = None  # an anonymous caller's client address; None: not anonymous
     created_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.time)
     # The heartbeat (gateway.heartbeat.keep_alive), in time.monotonic(): when a frame (a pong too)

@@ -37,7 +37,7 @@ Close codes and reasons are the contract's (section 4); a browser reads ``reason
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class GatewayError(Exception):
@@ -54,6 +54,10 @@ class GatewayError(Exception):
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
         super().__init__(self.message)
+
+    def fields(self) -> dict[str, Any]:
+        """What the ``error`` frame and the REST body carry beside code and message."""
+        return {}
 
 
 # -- about one client frame or request --------------------------------------------------
@@ -144,7 +148,7 @@ class QuotaExceeded(ClientError):
         self.quota = quota
         self.retry_after_s = retry_after_s
 
-    def fields(self) -> dict[str, int]:
+    def fields(self) -> dict[str, Any]:
         return {"retry_after_s": self.retry_after_s}
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from .auth import AnonymousIds
 from .config import Config
 from .llm.events import Upstream
+from .llm.pool import UpstreamPool
 from .metrics import Metrics
 from .registry import Registry
 from .stores.backends import Backends
@@ -21,6 +22,10 @@ INSTANCE_ID = web.AppKey("instance_id", str)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 UPSTREAM = web.AppKey("upstream", Upstream)
 UPSTREAM_URL = web.AppKey("upstream_url", str)
+# Only when upstream pools are configured (contract section 13): the pool's health, and
+# each assistant's pooled upstream.
+POOL = web.AppKey("pool", UpstreamPool)
+UPSTREAMS = web.AppKey("upstreams", dict[str, Upstream])
 TURNS = web.AppKey("turns", Turns)
 ANONYMOUS = web.AppKey("anonymous", AnonymousIds)
 REDIS = web.AppKey("redis", Redis)  # only when redis.url is set

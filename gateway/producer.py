@@ -21,7 +21,9 @@ import time
 
 from .errors import UpstreamError
 from .llm.events import ChatRequest, Finish, Reasoning, Step, Upstream
-from .replies import REASONING, ReplyLog, ReplyState, Usage
+from .llm.pool import PooledUpstream, PoolTrace
+from .replies import REASONING, ReplyLog, ReplyState
+from .usage import estimated_usage, reply_usage, reported_usage, request_text
 
 
 async def produce(
@@ -33,6 +35,9 @@ async def produce(
     show_reasoning: bool = True,
 ) -> None:
     """Stream ``request`` into ``reply`` and end it; cancellation closes the upstream at once."""
+    if isinstance(upstream, PooledUpstream):
+        await _produce_pooled(reply, upstream, request, bound, show_reasoning)
+        return
     try:
         backpressure = functools.partial(reply.backpressure, bound)
         async with contextlib.aclosing(upstream.stream(request, backpressure)) as events:
@@ -52,13 +57,70 @@ async def produce(
                     reply.finish(
                         ReplyState.COMPLETED,
                         event.finish_reason,
-                        usage=Usage(event.input_tokens, event.output_tokens),
+                        usage=reported_usage(event) or estimated_usage(request, reply.text),
                         request_id=event.request_id,
                     )
                     return
         # The stream ended without a Finish: the client contract says it raises; be safe.
         reply.finish(
-            ReplyState.FAILED, "error", error=UpstreamError("the model's reply ended early")
+            ReplyState.FAILED,
+            "error",
+            error=UpstreamError("the model's reply ended early"),
+            usage=estimated_usage(request, reply.text),
         )
     except UpstreamError as exc:
-        reply.finish(ReplyState.FAILED, "error", error=exc, request_id=exc.request_id)
+        reply.finish(
+            ReplyState.FAILED,
+            "error",
+            error=exc,
+            request_id=exc.request_id,
+            usage=estimated_usage(request, reply.text),
+        )
+
+
+async def _produce_pooled(
+    reply: ReplyLog,
+    upstream: PooledUpstream,
+    request: ChatRequest,
+    bound: int,
+    show_reasoning: bool,
+) -> None:
+    """:func:`produce` over a pool: the reply ends once the stream is closed, when the trace
+    holds every call, so its usage counts each one and ``done.continued`` is known."""
+    trace = PoolTrace()
+    finish: Finish | None = None
+    error: UpstreamError | None = None
+    try:
+        backpressure = functools.partial(reply.backpressure, bound)
+        stream = upstream.stream(request, backpressure, trace=trace)
+        async with contextlib.aclosing(stream) as events:
+            async for event in events:
+                if reply.ended:  # stopped while the event was on its way
+                    return
+                if isinstance(event, Step):
+                    if reply.first_step_at is None:
+                        reply.mark_first_step(time.time())
+                    reply.append(event.text)
+                elif isinstance(event, Reasoning):
+                    if show_reasoning:
+                        if reply.first_step_at is None:
+                            reply.mark_first_step(time.time())
+                        reply.append(event.text, REASONING)
+                elif isinstance(event, Finish):
+                    finish = event
+                    break
+    except UpstreamError as exc:
+        error = exc
+    if reply.ended:
+        return
+    text = request_text(m.content for m in request.messages)
+    usage = reply_usage(trace.calls, text, reply.text)
+    reply.mark_continued(trace.continued)
+    if finish is not None:
+        reply.finish(
+            ReplyState.COMPLETED, finish.finish_reason, usage=usage, request_id=finish.request_id
+        )
+        return
+    if error is None:  # the client contract says it raises; be safe
+        error = UpstreamError("the model's reply ended early")
+    reply.finish(ReplyState.FAILED, "error", error=error, request_id=error.request_id, usage=usage)

@@ -368,6 +368,7 @@ def error_frame(
         "code": error.code,
         "message": error.message,
         "retryable": error.retryable,
+        **error.fields(),
     }
     if reply_to is not None:
         frame["reply_to"] = reply_to
@@ -398,20 +399,18 @@ def end_frame(reply: ReplyLog) -> str:
     """A reply's last frame: its ``error`` if it failed with one, else ``done``."""
     if reply.state is ReplyState.FAILED and reply.error is not None:
         return error_frame(reply.error, message_id=reply.message_id)
-    return encode(
-        {
-            "type": "done",
-            "message_id": reply.message_id,
-            "seq": reply.head,
-            "finish_reason": reply.finish_reason,
-            "content_length": reply.content_length,
-            "reasoning_length": reply.reasoning_length,
-            "usage": {
-                "input_tokens": reply.usage.input_tokens,
-                "output_tokens": reply.usage.output_tokens,
-            },
-        }
-    )
+    frame: dict[str, Any] = {
+        "type": "done",
+        "message_id": reply.message_id,
+        "seq": reply.head,
+        "finish_reason": reply.finish_reason,
+        "content_length": reply.content_length,
+        "reasoning_length": reply.reasoning_length,
+        "usage": reply.usage.as_json(),
+    }
+    if reply.continued:
+        frame["continued"] = reply.continued
+    return encode(frame)
 
 
 def user_message_frame(*, id: str, conversation_id: str, user: str, text: str) -> str:
@@ -426,6 +425,11 @@ def user_message_frame(*, id: str, conversation_id: str, user: str, text: str) -
             "ts": now_iso(),
         }
     )
+
+
+def queued_frame(reply_to: str, position: int) -> str:
+    """The sender's place in the line for the upstream (``upstream.max_concurrent``)."""
+    return encode({"type": "queued", "reply_to": reply_to, "position": position})
 
 
 def history_cleared_frame(conversation_id: str) -> str:

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import GatewayError
+from .usage import TokenCounts
 
 
 class ReplyState(enum.StrEnum):
@@ -73,14 +74,6 @@ class StepKind(enum.IntEnum):
 # looked up on its class is slow on Python 3.11 (docs/performance.md).
 ANSWER, REASONING = StepKind.ANSWER, StepKind.REASONING
 _KINDS = (ANSWER, REASONING)  # by value
-
-
-@dataclass(slots=True)
-class Usage:
-    """The upstream's token counts for one reply (None: not reported)."""
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
 
 
 class Position(Protocol):
@@ -130,11 +123,12 @@ class ReplyLog:
     finished_at: float | None = None
     state: ReplyState = ReplyState.RUNNING
     finish_reason: str | None = None
-    usage: Usage = field(default_factory=Usage)
+    usage: TokenCounts = field(default_factory=TokenCounts)  # done.usage (section 12)
     error: GatewayError | None = None
     upstream_request_id: str | None = None
     orphaned: bool = False  # stopped because no viewer came back within the grace
     cut_at_shutdown: bool = False  # stopped when the shutdown grace ran out
+    continued: int = 0  # continuations after a mid-stream upstream failure (done.continued)
     first_step_at: float | None = None
     frames_sent: int = 0  # delta frames, over all viewers
     frames_merged: int = 0  # steps that rode in an earlier step's frame
@@ -410,13 +404,17 @@ class ReplyLog:
             self.bytes_behind(viewer.seq) > bound for viewer in self._viewers
         )
 
+    def mark_continued(self, times: int) -> None:
+        """Continued ``times`` times on another upstream (section 13); before :meth:`finish`."""
+        self.continued = times
+
     def finish(
         self,
         state: ReplyState,
         finish_reason: str,
         *,
         error: GatewayError | None = None,
-        usage: Usage | None = None,
+        usage: TokenCounts | None = None,
         request_id: str | None = None,
         finished_at: float | None = None,
     ) -> None:

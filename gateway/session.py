@@ -59,6 +59,7 @@ class Handshake:
     instance: str
     auth_frame: bool = False  # ?auth=frame: the client sends its token in a first frame
     proxied: Identity | None = None  # the user a trusted proxy named (auth.trusted_user_header)
+    address: str | None = None  # the client address (section 12): per-address limits
 
 
 class SocketSession:
@@ -155,6 +156,7 @@ class SocketSession:
             session_type=hs.session_type,
             conversation_id=conv.id,
             instance=hs.instance,
+            address=hs.address if identity.anonymous else None,
             policy=SendPolicy.from_limits(limits),
             created_at=now,
             last_active=now,

@@ -6,14 +6,16 @@ produces the reply), gives a reply left with no viewer anywhere ``limits.orphan_
 before stopping it, and at shutdown lets them finish for a grace before cutting them. When
 a reply ends, it observes the metrics, logs the reply's one summary line, and settles it:
 the final text into history and the conversation's claim freed, retried while the store is
-down.
+down; then it records the reply's usage (the usage store and the token counters).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -28,8 +30,11 @@ from .send_policy import SendPolicy
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
 from .stores.replies import ReplyStore
+from .stores.usage import UsageStore
 from .tasks import TaskOwner
 from .turn_rules import history_status
+from .upstream_queue import Slot
+from .usage import UsageRecord, count_tokens, estimated_usage, utc_day
 
 log = structlog.get_logger("gateway.supervisor")
 
@@ -41,6 +46,7 @@ class _Running:
     """A reply task this instance runs, and its orphan timer while no viewer watches."""
 
     task: asyncio.Task[None]
+    request: ChatRequest
     orphan_timer: asyncio.TimerHandle | None = None
 
 
@@ -57,29 +63,47 @@ class ReplySupervisor:
     """
 
     def __init__(
-        self, config: Config, upstream: Upstream, backends: Backends, metrics: Metrics
+        self,
+        config: Config,
+        upstream: Upstream,
+        backends: Backends,
+        metrics: Metrics,
+        *,
+        upstreams: Mapping[str, Upstream] | None = None,
     ) -> None:
         self.config = config
         self.upstream = upstream
+        self.upstreams: Mapping[str, Upstream] = upstreams or {}  # per assistant (pools)
         self.metrics = metrics
         self.conversations: ConversationStore = backends.conversations
         self.replies: ReplyStore = backends.replies
         self.bus = backends.bus
+        self.usage: UsageStore = backends.usage
         self._running: dict[str, _Running] = {}
         self._per_user: dict[str, int] = {}
         self._tasks = TaskOwner()  # settles without a reply task, reaps, orphan checks
 
     # ---------------------------------------------------------------- starting
 
-    def start(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
-        """Run ``reply``'s producer for ``request``; from here on the task settles it, and
-        viewers see its end once it is settled."""
+    def start(
+        self,
+        conv: Conversation,
+        reply: ReplyLog,
+        request: ChatRequest,
+        *,
+        address: str | None = None,
+        slot: Slot | None = None,
+    ) -> None:
+        """Run ``reply``'s producer for ``request``; from here on the task settles it.
+        ``address``: an anonymous sender's client address (its usage counts there too);
+        ``slot``: its place under ``upstream.max_concurrent``, released when it ends.
+        Viewers see the reply's end once it is settled."""
         reply.hold_end()
         reply.watch(on_orphaned=self._orphaned, on_adopted=self._adopted)
         task = asyncio.create_task(
-            self._run(conv, reply, request), name=f"reply {reply.message_id}"
+            self._run(conv, reply, request, address, slot), name=f"reply {reply.message_id}"
         )
-        self._running[reply.message_id] = _Running(task)
+        self._running[reply.message_id] = _Running(task, request)
         self._per_user[reply.owner] = self._per_user.get(reply.owner, 0) + 1
         if reply.viewer_count == 0:
             self._orphaned(reply)
@@ -106,8 +130,9 @@ class ReplySupervisor:
 
     def stop_local(self, reply: ReplyLog, finish_reason: str) -> None:
         """End a reply produced here and cancel its task (which closes the upstream)."""
-        reply.finish(ReplyState.CANCELLED, finish_reason)
         running = self._running.get(reply.message_id)
+        usage = None if running is None else estimated_usage(running.request, reply.text)
+        reply.finish(ReplyState.CANCELLED, finish_reason, usage=usage)
         if running is not None:
             running.task.cancel()
 
@@ -121,7 +146,8 @@ class ReplySupervisor:
                 reply = self.replies.get(message_id)
                 if running.task in pending and reply is not None and not reply.ended:
                     reply.mark_cut_at_shutdown()
-                    reply.finish(ReplyState.CANCELLED, "cancelled")
+                    usage = estimated_usage(running.request, reply.text)
+                    reply.finish(ReplyState.CANCELLED, "cancelled", usage=usage)
             for task in pending:
                 task.cancel()
             if pending:
@@ -154,7 +180,14 @@ class ReplySupervisor:
 
     # ---------------------------------------------------------------- the reply task
 
-    async def _run(self, conv: Conversation, reply: ReplyLog, request: ChatRequest) -> None:
+    async def _run(
+        self,
+        conv: Conversation,
+        reply: ReplyLog,
+        request: ChatRequest,
+        address: str | None,
+        slot: Slot | None,
+    ) -> None:
         structlog.contextvars.clear_contextvars()  # this task's own copy: no connection_id
         bound_log = log.bind(conversation_id=conv.id, message_id=reply.message_id, user=reply.owner)
         self.metrics.replies_in_flight.inc()
@@ -162,12 +195,16 @@ class ReplySupervisor:
             bound = SendPolicy.from_limits(self.config.limits).producer_bound
             assistant = self.config.assistants.get(conv.assistant)
             show_reasoning = assistant is None or assistant.show_reasoning
-            await produce(reply, self.upstream, request, bound, show_reasoning=show_reasoning)
+            upstream = self.upstreams.get(conv.assistant, self.upstream)
+            await produce(reply, upstream, request, bound, show_reasoning=show_reasoning)
         except asyncio.CancelledError:
             if not reply.ended:  # cancelled from outside (shutdown): keep what we have
-                reply.finish(ReplyState.CANCELLED, "cancelled")
+                usage = estimated_usage(request, reply.text)
+                reply.finish(ReplyState.CANCELLED, "cancelled", usage=usage)
         finally:
             try:
+                if slot is not None:
+                    await slot.release()
                 running = self._running.pop(reply.message_id, None)
                 if running is not None and running.orphan_timer is not None:
                     running.orphan_timer.cancel()
@@ -194,8 +231,26 @@ class ReplySupervisor:
             finally:  # the conversation is freed whatever the bookkeeping did
                 try:
                     await self._settle(conv, reply.message_id, reply)
+                    # Before `done` is shown: the next turn's quota check counts this reply.
+                    await self._record_usage(reply, conv.assistant, address)
                 finally:  # `done` only now: the next message finds the conversation free
                     reply.release_end()
+
+    async def _record_usage(self, reply: ReplyLog, assistant: str, address: str | None) -> None:
+        """Add the reply's usage to its day (quotas read it) and to the token counters."""
+        record = UsageRecord.of(
+            reply.usage,
+            model=reply.model,
+            assistant=assistant,
+            user=reply.owner,
+            day=utc_day(reply.finished_at),
+            address=address,
+        )
+        count_tokens(self.metrics, record)
+        try:
+            await self.usage.record(record)
+        except StoreUnavailable:
+            log.warning("usage not recorded: store unavailable", message_id=reply.message_id)
 
     async def _settle(self, conv: Conversation, message_id: str, reply: ReplyLog | None) -> None:
         """Store the reply's final text and free the conversation, retrying while Redis is down.
@@ -274,3 +329,8 @@ class ReplySupervisor:
             return
         reply.mark_orphaned()
         self.stop_local(reply, "cancelled")
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task that :meth:`drain` gives the grace (a turn waiting for its
+        place upstream, ``Turns``)."""
+        return self._tasks.spawn(coro, name)

@@ -21,6 +21,7 @@ instances are :class:`~gateway.cluster.ClusterEvents`'.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from . import protocol
@@ -28,9 +29,10 @@ from .cluster import ClusterEvents
 from .config import Config
 from .connection import Connection
 from .conversations import Conversation, HistoryMessage, new_id
-from .errors import BadRequest, Busy, RateLimited, ResumeUnavailable
+from .errors import BadRequest, Busy, GatewayError, RateLimited, ResumeUnavailable
 from .llm.events import ChatRequest
 from .metrics import Metrics
+from .quotas import AddressLimits, QuotaLimits, check_quota
 from .replies import ReplyLog
 from .rooms import Rooms
 from .stores.backends import Backends
@@ -38,6 +40,7 @@ from .stores.conversations import ConversationStore
 from .stores.presence import Presence
 from .stores.ratelimits import RateLimiter
 from .stores.replies import ReplyStore
+from .stores.usage import UsageStore
 from .supervisor import ReplySupervisor
 from .turn_rules import (
     Follow,
@@ -49,6 +52,8 @@ from .turn_rules import (
     min_tokens,
     upstream_messages,
 )
+from .upstream_queue import Slot, UpstreamQueue
+from .usage import utc_day
 
 
 class Turns:
@@ -56,12 +61,14 @@ class Turns:
     regenerate, edit) and for deleting a conversation.
 
     Contract: it asks :func:`~gateway.turn_rules.decide_message` what a message does, then
-    applies the answer with the stores: the rate limit, the store's atomic claim (which has
+    applies the answer with the stores: the rate limit, the anonymous limit per client
+    address and the daily quotas (section 12), the store's atomic claim (which has
     the last word on busy and duplicate ids), history, the reply's log, the viewers here
     and elsewhere; a started reply belongs to the supervisor from then on. A claim it takes
     is never left behind: if anything fails before the supervisor holds the reply, the
-    claim is freed. Errors raised are :class:`~gateway.errors.GatewayError`\\ s for the
-    sender.
+    claim is freed. With ``upstream.max_concurrent`` a claimed turn waits for its place in a
+    task (never in the caller), sending ``queued`` frames; ``cancel`` takes it out of line.
+    Errors raised are :class:`~gateway.errors.GatewayError`\\ s for the sender.
     """
 
     def __init__(
@@ -79,6 +86,10 @@ class Turns:
         self.replies: ReplyStore = backends.replies
         self.rate_limiter: RateLimiter = backends.rate_limiter
         self.presence: Presence = backends.presence
+        self.usage: UsageStore = backends.usage
+        self.address_limits = AddressLimits.from_config(config, backends.windows)
+        self.upstream_queue: UpstreamQueue = backends.upstream_queue
+        self._waiting: dict[str, asyncio.Task[None]] = {}  # turns in line for the upstream
         self.rooms = rooms
         self.supervisor = supervisor
         self.cluster = cluster
@@ -115,7 +126,7 @@ class Turns:
             return
         if isinstance(decision, Refuse):
             raise decision.error
-        await self._admit(conn)
+        await self._admit(conn, conv.assistant)
         message_id = new_id("m")
         claim = await self.conversations.claim_reply(
             conv, message_id, msg.id, self.instance, interrupt=msg.interrupt
@@ -129,22 +140,31 @@ class Turns:
             if claim.previous is not None:
                 if claim.stale:
                     self.supervisor.reap_stale_later(claim.previous)
+                elif (waiting := self._waiting.pop(claim.previous, None)) is not None:
+                    waiting.cancel()  # interrupted while still in line for the upstream
                 else:
                     previous = await self.replies.find(claim.previous)
                     if previous is not None:
                         await self.supervisor.stop(previous, "interrupted")
+            if self.config.upstream.max_concurrent > 0:
+                task = self.supervisor.spawn(
+                    self._wait_then_start(conn, conv, msg, message_id), "waiting upstream"
+                )
+                self._waiting[message_id] = task
+                return
             await self._start_turn(conn, conv, msg, message_id)
         except BaseException as exc:
             await self._release_unstarted(conv, message_id, exc)
             raise
 
-    async def _admit(self, conn: Connection) -> None:
+    async def _admit(self, conn: Connection, assistant: str) -> None:
         """What every turn that starts a reply passes (``message``, ``regenerate``, ``edit``)
-        after its rules and before its claim: the rate limit (quotas hook in here)."""
+        after its rules and before its claim: the rate limit, then the spend limits."""
         if not await self.rate_limiter.allow(conn.user):
             raise RateLimited(
                 f"more than {self.config.limits.messages_per_minute} messages a minute; slow down"
             )
+        await self._check_spend(conn, assistant)
 
     async def _release_unstarted(
         self, conv: Conversation, message_id: str, exc: BaseException
@@ -190,7 +210,7 @@ class Turns:
     ) -> None:
         if isinstance(plan, Refuse):
             raise plan.error
-        await self._admit(conn)
+        await self._admit(conn, conv.assistant)
         message_id = new_id("m")
         # The claim's client id is the reply's own: a redo is never a duplicate of a message.
         claim = await self.conversations.claim_reply(
@@ -206,6 +226,54 @@ class Turns:
             await self._release_unstarted(conv, message_id, exc)
             raise
 
+    async def _check_spend(self, conn: Connection, assistant: str) -> None:
+        """The anonymous limit per client address, then the daily quotas (section 12): raise
+        the refusal, or return. Nothing is read when no such limit is set."""
+        limits = self.config.limits
+        if conn.address is not None and not await self.address_limits.allow_message(conn.address):
+            raise RateLimited(
+                f"more than {limits.anonymous_messages_per_minute_per_ip} messages a minute"
+                " from your network; slow down"
+            )
+        quotas = QuotaLimits.for_assistant(self.config, assistant)
+        if not quotas.any:
+            return
+        now = time.time()
+        spent = await self.usage.tokens_today(
+            today=utc_day(now), user=conn.user, assistant=assistant, address=conn.address
+        )
+        refusal = check_quota(spent, quotas, anonymous=conn.address is not None, now=now)
+        if refusal is not None:
+            self.metrics.quota_refusals.labels(refusal.quota).inc()
+            raise refusal
+
+    async def _wait_then_start(
+        self, conn: Connection, conv: Conversation, msg: protocol.Message, message_id: str
+    ) -> None:
+        """Wait for a place under ``upstream.max_concurrent`` (the sender hears ``queued``
+        frames), then start the turn; past ``upstream.queue_timeout_s``, ``error``
+        ``upstream_throttled``. Cancelled (``cancel``, an interrupt): it leaves the line. The
+        claim is freed whenever no reply starts."""
+
+        def tell(position: int) -> None:
+            conn.send(protocol.queued_frame(msg.id, position))
+
+        slot: Slot | None = None
+        try:
+            slot = await self.upstream_queue.acquire(tell)
+            self._waiting.pop(message_id, None)
+            await self._start_turn(conn, conv, msg, message_id, slot=slot)
+        except BaseException as exc:
+            self._waiting.pop(message_id, None)
+            if not self.supervisor.runs(message_id):
+                if slot is not None:
+                    await slot.release()
+                self.supervisor.release_later(conv, message_id)
+            if isinstance(exc, GatewayError):
+                conn.send(protocol.error_frame(exc, reply_to=msg.id))
+            elif not isinstance(exc, asyncio.CancelledError):
+                raise
+
     async def _follow_again(self, conn: Connection, message_id: str) -> None:
         reply = await self.replies.find(message_id)
         if reply is None:
@@ -215,6 +283,10 @@ class Turns:
     async def cancel(self, conv: Conversation, message_id: str | None) -> None:
         if conv.running is None or (message_id and message_id != conv.running):
             return  # nothing to stop: idempotent
+        waiting = self._waiting.pop(conv.running, None)
+        if waiting is not None:  # still in line for the upstream: it leaves the line
+            waiting.cancel()
+            return
         reply = await self.replies.find(conv.running)
         if reply is not None:
             await self.supervisor.stop(reply, "cancelled")
@@ -254,7 +326,13 @@ class Turns:
     # ---------------------------------------------------------------- starting a reply
 
     async def _start_turn(
-        self, conn: Connection, conv: Conversation, msg: protocol.Message, message_id: str
+        self,
+        conn: Connection,
+        conv: Conversation,
+        msg: protocol.Message,
+        message_id: str,
+        *,
+        slot: Slot | None = None,
     ) -> None:
         assistant = self.config.assistants[conv.assistant]
         model = self.config.assistant_model(conv.assistant)
@@ -292,7 +370,7 @@ class Turns:
         # the other instances, in the same order: the user's message, then the reply.
         self.rooms.publish(conv.id, user_message)
         self.rooms.publish_reply(conv.id, reply)
-        self.supervisor.start(conv, reply, request)
+        self.supervisor.start(conv, reply, request, address=conn.address, slot=slot)
         await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
 
     async def _start_rerun(

@@ -32,7 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from .errors import BadRequest
+from .errors import BadRequest, Forbidden
+from .llm.events import ChatRequest, Finish
 from .metrics import Metrics
 
 GroupBy = Literal["user", "assistant", "model", "day"]
@@ -160,6 +161,18 @@ def reply_usage(
 def request_text(contents: Iterable[str]) -> str:
     """The text of a request's messages, for :func:`reply_usage`."""
     return "\n".join(contents)
+
+
+def estimated_usage(request: ChatRequest, answer: str) -> TokenCounts:
+    """The estimate for one call that reported no usage: ``request``'s messages in,
+    ``answer`` (the text streamed so far) out."""
+    text = request_text(m.content for m in request.messages)
+    return reply_usage([single_call(None, answer)], text, answer)
+
+
+def reported_usage(finish: Finish) -> TokenCounts | None:
+    """What a finished call's upstream reported, or None (then estimate it)."""
+    return TokenCounts.reported(finish.input_tokens, finish.output_tokens, finish.reasoning_tokens)
 
 
 # --------------------------------------------------------------------------- records
@@ -338,16 +351,17 @@ def parse_usage_query(
 ) -> UsageQuery:
     """``from``, ``to`` (UTC days, default today, ``from`` defaults to ``to``) and
     ``group_by`` (default ``day``); an admin sees everyone (``user=`` narrows it), anyone
-    else only their own usage. A bad value is a :class:`BadRequest` naming the parameter."""
+    else only their own usage (another ``user=`` is :class:`Forbidden`). A bad value is a
+    :class:`BadRequest` naming the parameter. A range is cut to the retention window;
+    ``from`` after ``to`` is a range with no days."""
     for name in params:
         if name not in ("from", "to", "group_by", "user"):
             raise BadRequest(f"{name}: unknown parameter (from, to, group_by, user)")
     end = _day(params, "to", today)
     start = _day(params, "from", end)
-    if start > end:
-        raise BadRequest("from: must not be after to")
-    if (end - start).days >= retention_days:
-        raise BadRequest(f"from: at most {retention_days} days (limits.usage_retention_days)")
+    # Days before the retention window are forgotten: a range reaching further back starts
+    # at the oldest day kept, and one that ends before it starts has no days.
+    start = max(start, end - dt.timedelta(days=retention_days - 1))
     group_by = params.get("group_by", "day")
     if group_by not in GROUPS:
         raise BadRequest(f"group_by: must be one of {', '.join(GROUPS)} (got {group_by!r})")
@@ -355,7 +369,7 @@ def parse_usage_query(
     if is_admin:
         user = params.get("user") or None
     elif params.get("user", caller) != caller:
-        raise BadRequest("user: only an admin may read another user's usage")
+        raise Forbidden("user: only an admin may read another user's usage")
     return UsageQuery(start, end, group_by, user)  # type: ignore[arg-type]
 
 

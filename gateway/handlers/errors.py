@@ -27,8 +27,10 @@ async def json_body(request: web.Request) -> Any:
         raise BadJson("the body is not valid JSON") from None
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+def error_response(status: int, code: str, message: str, **fields: Any) -> web.Response:
+    """``{"error": {"code", "message", ...fields}}`` with ``status``."""
+    body = {"error": {"code": code, "message": message, **fields}}
+    return web.json_response(body, status=status)
 
 
 @web.middleware
@@ -36,7 +38,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except GatewayError as exc:
-        return error_response(exc.http_status, exc.code, exc.message)
+        fields = exc.fields()
+        response = error_response(exc.http_status, exc.code, exc.message, **fields)
+        if "retry_after_s" in fields:
+            response.headers["Retry-After"] = str(fields["retry_after_s"])
+        return response
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "too_large", "the request body is over the size limit")
     except web.HTTPException as exc:

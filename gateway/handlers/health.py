@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -31,9 +32,12 @@ async def readyz(request: web.Request) -> web.Response:
             down[name] = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
         except Exception as exc:  # a probe must never take the endpoint down
             down[name] = type(exc).__name__
+    extra: dict[str, Any] = {}
+    if keys.POOL in app:  # each pooled upstream's health (contract section 13)
+        extra["upstreams"] = {s.name: s.as_json() for s in app[keys.POOL].states()}
     if down:
-        return web.json_response({"status": "unavailable", "down": down}, status=503)
-    return web.json_response({"status": "ready"})
+        return web.json_response({"status": "unavailable", "down": down, **extra}, status=503)
+    return web.json_response({"status": "ready", **extra})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ from .. import keys
 from ..auth import origin_allowed, request_identity
 from ..errors import Forbidden, StoreUnavailable, Unauthorized
 from .callers import proxied
-from .socket import anonymous_caller
+from .socket import anonymous_caller, check_new_anonymous_id
 
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"
@@ -116,6 +116,7 @@ async def anonymous_token(request: web.Request) -> web.Response:
     except Unauthorized:
         identity = None
     if identity is None or not identity.anonymous:
+        await check_new_anonymous_id(request)
         token, identity = await anonymous.issue()
     else:
         token = await anonymous.token_for(identity)

@@ -8,7 +8,9 @@ from aiohttp import web
 
 from .. import keys, protocol
 from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
-from ..errors import StoreUnavailable, Unauthorized
+from ..client_address import request_address
+from ..errors import RateLimited, StoreUnavailable, Unauthorized
+from ..quotas import AddressLimits
 from ..send_policy import SendPolicy
 from ..session import Handshake, SocketSession
 from ..websocket import GatewaySocket, hold_transport_buffer
@@ -68,6 +70,7 @@ async def open_socket(request: web.Request) -> web.StreamResponse:
             instance=app[keys.INSTANCE_ID],
             auth_frame=request.query.get("auth") == "frame",
             proxied=via_proxy,
+            address=address_of(request),
         )
         session = SocketSession(
             config, app[keys.TURNS], app[keys.REGISTRY], ws, app[keys.ANONYMOUS]
@@ -84,9 +87,31 @@ async def anonymous_caller(request: web.Request, response: web.StreamResponse) -
     anonymous = request.app[keys.ANONYMOUS]
     identity = await anonymous.verify(request.cookies.get(ANON_COOKIE))
     if identity is None:
+        await check_new_anonymous_id(request)
         token, identity = await anonymous.issue()
         set_anonymous_cookie(response, token, request)
     return identity
+
+
+def address_of(request: web.Request) -> str:
+    """The request's client address: the peer, or what a trusted proxy says (section 12)."""
+    return request_address(
+        request.remote,
+        request.headers.getall("X-Forwarded-For", []),
+        request.app[keys.CONFIG].server.trusted_proxies,
+    )
+
+
+async def check_new_anonymous_id(request: web.Request) -> None:
+    """Count a new anonymous id for the request's address; past
+    ``limits.max_anonymous_ids_per_ip_per_hour``, :class:`RateLimited`."""
+    config = request.app[keys.CONFIG]
+    limit = config.limits.max_anonymous_ids_per_ip_per_hour
+    if not limit:
+        return
+    limits = AddressLimits.from_config(config, request.app[keys.BACKENDS].windows)
+    if not await limits.allow_new_id(address_of(request)):
+        raise RateLimited(f"more than {limit} new anonymous ids an hour from your network")
 
 
 def set_anonymous_cookie(response: web.StreamResponse, anon: str, request: web.Request) -> None:

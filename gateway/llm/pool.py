@@ -254,6 +254,41 @@ def build_pool(config: Config, **kw: Any) -> UpstreamPool:
     )
 
 
+def pooled(config: Config) -> bool:
+    """Whether any assistant needs a pool (``upstreams``, ``continue_on_failure``) or any
+    ``[upstreams.<name>]`` is set; otherwise version 1's single ``[upstream]`` serves all."""
+    return bool(config.upstreams) or any(
+        a.upstreams or a.continue_on_failure for a in config.assistants.values()
+    )
+
+
+def pooled_upstreams(
+    config: Config,
+    pool: UpstreamPool,
+    client: Callable[[str, UpstreamConfig], Upstream],
+    metrics: Metrics | None = None,
+) -> dict[str, PooledUpstream]:
+    """A :class:`PooledUpstream` per assistant over one shared pool; ``client(name, cfg)``
+    makes (or returns the already made) client of upstream ``name``."""
+    by_assistant: dict[str, PooledUpstream] = {}
+    for assistant, settings in config.assistants.items():
+        preference = preference_for(config, assistant)
+        alone = is_alone(preference)
+        clients = {
+            name: client(name, member_config(config, name, alone=alone))
+            for tier in preference
+            for name in tier
+        }
+        by_assistant[assistant] = PooledUpstream(
+            pool,
+            clients,
+            preference,
+            continue_on_failure=settings.continue_on_failure,
+            metrics=metrics,
+        )
+    return by_assistant
+
+
 # --------------------------------------------------------------------------- the stream
 
 

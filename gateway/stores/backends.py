@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..config import Config
 from ..registry import Registry
 from ..tasks import TaskOwner
+from ..upstream_queue import MemoryUpstreamQueue, UpstreamQueue
 from .conversations import ConversationStore
 from .conversations_memory import MemoryConversationStore
 from .conversations_redis import RedisConversationStore
@@ -25,6 +26,13 @@ from .redis_client import KeySpace, Redis
 from .replies import ReplyStore
 from .replies_memory import MemoryReplyStore
 from .replies_redis import RedisReplyStore
+from .upstream_queue_redis import RedisUpstreamQueue
+from .usage import UsageStore
+from .usage_memory import MemoryUsageStore
+from .usage_redis import RedisUsageStore
+from .window_counters import WindowCounter
+from .window_counters_memory import MemoryWindowCounter
+from .window_counters_redis import RedisWindowCounter
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +41,9 @@ class Backends:
 
     :meth:`run` starts every backend's ``run()`` as a task and returns; :meth:`aclose`
     closes the replies first (a publisher writes what it holds), then stops those tasks,
-    then closes the other backends (presence leaves at once).
+    then closes the other backends (presence leaves at once). ``usage`` and ``windows`` (the
+    per-address sliding windows) and ``upstream_queue`` (the concurrency cap) hold no task
+    or connection of their own.
     """
 
     conversations: ConversationStore
@@ -41,6 +51,9 @@ class Backends:
     bus: Bus
     presence: Presence
     rate_limiter: RateLimiter
+    usage: UsageStore
+    windows: WindowCounter
+    upstream_queue: UpstreamQueue
     _tasks: TaskOwner = field(default_factory=TaskOwner, init=False, repr=False)
 
     async def run(self) -> None:
@@ -79,6 +92,11 @@ def memory_backends(config: Config, registry: Registry) -> Backends:
         bus=LocalBus(),
         presence=LocalPresence(registry),
         rate_limiter=MemoryRateLimiter(limits.messages_per_minute),
+        usage=MemoryUsageStore(limits.usage_retention_days),
+        windows=MemoryWindowCounter(),
+        upstream_queue=MemoryUpstreamQueue(
+            config.upstream.max_concurrent, config.upstream.queue_timeout_s
+        ),
     )
 
 
@@ -108,4 +126,9 @@ def redis_backends(config: Config, redis: Redis, registry: Registry, instance: s
         bus=bus,
         presence=presence,
         rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),
+        usage=RedisUsageStore(redis, keys.prefix, limits.usage_retention_days),
+        windows=RedisWindowCounter(redis, keys.prefix),
+        upstream_queue=RedisUpstreamQueue(
+            redis, keys.prefix, config.upstream.max_concurrent, config.upstream.queue_timeout_s
+        ),
     )

@@ -39,8 +39,9 @@ from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
-from ..replies import ReplyLog, ReplyState, StepKind, Usage
+from ..replies import ReplyLog, ReplyState, StepKind
 from ..tasks import TaskOwner
+from ..usage import TokenCounts
 from .conversations import ConversationStore
 from .redis_client import KeySpace, Redis, guarded
 from .replies_memory import MemoryReplyStore
@@ -99,9 +100,10 @@ def _end_fields(reply: ReplyLog) -> dict[str, Any]:
         "finish_reason": reply.finish_reason,
         "finished_at": reply.finished_at,
         "head": reply.head,
-        "usage": [reply.usage.input_tokens, reply.usage.output_tokens],
+        "usage": reply.usage.as_json(),
         "orphaned": reply.orphaned,
         "upstream_request_id": reply.upstream_request_id,
+        "continued": reply.continued,
     }
     if reply.error is not None:
         body["error"] = [reply.error.code, reply.error.message]
@@ -377,12 +379,13 @@ class RedisReplyStore(MemoryReplyStore):
     def _finish_mirror(self, mirror: ReplyLog, end: dict[str, Any]) -> None:
         if end.get("orphaned"):
             mirror.mark_orphaned()
+        mirror.mark_continued(int(end.get("continued") or 0))
         error = end.get("error")
         mirror.finish(
             ReplyState(end["state"]),
             end.get("finish_reason") or "error",
             error=error_for_code(error[0], error[1]) if error else None,
-            usage=Usage(*end.get("usage", [None, None])),
+            usage=TokenCounts(**end.get("usage") or {}),
             request_id=end.get("upstream_request_id"),
             finished_at=float(end["finished_at"]) if end.get("finished_at") else None,
         )

@@ -1,0 +1,66 @@
+"""upstream.max_concurrent over real sockets: queued frames, then start, or
+upstream_throttled; a cancelled waiter leaves the line."""
+
+from __future__ import annotations
+
+from tests.conftest import make_token
+
+LONG = "long sim:tokens=400 sim:delay_ms=10"
+SHORT = "short sim:tokens=3 sim:delay_ms=0"
+
+
+async def running(gw, user: str):
+    sock = await gw.chat(token=make_token(user))
+    await sock.send(type="message", id="c-1", text=LONG)
+    await sock.recv_type("start")
+    return sock
+
+
+async def test_turns_beyond_the_cap_wait_in_order_then_start(gateway) -> None:
+    """Over the cap: queued with the place (1: next), then start when a place frees."""
+    gw = await gateway("[upstream]\nmax_concurrent = 1\nqueue_timeout_s = 10\n")
+    alice = await running(gw, "alice")
+    bob = await gw.chat(token=make_token("bob"))
+    await bob.send(type="message", id="b-1", text=SHORT)
+    assert await bob.recv_type("queued") == {"type": "queued", "reply_to": "b-1", "position": 1}
+    carol = await gw.chat(token=make_token("carol"))
+    await carol.send(type="message", id="k-1", text=SHORT)
+    assert (await carol.recv_type("queued"))["position"] == 2
+    await alice.send(type="cancel")
+    reply = await bob.reply()
+    assert reply.end["type"] == "done" and reply.start["reply_to"] == "b-1"
+    assert (await carol.recv_type("queued"))["position"] == 1
+    assert (await carol.reply()).end["type"] == "done"
+    assert len(gw.sim.state.requests) == 3
+
+
+async def test_a_wait_past_the_timeout_is_upstream_throttled(gateway) -> None:
+    """queue_timeout_s runs out: error upstream_throttled for that message; the
+    conversation is free again."""
+    gw = await gateway("[upstream]\nmax_concurrent = 1\nqueue_timeout_s = 0.3\n")
+    alice = await running(gw, "alice")
+    bob = await gw.chat(token=make_token("bob"))
+    await bob.send(type="message", id="b-1", text=SHORT)
+    await bob.recv_type("queued")
+    err = await bob.recv_type("error")
+    assert (err["code"], err["reply_to"]) == ("upstream_throttled", "b-1")
+    await alice.send(type="cancel")
+    await alice.recv_type("done")
+    assert (await bob.ask(SHORT, "b-2")).end["type"] == "done"
+
+
+async def test_a_turn_cancelled_while_waiting_leaves_the_line(gateway) -> None:
+    """cancel before start: the next waiter moves up and no upstream request is made for it."""
+    gw = await gateway("[upstream]\nmax_concurrent = 1\nqueue_timeout_s = 10\n")
+    alice = await running(gw, "alice")
+    bob = await gw.chat(token=make_token("bob"))
+    await bob.send(type="message", id="b-1", text=SHORT)
+    await bob.recv_type("queued")
+    carol = await gw.chat(token=make_token("carol"))
+    await carol.send(type="message", id="k-1", text=SHORT)
+    assert (await carol.recv_type("queued"))["position"] == 2
+    await bob.send(type="cancel")
+    assert (await carol.recv_type("queued"))["position"] == 1
+    await alice.send(type="cancel")
+    assert (await carol.reply()).end["type"] == "done"
+    assert len(gw.sim.state.requests) == 2  # alice's and carol's
