@@ -24,7 +24,7 @@ from .auth import AnonymousIds, memory_secret
 from .cluster import ClusterEvents
 from .config import Config
 from .errors import StoreUnavailable
-from .handlers import admin, conversations, generations, health, pages
+from .handlers import admin, conversations, generations, health, images, pages
 from .handlers import socket as socket_handler
 from .handlers.errors import json_errors
 from .handlers.origins import same_site_writes
@@ -63,7 +63,13 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     async with make_session(config.upstream) as session:
         app[keys.CLIENT_SESSION] = session
-        app[keys.UPSTREAM] = make_upstream(config.upstream, session, app[keys.UPSTREAM_URL])
+        app[keys.UPSTREAM] = make_upstream(
+            config.upstream,
+            session,
+            app[keys.UPSTREAM_URL],
+            thinking_style=config.upstream.thinking_style,
+            continuation=config.upstream.continuation,
+        )
         yield
 
 
@@ -214,6 +220,7 @@ def create_app(config: Config) -> web.Application:
     socket_handler.setup(app)
     generations.setup(app)
     conversations.setup(app)
+    images.setup(app)
     admin.setup(app)
     pages.setup(app)
     return app

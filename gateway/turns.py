@@ -26,18 +26,27 @@ from . import protocol
 from .cluster import ClusterEvents
 from .config import Config
 from .connection import Connection
-from .conversations import Conversation, HistoryMessage, new_id
+from .conversations import Conversation, HistoryMessage, ImageRef, new_id
 from .errors import BadRequest, Busy, RateLimited, ResumeUnavailable
-from .llm.events import ChatRequest
+from .images import check_images
+from .llm.events import ChatRequest, Image
 from .metrics import Metrics
 from .replies import ReplyLog
 from .rooms import Rooms
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
+from .stores.images import ImageStore, StoredImage
 from .stores.ratelimits import RateLimiter
 from .stores.replies import ReplyStore
 from .supervisor import ReplySupervisor
-from .turn_rules import Follow, Refuse, decide_message, min_tokens, upstream_messages
+from .turn_rules import (
+    Follow,
+    Refuse,
+    decide_message,
+    min_tokens,
+    past_image_ids,
+    upstream_messages,
+)
 
 
 class Turns:
@@ -66,6 +75,7 @@ class Turns:
         self.conversations: ConversationStore = backends.conversations
         self.replies: ReplyStore = backends.replies
         self.rate_limiter: RateLimiter = backends.rate_limiter
+        self.images: ImageStore = backends.images
         self.rooms = rooms
         self.supervisor = supervisor
         self.cluster = cluster
@@ -101,6 +111,9 @@ class Turns:
             return
         if isinstance(decision, Refuse):
             raise decision.error
+        # Checked (and decoded, once) before anything is spent on the turn.
+        vision = self.config.assistants[conv.assistant].vision
+        images = check_images(msg.images, limits, vision=vision)
         if not await self.rate_limiter.allow(conn.user):
             raise RateLimited(
                 f"more than {limits.messages_per_minute} messages a minute; slow down"
@@ -122,7 +135,7 @@ class Turns:
                     previous = await self.replies.find(claim.previous)
                     if previous is not None:
                         await self.supervisor.stop(previous, "interrupted")
-            await self._start_turn(conn, conv, msg, message_id)
+            await self._start_turn(conn, conv, msg, message_id, images)
         except BaseException as exc:
             # Whatever failed, a claim with no reply task behind it is freed here (the task,
             # once it exists, frees it itself): the conversation is never left busy.
@@ -163,18 +176,33 @@ class Turns:
             if reply is not None:
                 await self.supervisor.stop(reply, "cancelled")
         await self.conversations.clear(conv)
+        await self.images.drop_conversation(conv.id)
         await self.cluster.publish_room(conv.id, protocol.history_cleared_frame(conv.id))
 
     # ---------------------------------------------------------------- starting a reply
 
     async def _start_turn(
-        self, conn: Connection, conv: Conversation, msg: protocol.Message, message_id: str
+        self,
+        conn: Connection,
+        conv: Conversation,
+        msg: protocol.Message,
+        message_id: str,
+        images: tuple[Image, ...] = (),
     ) -> None:
         assistant = self.config.assistants[conv.assistant]
         model = self.config.assistant_model(conv.assistant)
         now = time.time()
+        budget = self.config.limits.history_budget_chars
+        refs = await self._keep_images(conv, images)
         user_msg = HistoryMessage(
-            new_id("u"), "user", msg.text, "complete", now, user=conn.user, client_id=msg.id
+            new_id("u"),
+            "user",
+            msg.text,
+            "complete",
+            now,
+            user=conn.user,
+            client_id=msg.id,
+            images=refs,
         )
         reply = ReplyLog(
             message_id=message_id,
@@ -189,18 +217,27 @@ class Turns:
                 conv.messages,
                 assistant.system_prompt,
                 msg.text,
-                self.config.limits.history_budget_chars,
+                budget,
+                images,
+                await self._past_images(conv, msg.text, images, budget),
             ),
             temperature=msg.temperature if msg.temperature is not None else assistant.temperature,
             top_p=msg.top_p if msg.top_p is not None else assistant.top_p,
             max_tokens=min_tokens(msg.max_tokens, assistant.max_tokens),
+            thinking=assistant.thinking,
+            thinking_budget=assistant.thinking_budget,
+            endpoint=assistant.endpoint,
         )
         await self.conversations.add_messages(
             conv, user_msg, HistoryMessage(reply.message_id, "assistant", "", "running", now)
         )
         await self.replies.add(reply)  # in Redis before anyone is told of it
         user_message = protocol.user_message_frame(
-            id=msg.id, conversation_id=conv.id, user=conn.public_user or conn.user, text=msg.text
+            id=msg.id,
+            conversation_id=conv.id,
+            user=conn.public_user or conn.user,
+            text=msg.text,
+            images=[ref.public() for ref in refs],
         )
         # Viewers here first (the upstream request starts without waiting on Redis), then
         # the other instances, in the same order: the user's message, then the reply.
@@ -208,3 +245,35 @@ class Turns:
         self.rooms.publish_reply(conv.id, reply)
         self.supervisor.start(conv, reply, request)
         await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
+
+    # ---------------------------------------------------------------- images
+
+    async def _keep_images(
+        self, conv: Conversation, images: tuple[Image, ...]
+    ) -> tuple[ImageRef, ...]:
+        """Store this turn's images with the conversation (the decoded bytes, not a copy)."""
+        refs: list[ImageRef] = []
+        for image in images:
+            if image.url is not None:
+                refs.append(ImageRef(new_id("i"), "", 0, url=image.url))
+                continue
+            data = image.data or b""
+            ref = ImageRef(new_id("i"), image.media_type, len(data))
+            await self.images.put(ref.id, StoredImage(conv.id, image.media_type, data))
+            refs.append(ref)
+        return tuple(refs)
+
+    async def _past_images(
+        self, conv: Conversation, text: str, images: tuple[Image, ...], budget: int
+    ) -> dict[str, Image]:
+        """The kept images of the past turns that go upstream again; their lifetime renewed
+        with the conversation's."""
+        ids = past_image_ids(conv.messages, text, images, budget)
+        if any(message.images for message in conv.messages):
+            await self.images.touch(conv.id)
+        if not ids:
+            return {}
+        found = await self.images.get_many(ids)
+        return {
+            i: Image(media_type=image.media_type, data=image.data) for i, image in found.items()
+        }

@@ -13,6 +13,9 @@ from .conversations_redis import RedisConversationStore
 from .events import Bus
 from .events_memory import LocalBus
 from .events_redis import RedisBus
+from .images import ImageStore
+from .images_memory import MemoryImageStore
+from .images_redis import RedisImageStore
 from .lifecycle import Lifecycle
 from .presence import Presence
 from .presence_memory import LocalPresence
@@ -40,6 +43,7 @@ class Backends:
     bus: Bus
     presence: Presence
     rate_limiter: RateLimiter
+    images: ImageStore = field(default_factory=MemoryImageStore)
     _tasks: TaskOwner = field(default_factory=TaskOwner, init=False, repr=False)
 
     async def run(self) -> None:
@@ -60,17 +64,20 @@ class Backends:
             ("events", self.bus),
             ("presence", self.presence),
             ("rate limits", self.rate_limiter),
+            ("images", self.images),
         ]
 
 
 def memory_backends(config: Config, registry: Registry) -> Backends:
     limits = config.limits
+    images = MemoryImageStore()
     conversations = MemoryConversationStore(
         limits.history_max_messages,
         anonymous_ttl_s=limits.anonymous_history_ttl_s,
         max_conversations=limits.memory_max_conversations,
         max_bytes=limits.memory_max_history_bytes,
         viewed=lambda: {conn.conversation_id for conn in registry},
+        on_forget=images.forget,
     )
     return Backends(
         conversations=conversations,
@@ -78,6 +85,7 @@ def memory_backends(config: Config, registry: Registry) -> Backends:
         bus=LocalBus(),
         presence=LocalPresence(registry),
         rate_limiter=MemoryRateLimiter(limits.messages_per_minute),
+        images=images,
     )
 
 
@@ -94,4 +102,5 @@ def redis_backends(config: Config, redis: Redis, registry: Registry, instance: s
         bus=bus,
         presence=presence,
         rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),
+        images=RedisImageStore(redis, keys, config.redis.history_ttl_s),
     )
