@@ -85,3 +85,17 @@ def _check(value: str, number: int, limits: LimitsConfig) -> Image:
     if actual != declared:
         raise BadImage(f"{where}: declared {declared} but the data is {actual}")
     return Image(media_type=actual, data=data)
+
+
+def frame_too_big(data: str, max_frame_bytes: int, frame: object = None) -> bool:
+    """Whether a client text frame is over the limit it may have: ``max_frame_bytes``,
+    unless it is a ``message`` with images (the socket itself stops those at
+    ``limits.max_image_frame_bytes``). Before parsing (``frame`` None), a frame that cannot
+    be one with images is judged at once; after, ``frame`` decides."""
+    if len(data) * 4 <= max_frame_bytes:  # (UTF-8: at most 4 bytes a character)
+        return False
+    if len(data) <= max_frame_bytes and len(data.encode()) <= max_frame_bytes:
+        return False
+    if frame is None:
+        return '"images"' not in data
+    return not getattr(frame, "images", ())

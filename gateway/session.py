@@ -27,6 +27,7 @@ from .errors import (
     Forbidden,
     GatewayError,
     InternalError,
+    MessageTooBig,
     NotAllowed,
     Refusal,
     StoreUnavailable,
@@ -35,6 +36,7 @@ from .errors import (
     UnknownAssistant,
     UnsupportedData,
 )
+from .images import frame_too_big
 from .registry import Registry
 from .send_policy import SendPolicy
 from .turns import Turns
@@ -130,7 +132,9 @@ class SocketSession:
             return hs.anonymous
         # The page and the widget send {"type":"auth"} first; only ping is answered before it.
         with self.registry.awaiting_auth():
-            token = await receive_auth_token(self.ws, auth.auth_timeout_s)
+            token = await receive_auth_token(
+                self.ws, auth.auth_timeout_s, self.config.limits.max_frame_bytes
+            )
         return None if token is None else await identify(auth, self.anonymous, token)
 
     async def _open(self, hs: Handshake, identity: Identity) -> None:
@@ -214,6 +218,8 @@ class SocketSession:
         async for msg in self.ws:
             conn.heard()
             if msg.type is WSMsgType.TEXT:
+                if frame_too_big(msg.data, self.config.limits.max_frame_bytes):
+                    raise MessageTooBig()
                 try:
                     await self._on_frame(msg.data)
                 except protocol.FrameError as exc:
@@ -235,6 +241,8 @@ class SocketSession:
         assert self.conn is not None and self.conv is not None
         conn, conv = self.conn, self.conv
         frame = protocol.parse_client_frame(data)
+        if frame_too_big(data, self.config.limits.max_frame_bytes, frame):
+            raise MessageTooBig()  # (only a message with images may be bigger)
         reply_to = frame.id if isinstance(frame, protocol.Message) else None
         try:
             if isinstance(frame, _TOUCHES_CONVERSATION):
@@ -333,7 +341,9 @@ class SocketSession:
         logs.unbind_connection()
 
 
-async def receive_auth_token(ws: web.WebSocketResponse, timeout_s: float) -> str | None:
+async def receive_auth_token(
+    ws: web.WebSocketResponse, timeout_s: float, max_frame_bytes: int = 64 * 1024
+) -> str | None:
     """The token of the socket's first frame, which must be ``auth`` and come within
     ``timeout_s`` (contract section 4); pings, WebSocket or JSON, are answered meanwhile.
     None: the client went away. Anything else raises :class:`Unauthorized`."""
@@ -356,6 +366,8 @@ async def receive_auth_token(ws: web.WebSocketResponse, timeout_s: float) -> str
             continue
         if msg.type is not WSMsgType.TEXT:
             raise Unauthorized("send an auth frame first")
+        if frame_too_big(msg.data, max_frame_bytes, protocol.Ping()):  # (no images before auth)
+            raise MessageTooBig()
         try:
             frame = protocol.parse_client_frame(msg.data)
         except protocol.FrameError:
