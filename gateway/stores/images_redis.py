@@ -15,8 +15,9 @@ def binary_client(redis: Redis) -> Redis:
     gateway's client decodes replies as text, which image bytes are not."""
     pool = redis.connection_pool
     kwargs = {**pool.connection_kwargs, "decode_responses": False}
-    return aioredis.Redis(
-        connection_pool=aioredis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    # from_pool: the client owns its pool, and closing it closes the pool's connections.
+    return aioredis.Redis.from_pool(
+        aioredis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
     )
 
 
