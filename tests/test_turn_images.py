@@ -185,3 +185,15 @@ async def test_the_assistants_endpoint_fixes_the_dashscope_endpoint(gateway) -> 
     sock = await gw.chat()
     await sock.ask("hi sim:tokens=2", "c-1")
     assert gw.sim.state.requests[-1].path == MULTIMODAL_PATH
+
+
+async def test_upstream_thinking_style_vllm_reaches_an_openai_upstream(gateway, sim) -> None:
+    """upstream.thinking_style = "vllm": thinking goes as chat_template_kwargs."""
+    gw = await gateway(
+        f'[upstream]\nkind = "openai"\nbase_url = "{sim.url}/compatible-mode/v1"\n'
+        'thinking_style = "vllm"\n[assistants.default]\nthinking = "off"\n'
+    )
+    sock = await gw.chat()
+    await sock.ask("hi sim:tokens=2", "c-1")
+    body = gw.sim.state.requests[-1].body
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
