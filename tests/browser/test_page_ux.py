@@ -480,7 +480,8 @@ async def test_regenerate_and_edit_send_section_14_frames(gateway, page) -> None
 @pytest.mark.timeout(60)
 async def test_images_attach_with_previews_and_limits_said_before_sending(gateway, page) -> None:
     """Attach shows a preview and sends the image as a data: URL in `images`, which the
-    gateway takes (the reply acknowledges it, the sent bubble shows it); a file over the size
+    gateway takes (the reply acknowledges it, the sent bubble and, after a reload, history show
+    it); a file over the size
     limit, or not an image, is refused with a sentence before anything is sent."""
     gw = await gateway()
     await page.add_init_script(SNIFF)
@@ -513,6 +514,12 @@ async def test_images_attach_with_previews_and_limits_said_before_sending(gatewa
     await expect(page.locator(".msg.user .pictures img")).to_have_count(1)
     await expect(page.locator(".msg.assistant .body").last).to_contain_text(
         "I see 1 image (image/png, 0.1 KB)"
+    )
+    # History keeps it: after a reload the bubble shows the picture the gateway serves.
+    await page.reload()
+    await expect(page.locator(".msg.user .pictures img")).to_have_count(1)
+    await page.wait_for_function(
+        "document.querySelector('.msg.user .pictures img').naturalWidth === 1"
     )
 
 
