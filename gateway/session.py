@@ -218,12 +218,10 @@ class SocketSession:
         async for msg in self.ws:
             conn.heard()
             if msg.type is WSMsgType.TEXT:
-                if frame_too_big(msg.data, self.config.limits.max_frame_bytes):
-                    raise MessageTooBig()
-                try:
-                    await self._on_frame(msg.data)
-                except protocol.FrameError as exc:
-                    conn.send(protocol.error_frame(exc.error, reply_to=exc.reply_to))
+                frame = self._parse(msg.data)
+                msg = None  # type: ignore[assignment]  # (its text may be megabytes: let it go)
+                if frame is not None:
+                    await self._on_frame(frame)
             elif msg.type is WSMsgType.BINARY:
                 conn.send(protocol.error_frame(UnsupportedData()))
             elif msg.type is WSMsgType.PING:
@@ -237,12 +235,25 @@ class SocketSession:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.pong(data)
 
-    async def _on_frame(self, data: str) -> None:
+    def _parse(self, data: str) -> protocol.ClientFrame | None:
+        """The frame ``data`` holds; None (the sender told why) when it is not one. Past
+        ``limits.max_frame_bytes``, only a message with images is taken (1009 otherwise)."""
+        assert self.conn is not None
+        limit = self.config.limits.max_frame_bytes
+        if frame_too_big(data, limit):
+            raise MessageTooBig()
+        try:
+            frame = protocol.parse_client_frame(data)
+        except protocol.FrameError as exc:
+            self.conn.send(protocol.error_frame(exc.error, reply_to=exc.reply_to))
+            return None
+        if frame_too_big(data, limit, frame):
+            raise MessageTooBig()
+        return frame
+
+    async def _on_frame(self, frame: protocol.ClientFrame) -> None:
         assert self.conn is not None and self.conv is not None
         conn, conv = self.conn, self.conv
-        frame = protocol.parse_client_frame(data)
-        if frame_too_big(data, self.config.limits.max_frame_bytes, frame):
-            raise MessageTooBig()  # (only a message with images may be bigger)
         reply_to = frame.id if isinstance(frame, protocol.Message) else None
         try:
             if isinstance(frame, _TOUCHES_CONVERSATION):
