@@ -22,7 +22,7 @@ MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 MAX_URL_CHARS = 2048
 
 
-def sniff(data: bytes) -> str | None:
+def sniff(data: bytes | bytearray) -> str | None:
     """The media type the bytes' magic numbers say, among :data:`MEDIA_TYPES`, or None."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
@@ -73,20 +73,38 @@ def _check(value: str, number: int, limits: LimitsConfig) -> Image:
     size = (len(value) - comma - 1) * 3 // 4 - value[-2:].count("=")
     if size > limits.max_image_bytes:
         raise BadImage(f"{where}: {size} bytes; the limit is {limits.max_image_bytes} bytes")
-    try:
-        # binascii reads the text in place (base64.b64decode would copy it to bytes first);
-        # the one copy is the payload's slice, gone once decoded.
-        data = binascii.a2b_base64(value[comma + 1 :], strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise BadImage(f"{where}: not valid base64") from None
-    if not data:
+    if len(value) == comma + 1:
         raise BadImage(f"{where}: empty")
+    data = _decode(value, comma + 1, size) if size > 0 else None
+    if data is None:
+        raise BadImage(f"{where}: not valid base64")
     actual = sniff(data)
     if actual is None:
         raise BadImage(f"{where}: the data is not a png, jpeg, webp or gif image")
     if actual != declared:
         raise BadImage(f"{where}: declared {declared} but the data is {actual}")
     return Image(media_type=actual, data=data)
+
+
+def _decode(text: str, start: int, size: int) -> bytearray | None:
+    """The base64 ``text[start:]``, ``size`` bytes, decoded piece by piece into one buffer:
+    the image's bytes are its only copy (no slice of the text, no bytes object made from a
+    whole buffer). None: not strict base64 of that size."""
+    out = bytearray(size)
+    at = 0
+    try:
+        for begin in range(start, len(text), DECODE_PIECE):
+            piece = binascii.a2b_base64(text[begin : begin + DECODE_PIECE], strict_mode=True)
+            if at + len(piece) > size:
+                return None
+            out[at : at + len(piece)] = piece
+            at += len(piece)
+    except (binascii.Error, ValueError):
+        return None
+    return out if at == size else None
+
+
+DECODE_PIECE = 4 * 16 * 1024  # base64 characters decoded at a time (a multiple of 4)
 
 
 def frame_too_big(data: str, max_frame_bytes: int, frame: object = None) -> bool:

@@ -16,7 +16,7 @@ class StoredImage:
 
     conversation_id: str
     media_type: str
-    data: bytes
+    data: bytes | bytearray
 
 
 class ImageStore(Lifecycle, Protocol):
