@@ -11,7 +11,6 @@ from gateway import keys
 from gateway.conversations import HistoryMessage, ImageRef
 from gateway.stores.conversations_redis import RedisConversationStore
 from gateway.stores.images import StoredImage
-from gateway.stores.images_memory import MemoryImageStore
 from gateway.stores.images_redis import RedisImageStore
 from gateway.stores.redis_client import KeySpace
 from tests.conftest import make_token
@@ -61,15 +60,6 @@ async def test_history_keeps_a_messages_image_refs_in_redis(client) -> None:
     )
     fresh = await store.get("c2")
     assert fresh is not None and fresh.messages[0].images == refs
-
-
-async def test_the_memory_store_forgets_images_with_their_conversation() -> None:
-    """forget (the memory conversation store's eviction) drops that conversation's images only."""
-    store = MemoryImageStore()
-    await store.put("i-1", StoredImage("c1", "image/png", PNG))
-    await store.put("i-2", StoredImage("c2", "image/png", PNG))
-    store.forget("c1")
-    assert await store.get("i-1") is None and await store.get("i-2") is not None
 
 
 async def test_an_image_sent_on_one_instance_is_served_and_resent_by_the_other(
