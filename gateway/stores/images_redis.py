@@ -41,7 +41,7 @@ class RedisImageStore:
     async def put(self, image_id: str, image: StoredImage) -> None:
         k, cid = self._k, image.conversation_id
         with guarded():
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hset(
                     k.image(image_id),
                     mapping={"conv": cid, "type": image.media_type, "data": image.data},
