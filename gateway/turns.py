@@ -111,9 +111,10 @@ class Turns:
             return
         if isinstance(decision, Refuse):
             raise decision.error
-        # Checked (and decoded, once) before anything is spent on the turn.
-        vision = self.config.assistants[conv.assistant].vision
-        images = check_images(msg.images, limits, vision=vision)
+        # Checked (and decoded, once) before anything is spent on the turn. (An assistant
+        # gone from the config fails the turn further on, as any turn of it does.)
+        assistant = self.config.assistants.get(conv.assistant)
+        images = check_images(msg.images, limits, vision=assistant is None or assistant.vision)
         if not await self.rate_limiter.allow(conn.user):
             raise RateLimited(
                 f"more than {limits.messages_per_minute} messages a minute; slow down"
