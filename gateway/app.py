@@ -25,7 +25,7 @@ from .auth import AnonymousIds, memory_secret
 from .cluster import ClusterEvents
 from .config import Config, UpstreamConfig
 from .errors import StoreUnavailable
-from .handlers import admin, conversations, generations, health, pages, usage
+from .handlers import admin, conversations, generations, health, images, pages, usage
 from .handlers import socket as socket_handler
 from .handlers.errors import json_errors
 from .handlers.origins import same_site_writes
@@ -66,7 +66,13 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     async with make_session(config.upstream) as session:
         app[keys.CLIENT_SESSION] = session
-        app[keys.UPSTREAM] = make_upstream(config.upstream, session, app[keys.UPSTREAM_URL])
+        app[keys.UPSTREAM] = make_upstream(
+            config.upstream,
+            session,
+            app[keys.UPSTREAM_URL],
+            thinking_style=config.upstream.thinking_style,
+            continuation=config.upstream.continuation,
+        )
         if pool.pooled(config):
             _build_pools(app, session)
         yield
@@ -244,6 +250,7 @@ def create_app(config: Config) -> web.Application:
     socket_handler.setup(app)
     generations.setup(app)
     conversations.setup(app)
+    images.setup(app)
     admin.setup(app)
     usage.setup(app)
     pages.setup(app)

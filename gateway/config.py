@@ -86,6 +86,7 @@ class UpstreamConfig:
     cooldown_s: float = 5.0  # an upstream that failed is skipped this long, doubling
     max_cooldown_s: float = 300.0
     continuation: Literal["none", "vllm"] = "none"  # how `openai` upstreams continue a reply
+    thinking_style: Literal["dashscope", "vllm"] = "dashscope"  # how `openai` asks for thinking
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,11 @@ class AssistantConfig:
     # [upstream] table, named "default".
     upstreams: tuple[tuple[str, ...], ...] = ()
     continue_on_failure: bool = False
+    # Today's Qwen (contract section 11)
+    thinking: Literal["auto", "on", "off"] = "auto"  # auto: send nothing, the model's default
+    thinking_budget: int | None = None  # most reasoning tokens; None: the model's own cap
+    endpoint: Literal["text", "multimodal"] | None = None  # DashScope; None: from the model
+    vision: bool = True  # false: images are refused before any upstream call
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +173,11 @@ class LimitsConfig:
     anonymous_messages_per_minute_per_ip: int = 0
     anonymous_tokens_per_ip_per_day: int = 0
     max_anonymous_ids_per_ip_per_hour: int = 0
+    # Images in a message (contract section 11)
+    max_image_bytes: int = 5 * 1024 * 1024  # one image, decoded
+    max_images_per_message: int = 4
+    max_image_frame_bytes: int = 8 * 1024 * 1024  # the frame limit of a message with images
+    allow_image_urls: bool = False  # https:// image URLs, passed upstream as they are
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,3 +567,10 @@ def _check_ranges(section: Any, prefix: str) -> None:
             raise ConfigError(f"{prefix}temperature: must be between 0 and 2")
         if section.top_p is not None and not 0 < section.top_p <= 1:
             raise ConfigError(f"{prefix}top_p: must be in (0, 1]")
+        if section.thinking_budget is not None and section.thinking_budget < 1:
+            raise ConfigError(f"{prefix}thinking_budget: must be at least 1")
+    if (
+        isinstance(section, LimitsConfig)
+        and section.max_image_frame_bytes < section.max_frame_bytes
+    ):
+        raise ConfigError(f"{prefix}max_image_frame_bytes: must not be below max_frame_bytes")

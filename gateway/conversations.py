@@ -42,6 +42,28 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{random_token(16)}"
 
 
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image a user message carried, as history lists it: the id its bytes are kept
+    under (``GET /api/v1/images/{id}``), its media type and size; or, for an image sent
+    as an ``https://`` URL, that URL (nothing is kept)."""
+
+    id: str
+    media_type: str
+    bytes: int
+    url: str = ""
+
+    def public(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "id": self.id,
+            "media_type": self.media_type,
+            "bytes": self.bytes,
+        }
+        if self.url:
+            body["url"] = self.url
+        return body
+
+
 @dataclass(slots=True)
 class HistoryMessage:
     """One message of a conversation's history, as stored and as ``public()`` shows it
@@ -57,6 +79,7 @@ class HistoryMessage:
     user: str = ""  # the author of a user message
     client_id: str = ""  # the client's own id of a user message
     reasoning: str = ""  # a reply's reasoning; never sent upstream again
+    images: tuple[ImageRef, ...] = ()  # a user message's images
 
     def public(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -68,6 +91,8 @@ class HistoryMessage:
         }
         if self.reasoning:
             body["reasoning"] = self.reasoning
+        if self.images:
+            body["images"] = [image.public() for image in self.images]
         return body
 
 

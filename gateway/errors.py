@@ -10,6 +10,7 @@
     │   ├── UnknownType               unknown_type      -    400   no
     │   ├── UnsupportedData           unsupported_data  -    400   no
     │   ├── MessageTooLong            message_too_long  -    413   no
+    │   ├── BadImage                  bad_image         -    422   no
     │   ├── Busy                      busy              -    409   yes
     │   ├── RateLimited               rate_limited      -    429   yes
     │   ├── QuotaExceeded             quota_exceeded    -    429   no   (retry_after_s)
@@ -111,6 +112,15 @@ class MessageTooLong(ClientError):
     code = "message_too_long"
     http_status = 413
     default_message = "message is too long"
+
+
+class BadImage(ClientError):
+    """An image of a ``message`` refused: its type, content, size, count or scheme, or an
+    assistant that takes no images (contract section 11). Nothing goes upstream."""
+
+    code = "bad_image"
+    http_status = 422
+    default_message = "the image was refused"
 
 
 class Busy(ClientError):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import BadJson, BadRequest, GatewayError, UnknownType
+from .errors import BadImage, BadJson, BadRequest, GatewayError, UnknownType
 from .replies import ReplyLog, ReplyState
 
 PROTOCOL_VERSION = 1
@@ -75,6 +76,7 @@ class Message:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    images: tuple[str, ...] = ()  # as sent: checked by gateway.images against the limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ ClientFrame = Auth | Message | Cancel | Resume | Reset | Regenerate | Edit | Pin
 _FIELDS: dict[str, frozenset[str]] = {
     "auth": frozenset({"token"}),
     "message": frozenset(
-        {"id", "text", "message", "interrupt", "temperature", "top_p", "max_tokens"}
+        {"id", "text", "message", "interrupt", "temperature", "top_p", "max_tokens", "images"}
     ),
     "cancel": frozenset({"message_id"}),
     "resume": frozenset({"message_id", "last_seq"}),
@@ -235,7 +237,7 @@ def _message(obj: dict[str, Any]) -> Message:
         if not isinstance(value, str):
             raise BadRequest("field 'text' must be a string")
         text = check_text(value, "text")
-    if not text.strip():
+    if not text.strip() and not obj.get("images"):
         raise BadRequest("the message is empty")
     interrupt = obj.get("interrupt", False)
     if not isinstance(interrupt, bool):
@@ -247,6 +249,7 @@ def _message(obj: dict[str, Any]) -> Message:
         temperature=_number(obj, "temperature", 0.0, 2.0),
         top_p=_number(obj, "top_p", 0.0001, 1.0),
         max_tokens=_int(obj, "max_tokens", 1, 32768),
+        images=_images(obj),
     )
 
 
@@ -260,6 +263,15 @@ def _edit(obj: dict[str, Any]) -> Edit:
     if not check_text(text, "text").strip():
         raise BadRequest("the message is empty")
     return Edit(message_id, text)
+
+
+def _images(obj: dict[str, Any]) -> tuple[str, ...]:
+    value = obj.get("images")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadImage("field 'images' must be a list of data: or https:// URLs")
+    return tuple(value)
 
 
 def _number(obj: dict[str, Any], name: str, low: float, high: float) -> float | None:
@@ -413,18 +425,27 @@ def end_frame(reply: ReplyLog) -> str:
     return encode(frame)
 
 
-def user_message_frame(*, id: str, conversation_id: str, user: str, text: str) -> str:
-    """A user's message, as every viewer of the conversation sees it."""
-    return encode(
-        {
-            "type": "user_message",
-            "id": id,
-            "conversation_id": conversation_id,
-            "user": user,
-            "text": text,
-            "ts": now_iso(),
-        }
-    )
+def user_message_frame(
+    *,
+    id: str,
+    conversation_id: str,
+    user: str,
+    text: str,
+    images: Sequence[Mapping[str, object]] = (),
+) -> str:
+    """A user's message, as every viewer of the conversation sees it (with ``images``, as
+    history lists them, when it had any)."""
+    frame: dict[str, object] = {
+        "type": "user_message",
+        "id": id,
+        "conversation_id": conversation_id,
+        "user": user,
+        "text": text,
+        "ts": now_iso(),
+    }
+    if images:
+        frame["images"] = list(images)
+    return encode(frame)
 
 
 def queued_frame(reply_to: str, position: int) -> str:

@@ -27,6 +27,7 @@ from .errors import (
     Forbidden,
     GatewayError,
     InternalError,
+    MessageTooBig,
     NotAllowed,
     Refusal,
     StoreUnavailable,
@@ -35,6 +36,7 @@ from .errors import (
     UnknownAssistant,
     UnsupportedData,
 )
+from .images import frame_too_big
 from .registry import Registry
 from .send_policy import SendPolicy
 from .turns import Turns
@@ -138,7 +140,9 @@ class SocketSession:
             return hs.anonymous
         # The page and the widget send {"type":"auth"} first; only ping is answered before it.
         with self.registry.awaiting_auth():
-            token = await receive_auth_token(self.ws, auth.auth_timeout_s)
+            token = await receive_auth_token(
+                self.ws, auth.auth_timeout_s, self.config.limits.max_frame_bytes
+            )
         return None if token is None else await identify(auth, self.anonymous, token)
 
     async def _open(self, hs: Handshake, identity: Identity) -> None:
@@ -223,10 +227,10 @@ class SocketSession:
         async for msg in self.ws:
             conn.heard()
             if msg.type is WSMsgType.TEXT:
-                try:
-                    await self._on_frame(msg.data)
-                except protocol.FrameError as exc:
-                    conn.send(protocol.error_frame(exc.error, reply_to=exc.reply_to))
+                frame = self._parse(msg.data)
+                msg = None  # type: ignore[assignment]  # (its text may be megabytes: let it go)
+                if frame is not None:
+                    await self._on_frame(frame)
             elif msg.type is WSMsgType.BINARY:
                 conn.send(protocol.error_frame(UnsupportedData()))
             elif msg.type is WSMsgType.PING:
@@ -240,10 +244,25 @@ class SocketSession:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.pong(data)
 
-    async def _on_frame(self, data: str) -> None:
+    def _parse(self, data: str) -> protocol.ClientFrame | None:
+        """The frame ``data`` holds; None (the sender told why) when it is not one. Past
+        ``limits.max_frame_bytes``, only a message with images is taken (1009 otherwise)."""
+        assert self.conn is not None
+        limit = self.config.limits.max_frame_bytes
+        if frame_too_big(data, limit):
+            raise MessageTooBig()
+        try:
+            frame = protocol.parse_client_frame(data)
+        except protocol.FrameError as exc:
+            self.conn.send(protocol.error_frame(exc.error, reply_to=exc.reply_to))
+            return None
+        if frame_too_big(data, limit, frame):
+            raise MessageTooBig()
+        return frame
+
+    async def _on_frame(self, frame: protocol.ClientFrame) -> None:
         assert self.conn is not None and self.conv is not None
         conn, conv = self.conn, self.conv
-        frame = protocol.parse_client_frame(data)
         reply_to = frame.id if isinstance(frame, protocol.Message) else None
         try:
             if isinstance(frame, _TOUCHES_CONVERSATION):
@@ -346,7 +365,9 @@ class SocketSession:
         logs.unbind_connection()
 
 
-async def receive_auth_token(ws: web.WebSocketResponse, timeout_s: float) -> str | None:
+async def receive_auth_token(
+    ws: web.WebSocketResponse, timeout_s: float, max_frame_bytes: int = 64 * 1024
+) -> str | None:
     """The token of the socket's first frame, which must be ``auth`` and come within
     ``timeout_s`` (contract section 4); pings, WebSocket or JSON, are answered meanwhile.
     None: the client went away. Anything else raises :class:`Unauthorized`."""
@@ -369,6 +390,8 @@ async def receive_auth_token(ws: web.WebSocketResponse, timeout_s: float) -> str
             continue
         if msg.type is not WSMsgType.TEXT:
             raise Unauthorized("send an auth frame first")
+        if frame_too_big(msg.data, max_frame_bytes, protocol.Ping()):  # (no images before auth)
+            raise MessageTooBig()
         try:
             frame = protocol.parse_client_frame(msg.data)
         except protocol.FrameError:

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .config import LimitsConfig
-from .conversations import HistoryMessage, Status
+from .conversations import HistoryMessage, ImageRef, Status
 from .errors import BadRequest, Busy, GatewayError, MessageTooLong, NotAllowed
-from .llm.events import ChatMessage
+from .llm.events import ChatMessage, Image
 from .replies import ReplyState
 
 
@@ -173,22 +173,64 @@ def decide_edit(
 
 
 def upstream_messages(
-    history: Sequence[HistoryMessage], system_prompt: str, text: str, budget: int
+    history: Sequence[HistoryMessage],
+    system_prompt: str,
+    text: str,
+    budget: int,
+    images: tuple[Image, ...] = (),
+    kept: Mapping[str, Image] | None = None,
 ) -> tuple[ChatMessage, ...]:
     """The system prompt, then as many past turns as fit ``budget`` characters (this turn's
-    ``text`` counted first; empty, running and replaced messages skipped), then this turn."""
-    budget -= len(text)
-    past: list[ChatMessage] = []
+    ``text`` counted first; empty, running and replaced messages skipped; each image counts
+    :data:`IMAGE_CHARS`), then this turn with its ``images``. A past message's images are
+    those of ``kept`` (id -> image) it names: the ones its store still has."""
+    kept = kept or {}
+    past = [
+        ChatMessage(
+            message.role,
+            message.content,
+            tuple(_past_image(ref, kept) for ref in message.images if ref.url or ref.id in kept),
+        )
+        for message in _fitting(history, text, images, budget)
+    ]
+    head = (ChatMessage("system", system_prompt),) if system_prompt else ()
+    return (*head, *past, ChatMessage("user", text, images))
+
+
+def past_image_ids(
+    history: Sequence[HistoryMessage], text: str, images: tuple[Image, ...], budget: int
+) -> list[str]:
+    """The ids of the kept images of the past messages :func:`upstream_messages` sends."""
+    return [
+        ref.id
+        for message in _fitting(history, text, images, budget)
+        for ref in message.images
+        if not ref.url
+    ]
+
+
+# What an image counts against the history budget, in characters.
+IMAGE_CHARS = 1024
+
+
+def _fitting(
+    history: Sequence[HistoryMessage], text: str, images: tuple[Image, ...], budget: int
+) -> list[HistoryMessage]:
+    budget -= len(text) + IMAGE_CHARS * len(images)
+    past: list[HistoryMessage] = []
     for message in reversed(history):
-        if not message.content or message.status in ("running", "replaced"):
+        if not (message.content or message.images) or message.status in ("running", "replaced"):
             continue
-        budget -= len(message.content)
+        budget -= len(message.content) + IMAGE_CHARS * len(message.images)
         if budget < 0:
             break
-        past.append(ChatMessage(message.role, message.content))
+        past.append(message)
     past.reverse()
-    head = (ChatMessage("system", system_prompt),) if system_prompt else ()
-    return (*head, *past, ChatMessage("user", text))
+    return past
+
+
+def _past_image(ref: ImageRef, kept: Mapping[str, Image]) -> Image:
+    return Image(url=ref.url) if ref.url else kept[ref.id]
 
 
 def history_status(

@@ -28,15 +28,17 @@ from . import protocol
 from .cluster import ClusterEvents
 from .config import Config
 from .connection import Connection
-from .conversations import Conversation, HistoryMessage, new_id
+from .conversations import Conversation, HistoryMessage, ImageRef, new_id
 from .errors import BadRequest, Busy, GatewayError, RateLimited, ResumeUnavailable
-from .llm.events import ChatRequest
+from .images import check_images
+from .llm.events import ChatRequest, Image
 from .metrics import Metrics
 from .quotas import AddressLimits, QuotaLimits, check_quota
 from .replies import ReplyLog
 from .rooms import Rooms
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
+from .stores.images import ImageStore, StoredImage
 from .stores.presence import Presence
 from .stores.ratelimits import RateLimiter
 from .stores.replies import ReplyStore
@@ -50,6 +52,7 @@ from .turn_rules import (
     decide_message,
     decide_regenerate,
     min_tokens,
+    past_image_ids,
     upstream_messages,
 )
 from .upstream_queue import Slot, UpstreamQueue
@@ -90,6 +93,7 @@ class Turns:
         self.address_limits = AddressLimits.from_config(config, backends.windows)
         self.upstream_queue: UpstreamQueue = backends.upstream_queue
         self._waiting: dict[str, asyncio.Task[None]] = {}  # turns in line for the upstream
+        self.images: ImageStore = backends.images
         self.rooms = rooms
         self.supervisor = supervisor
         self.cluster = cluster
@@ -126,6 +130,10 @@ class Turns:
             return
         if isinstance(decision, Refuse):
             raise decision.error
+        # Checked (and decoded, once) before anything is spent on the turn. (An assistant
+        # gone from the config fails the turn further on, as any turn of it does.)
+        assistant = self.config.assistants.get(conv.assistant)
+        images = check_images(msg.images, limits, vision=assistant is None or assistant.vision)
         await self._admit(conn, conv.assistant)
         message_id = new_id("m")
         claim = await self.conversations.claim_reply(
@@ -148,11 +156,11 @@ class Turns:
                         await self.supervisor.stop(previous, "interrupted")
             if self.config.upstream.max_concurrent > 0:
                 task = self.supervisor.spawn(
-                    self._wait_then_start(conn, conv, msg, message_id), "waiting upstream"
+                    self._wait_then_start(conn, conv, msg, message_id, images), "waiting upstream"
                 )
                 self._waiting[message_id] = task
                 return
-            await self._start_turn(conn, conv, msg, message_id)
+            await self._start_turn(conn, conv, msg, message_id, images)
         except BaseException as exc:
             await self._release_unstarted(conv, message_id, exc)
             raise
@@ -248,7 +256,12 @@ class Turns:
             raise refusal
 
     async def _wait_then_start(
-        self, conn: Connection, conv: Conversation, msg: protocol.Message, message_id: str
+        self,
+        conn: Connection,
+        conv: Conversation,
+        msg: protocol.Message,
+        message_id: str,
+        images: tuple[Image, ...],
     ) -> None:
         """Wait for a place under ``upstream.max_concurrent`` (the sender hears ``queued``
         frames), then start the turn; past ``upstream.queue_timeout_s``, ``error``
@@ -262,7 +275,7 @@ class Turns:
         try:
             slot = await self.upstream_queue.acquire(tell)
             self._waiting.pop(message_id, None)
-            await self._start_turn(conn, conv, msg, message_id, slot=slot)
+            await self._start_turn(conn, conv, msg, message_id, images, slot=slot)
         except BaseException as exc:
             self._waiting.pop(message_id, None)
             if not self.supervisor.runs(message_id):
@@ -308,11 +321,12 @@ class Turns:
             if reply is not None:
                 await self.supervisor.stop(reply, "cancelled")
         await self.conversations.clear(conv)
+        await self.images.drop_conversation(conv.id)
         await self.cluster.publish_room(conv.id, protocol.history_cleared_frame(conv.id))
 
     async def delete(self, conv: Conversation) -> None:
-        """Delete the conversation everywhere: its running reply stops, its history and
-        replies' resume data go, and its viewers on every instance are closed."""
+        """Delete the conversation everywhere: its running reply stops, its history, images
+        and replies' resume data go, and its viewers on every instance are closed."""
         message_ids = [m.id for m in conv.messages if m.role == "assistant"]
         if conv.running is not None and conv.running not in message_ids:
             message_ids.append(conv.running)
@@ -321,6 +335,7 @@ class Turns:
             if reply is not None:
                 await self.supervisor.stop(reply, "cancelled")
         await self.conversations.delete(conv)
+        await self.images.drop_conversation(conv.id)
         await self.cluster.publish_delete(conv.id, message_ids)
 
     # ---------------------------------------------------------------- starting a reply
@@ -331,14 +346,24 @@ class Turns:
         conv: Conversation,
         msg: protocol.Message,
         message_id: str,
+        images: tuple[Image, ...] = (),
         *,
         slot: Slot | None = None,
     ) -> None:
         assistant = self.config.assistants[conv.assistant]
         model = self.config.assistant_model(conv.assistant)
         now = time.time()
+        budget = self.config.limits.history_budget_chars
+        refs = await self._keep_images(conv, images)
         user_msg = HistoryMessage(
-            new_id("u"), "user", msg.text, "complete", now, user=conn.user, client_id=msg.id
+            new_id("u"),
+            "user",
+            msg.text,
+            "complete",
+            now,
+            user=conn.user,
+            client_id=msg.id,
+            images=refs,
         )
         reply = ReplyLog(
             message_id=message_id,
@@ -353,18 +378,27 @@ class Turns:
                 conv.messages,
                 assistant.system_prompt,
                 msg.text,
-                self.config.limits.history_budget_chars,
+                budget,
+                images,
+                await self._past_images(conv, msg.text, images, budget),
             ),
             temperature=msg.temperature if msg.temperature is not None else assistant.temperature,
             top_p=msg.top_p if msg.top_p is not None else assistant.top_p,
             max_tokens=min_tokens(msg.max_tokens, assistant.max_tokens),
+            thinking=assistant.thinking,
+            thinking_budget=assistant.thinking_budget,
+            endpoint=assistant.endpoint,
         )
         await self.conversations.add_messages(
             conv, user_msg, HistoryMessage(reply.message_id, "assistant", "", "running", now)
         )
         await self.replies.add(reply)  # in Redis before anyone is told of it
         user_message = protocol.user_message_frame(
-            id=msg.id, conversation_id=conv.id, user=conn.public_user or conn.user, text=msg.text
+            id=msg.id,
+            conversation_id=conv.id,
+            user=conn.public_user or conn.user,
+            text=msg.text,
+            images=[ref.public() for ref in refs],
         )
         # Viewers here first (the upstream request starts without waiting on Redis), then
         # the other instances, in the same order: the user's message, then the reply.
@@ -436,3 +470,35 @@ class Turns:
         self.rooms.publish_reply(conv.id, reply)
         self.supervisor.start(conv, reply, request)
         await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
+
+    # ---------------------------------------------------------------- images
+
+    async def _keep_images(
+        self, conv: Conversation, images: tuple[Image, ...]
+    ) -> tuple[ImageRef, ...]:
+        """Store this turn's images with the conversation (the decoded bytes, not a copy)."""
+        refs: list[ImageRef] = []
+        for image in images:
+            if image.url is not None:
+                refs.append(ImageRef(new_id("i"), "", 0, url=image.url))
+                continue
+            data = image.data or b""
+            ref = ImageRef(new_id("i"), image.media_type, len(data))
+            await self.images.put(ref.id, StoredImage(conv.id, image.media_type, data))
+            refs.append(ref)
+        return tuple(refs)
+
+    async def _past_images(
+        self, conv: Conversation, text: str, images: tuple[Image, ...], budget: int
+    ) -> dict[str, Image]:
+        """The kept images of the past turns that go upstream again; their lifetime renewed
+        with the conversation's."""
+        ids = past_image_ids(conv.messages, text, images, budget)
+        if any(message.images for message in conv.messages):
+            await self.images.touch(conv.id)
+        if not ids:
+            return {}
+        found = await self.images.get_many(ids)
+        return {
+            i: Image(media_type=image.media_type, data=image.data) for i, image in found.items()
+        }

@@ -63,6 +63,13 @@ def test_env_overrides_any_key_with_typed_values() -> None:
         ("[auth]\nalgorithms = ['RS256']\njwt_public_key = 'nope'\n", "auth.jwt_public_key: not"),
         ("[auth]\nalgorithms = ['HS256']\njwt_public_key = 'k'\n", "auth.jwt_secret: required"),
         ("[auth]\nalgorithms = ['XS1']\njwt_secret = '%s'\n" % ("s" * 32), "auth.algorithms: unk"),
+        ("[assistants.x]\nthinking = 'maybe'\n", "assistants.x.thinking: must be one of auto"),
+        ("[assistants.x]\nthinking_budget = 0\n", "assistants.x.thinking_budget: must be at"),
+        ("[assistants.x]\nendpoint = 'vision'\n", "assistants.x.endpoint: must be one of text"),
+        ("[assistants.x]\nvision = 'yes'\n", "assistants.x.vision: expected true or false"),
+        ("[upstream]\nthinking_style = 'openai'\n", "upstream.thinking_style: must be one of"),
+        ("[limits]\nmax_image_frame_bytes = 1000\n", "limits.max_image_frame_bytes: must not"),
+        ("[limits]\nallow_image_urls = 1\n", "limits.allow_image_urls: expected true"),
     ],
 )
 def test_bad_values_name_the_key(text: str, key: str) -> None:
@@ -128,3 +135,20 @@ def test_show_reasoning_defaults_on_and_takes_only_a_bool() -> None:
     assert not cfg.assistants["quiet"].show_reasoning
     with pytest.raises(ConfigError, match=r"assistants\.quiet\.show_reasoning"):
         config.loads("[assistants.quiet]\nshow_reasoning = 'no'\n")
+
+
+def test_todays_qwen_keys_default_to_the_models_own_behaviour() -> None:
+    """thinking auto, no budget, endpoint from the model, vision on; image limits 5 MB, 4, 8 MB."""
+    cfg = config.loads('[assistants.x]\nthinking = "off"\nendpoint = "multimodal"\n')
+    default = cfg.assistants["default"]
+    assert (default.thinking, default.thinking_budget, default.endpoint, default.vision) == (
+        "auto",
+        None,
+        None,
+        True,
+    )
+    assert (cfg.assistants["x"].thinking, cfg.assistants["x"].endpoint) == ("off", "multimodal")
+    assert cfg.upstream.thinking_style == "dashscope"
+    limits = cfg.limits
+    assert (limits.max_image_bytes, limits.max_images_per_message) == (5 * 1024 * 1024, 4)
+    assert (limits.max_image_frame_bytes, limits.allow_image_urls) == (8 * 1024 * 1024, False)

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from gateway.config import LimitsConfig
-from gateway.conversations import HistoryMessage
+from gateway.conversations import HistoryMessage, ImageRef
 from gateway.errors import BadRequest, Busy, MessageTooLong, NotAllowed
-from gateway.llm.events import ChatMessage
+from gateway.llm.events import ChatMessage, Image
 from gateway.replies import ReplyState
 from gateway.turn_rules import (
     Follow,
@@ -21,6 +21,7 @@ from gateway.turn_rules import (
     decide_regenerate,
     history_status,
     min_tokens,
+    past_image_ids,
     upstream_messages,
 )
 
@@ -271,3 +272,36 @@ def test_upstream_messages_skip_replaced_replies() -> None:
     """A replaced reply never goes upstream again."""
     sent = upstream_messages(TALK, "", "q3", 1000)
     assert "a2-old" not in [m.content for m in sent]
+
+
+def test_upstream_messages_carry_this_turns_and_the_kept_past_images() -> None:
+    """This turn's images go with it; a past message's images are the kept ones it names
+    (one no longer kept is left out; a URL image goes as its URL)."""
+    png = Image("image/png", b"\x89PNG")
+    refs = (ImageRef("i-1", "image/png", 4), ImageRef("i-gone", "image/png", 4))
+    url = ImageRef("i-2", "", 0, url="https://x.test/a.png")
+    history = [
+        HistoryMessage("u-1", "user", "look", "complete", 0.0, images=refs),
+        HistoryMessage("u-2", "user", "", "complete", 0.0, images=(url,)),
+    ]
+    assert past_image_ids(history, "and?", (png,), 5000) == ["i-1", "i-gone"]
+    assert upstream_messages(history, "", "and?", 5000, (png,), {"i-1": png}) == (
+        ChatMessage("user", "look", (png,)),
+        ChatMessage("user", "", (Image(url="https://x.test/a.png"),)),
+        ChatMessage("user", "and?", (png,)),
+    )
+
+
+def test_each_image_counts_against_the_history_budget() -> None:
+    """An image costs IMAGE_CHARS: a past message with one no longer fits a small budget."""
+    png = Image("image/png", b"\x89PNG")
+    history = [
+        HistoryMessage(
+            "u-1", "user", "a", "complete", 0.0, images=(ImageRef("i-1", "image/png", 4),)
+        )
+    ]
+    assert upstream_messages(history, "", "b", 1000, (), {"i-1": png}) == (
+        ChatMessage("user", "b"),
+    )
+    assert past_image_ids(history, "b", (), 1000) == []
+    assert len(upstream_messages(history, "", "b", 3000, (), {"i-1": png})) == 2

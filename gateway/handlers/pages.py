@@ -30,7 +30,7 @@ TEMPLATES = PACKAGE / "templates"
 
 # Scripts, styles and sockets from the gateway itself only; nothing from elsewhere.
 _CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'"
 )
 

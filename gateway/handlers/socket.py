@@ -29,7 +29,9 @@ async def open_socket(request: web.Request) -> web.StreamResponse:
         # per socket; pongs reach the session, which answers pings itself.
         autoping=False,
         compress=False,  # deltas are small and many; deflate costs more CPU than it saves
-        max_msg_size=limits.max_frame_bytes,
+        # A message with images may be this big; the session holds every other frame to
+        # limits.max_frame_bytes (gateway.images.frame_too_big).
+        max_msg_size=limits.max_image_frame_bytes,
         writer_limit=policy.writer_limit,
     )
     refusal: Unauthorized | None = None

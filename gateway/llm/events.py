@@ -34,7 +34,7 @@ class Image:
     request is built."""
 
     media_type: str = ""
-    data: bytes | None = None
+    data: bytes | bytearray | None = None  # (a bytearray: an image decoded in place)
     url: str | None = None
 
     def reference(self) -> str:

@@ -243,12 +243,28 @@ function setUserText(entry, text, pictures = []) {
     row.className = "pictures";
     for (const src of pictures) {
       const img = document.createElement("img");
-      img.src = src;
+      if (typeof src === "string") img.src = src;
+      else keptPicture(img, src);
       img.alt = "";
       row.append(img);
     }
     entry.body.append(row);
   }
+}
+
+/** A history image ({id, media_type, bytes}), fetched with the caller's credentials. */
+async function keptPicture(img, ref) {
+  try {
+    const resp = await api(`api/v1/images/${encodeURIComponent(ref.id)}`);
+    if (resp.ok) img.src = URL.createObjectURL(await resp.blob());
+  } catch {
+    // offline: the picture stays blank
+  }
+}
+
+/** The kept images of a history message or a user_message frame (URL images are not shown). */
+function keptPictures(images) {
+  return (images || []).filter((image) => !image.url);
 }
 
 function thinkingOf(entry) {
@@ -321,7 +337,7 @@ function onFrame({ detail: frame }) {
       return;
     case "user_message": {
       const entry = entryFor(frame.id, "user");
-      if (!entry.text) setUserText(entry, frame.text);
+      if (!entry.text) setUserText(entry, frame.text, keptPictures(frame.images));
       entry.el.dataset.status = "sent";
       stick();
       return;
@@ -523,7 +539,7 @@ async function loadHistory(conversationId) {
     if (message.status === "replaced") continue;
     const entry = entryFor(message.id, message.role, { into: past });
     if (message.role === "user") {
-      setUserText(entry, message.content);
+      setUserText(entry, message.content, keptPictures(message.images));
       continue;
     }
     if (message.reasoning) {

@@ -15,6 +15,9 @@ from .conversations_redis import RedisConversationStore
 from .events import Bus
 from .events_memory import LocalBus
 from .events_redis import RedisBus
+from .images import ImageStore
+from .images_memory import MemoryImageStore
+from .images_redis import RedisImageStore
 from .lifecycle import Lifecycle
 from .presence import Presence
 from .presence_memory import LocalPresence
@@ -54,6 +57,7 @@ class Backends:
     usage: UsageStore
     windows: WindowCounter
     upstream_queue: UpstreamQueue
+    images: ImageStore = field(default_factory=MemoryImageStore)
     _tasks: TaskOwner = field(default_factory=TaskOwner, init=False, repr=False)
 
     async def run(self) -> None:
@@ -74,17 +78,20 @@ class Backends:
             ("events", self.bus),
             ("presence", self.presence),
             ("rate limits", self.rate_limiter),
+            ("images", self.images),
         ]
 
 
 def memory_backends(config: Config, registry: Registry) -> Backends:
     limits = config.limits
+    images = MemoryImageStore()
     conversations = MemoryConversationStore(
         limits.history_max_messages,
         anonymous_ttl_s=limits.anonymous_history_ttl_s,
         max_conversations=limits.memory_max_conversations,
         max_bytes=limits.memory_max_history_bytes,
         viewed=lambda: {conn.conversation_id for conn in registry},
+        on_forget=images.forget,
     )
     return Backends(
         conversations=conversations,
@@ -97,6 +104,7 @@ def memory_backends(config: Config, registry: Registry) -> Backends:
         upstream_queue=MemoryUpstreamQueue(
             config.upstream.max_concurrent, config.upstream.queue_timeout_s
         ),
+        images=images,
     )
 
 
@@ -131,4 +139,5 @@ def redis_backends(config: Config, redis: Redis, registry: Registry, instance: s
         upstream_queue=RedisUpstreamQueue(
             redis, keys.prefix, config.upstream.max_concurrent, config.upstream.queue_timeout_s
         ),
+        images=RedisImageStore(redis, keys, config.redis.history_ttl_s),
     )

@@ -30,6 +30,7 @@ class MemoryConversationStore:
         max_conversations: int = 0,
         max_bytes: int = 0,
         viewed: Callable[[], Container[str]] = frozenset,
+        on_forget: Callable[[str], None] = lambda conversation_id: None,
     ) -> None:
         self._conversations: dict[str, Conversation] = {}
         self._max = max_messages
@@ -37,6 +38,7 @@ class MemoryConversationStore:
         self._max_conversations = max_conversations
         self._max_bytes = max_bytes
         self._viewed = viewed
+        self._on_forget = on_forget  # what else goes with a conversation (its images)
         self._used: dict[str, float] = {}  # id -> time.monotonic() of last use, oldest first
         self._sizes: dict[str, int] = {}  # id -> bytes its history holds
         self._bytes = 0
@@ -193,6 +195,7 @@ class MemoryConversationStore:
         self._conversations.pop(conversation_id, None)
         self._used.pop(conversation_id, None)
         self._bytes -= self._sizes.pop(conversation_id, 0)
+        self._on_forget(conversation_id)
 
     def _busy(self, keep: str | None = None) -> Callable[[str], bool]:
         viewed = self._viewed()

@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any, cast
 
-from ..conversations import Claim, Conversation, HistoryMessage, SessionType, Status
+from ..conversations import Claim, Conversation, HistoryMessage, ImageRef, SessionType, Status
 from .redis_client import KeySpace, Redis, guarded
 
 # KEYS: conv, members, user_convs. ARGV: owner, session_type, assistant, now, id, ttl
@@ -137,6 +137,7 @@ def _encode(message: HistoryMessage) -> str:
         "created_at": message.created_at,
         "user": message.user,
         "client_id": message.client_id,
+        "images": [[i.id, i.media_type, i.bytes, i.url] for i in message.images],
     }
     if message.reasoning:
         body["reasoning"] = message.reasoning
@@ -154,6 +155,7 @@ def _decode(raw: str) -> HistoryMessage:
         user=body.get("user", ""),
         client_id=body.get("client_id", ""),
         reasoning=body.get("reasoning", ""),
+        images=tuple(ImageRef(*image) for image in body.get("images", ())),
     )
 
 

@@ -8,6 +8,8 @@ Keys (``P`` is ``redis.key_prefix``; the braces are literal, Redis hash tags)::
     P conv:{id}:order         list   history message ids, oldest first (capped)
     P conv:{id}:msgs          hash   message id -> JSON
     P conv:{id}:clients       hash   client message id -> reply message id (idempotency)
+    P conv:{id}:images        set    ids of the conversation's images
+    P image:{id}              hash   conv, type, data (the image's bytes)
     P user:{user}:convs       zset   conversation id scored by its last update
     P reply:{mid}             hash   the reply's header (conversation, owner, model, instance)
     P reply:{mid}:steps       stream entry ``0-{seq}`` holds the steps up to seq; then ``end``
@@ -158,6 +160,12 @@ class KeySpace:
 
     def clients(self, cid: str) -> str:
         return f"{self.prefix}conv:{{{cid}}}:clients"
+
+    def conv_images(self, cid: str) -> str:
+        return f"{self.prefix}conv:{{{cid}}}:images"
+
+    def image(self, iid: str) -> str:
+        return f"{self.prefix}image:{{{iid}}}"
 
     def user_convs(self, user: str) -> str:
         return f"{self.user_prefix}{user}}}:convs"

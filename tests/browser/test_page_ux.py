@@ -509,8 +509,10 @@ async def test_regenerate_and_edit_replace_the_reply_in_history_and_on_the_page(
 
 @pytest.mark.timeout(60)
 async def test_images_attach_with_previews_and_limits_said_before_sending(gateway, page) -> None:
-    """Attach shows a preview and sends the image as a data: URL in `images`; a file over
-    the size limit, or not an image, is refused with a sentence before anything is sent."""
+    """Attach shows a preview and sends the image as a data: URL in `images`, which the
+    gateway takes (the reply acknowledges it, the sent bubble and, after a reload, history show
+    it); a file over the size
+    limit, or not an image, is refused with a sentence before anything is sent."""
     gw = await gateway()
     await page.add_init_script(SNIFF)
     await open_page(page, gw)
@@ -536,19 +538,19 @@ async def test_images_attach_with_previews_and_limits_said_before_sending(gatewa
     assert message["images"] == [
         "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgAAACAAEA4iG8MwAAAABJRU5ErkJggg=="
     ]
-    # A server with image support keeps the picture in the sent bubble; one without refuses
-    # the message, and the page puts the text and the image back for another try.
-    await page.wait_for_function(
-        "document.querySelector('.msg.user[data-status=sent]') || !document.getElementById('hint').hidden"
+    # The gateway takes it: the sent bubble keeps the picture, the reply acknowledges it.
+    await expect(page.locator(".msg.user[data-status=sent]")).to_have_count(1)
+    await expect(page.locator("#attachments")).to_be_hidden()
+    await expect(page.locator(".msg.user .pictures img")).to_have_count(1)
+    await expect(page.locator(".msg.assistant .body").last).to_contain_text(
+        "I see 1 image (image/png, 0.1 KB)"
     )
-    if await page.locator(".msg.user[data-status=sent]").count():
-        await expect(page.locator("#attachments")).to_be_hidden()
-        await expect(page.locator(".msg.user .pictures img")).to_have_count(1)
-    else:
-        await expect(page.locator("#attachments img")).to_have_count(1)
-        await expect(page.locator("#input")).to_have_value(
-            "what is this? sim:tokens=5 sim:delay_ms=0"
-        )
+    # History keeps it: after a reload the bubble shows the picture the gateway serves.
+    await page.reload()
+    await expect(page.locator(".msg.user .pictures img")).to_have_count(1)
+    await page.wait_for_function(
+        "document.querySelector('.msg.user .pictures img').naturalWidth === 1"
+    )
 
 
 @pytest.mark.timeout(60)
