@@ -200,10 +200,17 @@ async def cluster_redis(tmp_path):
 
 
 @pytest.fixture
-async def cluster(tmp_path, cluster_redis):
+def cluster_upstream_env() -> dict[str, str]:
+    """Extra environment for the gateways: none, so they run the offline demo as shipped
+    (its simulator caps a visitor's directives); a module overrides it for full-range replies."""
+    return {}
+
+
+@pytest.fixture
+async def cluster(tmp_path, cluster_redis, cluster_upstream_env):
     nginx = need_binary("/usr/sbin/nginx")
     (tmp_path / "config.toml").write_text(CONFIG)
-    redis_env = {"GATEWAY_REDIS__URL": cluster_redis.url}
+    redis_env = {"GATEWAY_REDIS__URL": cluster_redis.url, **cluster_upstream_env}
     certs = getattr(cluster_redis, "certs", None)
     if certs is not None:
         redis_env |= certs.gateway_env()

@@ -15,6 +15,14 @@ from tests.chatclient import ChatSocket
 from tests.conftest import eventually, make_token
 from tests.deploy.conftest import Cluster
 
+
+@pytest.fixture
+def cluster_upstream_env(sim) -> dict[str, str]:
+    """A full-range simulator: the offline demo's caps (2 000 steps, 20 000 characters) would
+    cut the bursts short and keep the big replies within the socket buffers."""
+    return {"DASHSCOPE_API_KEY": "sk-test", "GATEWAY_UPSTREAM__BASE_URL": sim.url}
+
+
 ROUNDS = 20
 BURST = "sim:tokens=3000 sim:delay_ms=0 burst"  # steps as fast as the simulator writes
 BIG = "sim:tokens=800 sim:delay_ms=0 sim:chars=4000000 big"  # far beyond the socket buffers
