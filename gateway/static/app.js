@@ -201,10 +201,16 @@ messages.addEventListener("scroll", () => {
 }, { passive: true });
 
 jumpButton.addEventListener("click", () => {
+  readerScrolledAt = -Infinity; // the jump is the reader's choice to follow, not a scroll away
   following = true;
   settle();
   input.focus();
 });
+
+// While following, any growth of the conversation (a box taking its real height once it
+// comes on screen, a late image) keeps the view at the bottom, also after a reply ends.
+new ResizeObserver(() => { if (following) stick(); }).observe(live);
+new ResizeObserver(() => { if (following) stick(); }).observe($("past"));
 
 function entryFor(id, role, { into = live } = {}) {
   let entry = entries.get(id);
