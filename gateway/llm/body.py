@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import uuid
 from typing import Any
 
@@ -44,12 +43,9 @@ class JsonBody(Payload):
             raise TypeError(f"cannot send {type(obj).__name__} as JSON")
 
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=placeholder)
-        self._parts: list[bytes | Image] = []
-        for index, piece in enumerate(re.split(f'"{token}(\\d+)"', text)):
-            if index % 2:
-                self._parts.append(images[int(piece)])
-            elif piece:
-                self._parts.append(piece.encode())
+        self._parts: list[bytes | Image] = (
+            _split_at_images(text, token, images) if images else [text.encode()]
+        )
         super().__init__(value, content_type="application/json")
         self._size = sum(
             len(part) if isinstance(part, bytes) else _url_size(part) for part in self._parts
@@ -82,6 +78,21 @@ class JsonBody(Payload):
 
 def _url_head(image: Image) -> bytes:
     return f'"data:{json.dumps(image.media_type)[1:-1]};base64,'.encode()
+
+
+def _split_at_images(text: str, token: str, images: list[Image]) -> list[bytes | Image]:
+    """``text``'s bytes with each ``"<token><n>"`` replaced by ``images[n]``.
+
+    A plain split on the token, not a pattern: the token is new for every body, and a
+    pattern built from it would be compiled again for every request."""
+    pieces = text.split(f'"{token}')
+    parts: list[bytes | Image] = [pieces[0].encode()] if pieces[0] else []
+    for piece in pieces[1:]:
+        index, rest = piece.split('"', 1)
+        parts.append(images[int(index)])
+        if rest:
+            parts.append(rest.encode())
+    return parts
 
 
 def _url_size(image: Image) -> int:

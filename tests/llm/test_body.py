@@ -54,3 +54,19 @@ async def test_a_five_megabyte_image_is_sent_without_a_copy_of_it() -> None:
         tracemalloc.stop()
     assert writer.size == body.size > 6_600_000
     assert peak < 500_000, peak
+
+
+async def test_adjacent_images_and_a_body_without_images_are_written_exactly() -> None:
+    """Two images side by side keep their order and the JSON between them; a body with no
+    image is its JSON text as it is."""
+    first, second = Image("image/png", b"\x89PNG-one"), Image("image/gif", b"GIF89a-two")
+    body = JsonBody({"content": [{"image": first}, {"image": second}], "t": "x"})
+    writer = Collect()
+    await body.write(writer)  # type: ignore[arg-type]
+    parsed = json.loads(b"".join(writer.chunks))
+    assert [item["image"] for item in parsed["content"]] == [first.reference(), second.reference()]
+    assert parsed["t"] == "x"
+    plain = {"input": {"messages": [{"role": "user", "content": 'say "image-0"'}]}}
+    writer = Collect()
+    await JsonBody(plain).write(writer)  # type: ignore[arg-type]
+    assert json.loads(b"".join(writer.chunks)) == plain
