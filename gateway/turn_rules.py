@@ -189,12 +189,16 @@ def upstream_messages(
         ChatMessage(
             message.role,
             message.content,
-            tuple(_past_image(ref, kept) for ref in message.images if ref.url or ref.id in kept),
+            _past_images(message, kept) if message.images else (),
         )
         for message in _fitting(history, text, images, budget)
     ]
     head = (ChatMessage("system", system_prompt),) if system_prompt else ()
     return (*head, *past, ChatMessage("user", text, images))
+
+
+def _past_images(message: HistoryMessage, kept: Mapping[str, Image]) -> tuple[Image, ...]:
+    return tuple(_past_image(ref, kept) for ref in message.images if ref.url or ref.id in kept)
 
 
 def past_image_ids(
