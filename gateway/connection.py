@@ -62,7 +62,7 @@ class Cursor:
     reasoning_prefix: str = ""  # made at the reply's first reasoning frame
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, repr=False)
 class Connection:
     """One authenticated chat socket and its writer.
 
@@ -106,6 +106,11 @@ class Connection:
 
     def __post_init__(self) -> None:
         self.max_merge_chars = self.policy.max_merge_chars
+
+    def __repr__(self) -> str:
+        # What a log or a traceback may show: never ``user`` (an anonymous caller's private
+        # id) nor ``address``.
+        return f"<Connection {self.connection_id} {self.session_type} {self.conversation_id}>"
 
     # ---------------------------------------------------------------- feeding
 

@@ -176,3 +176,28 @@ async def test_a_slow_consumer_reads_its_1013_close_long_after_it_was_queued(
     while (await ws.receive(timeout=30)).type.name == "TEXT":
         pass
     assert ws.close_code == 1013
+
+
+def test_a_connection_prints_without_its_user_or_address() -> None:
+    """A connection's repr (what logs and tracebacks show) names the socket, never the
+    caller's private id or client address."""
+    from aiohttp import web
+
+    from gateway.config import LimitsConfig
+    from gateway.connection import Connection
+    from gateway.send_policy import SendPolicy
+
+    conn = Connection(
+        web.WebSocketResponse(),
+        "ws-1",
+        "anon-private-id-7f3a",
+        "default",
+        "chat",
+        "conv-1",
+        "inst-1",
+        SendPolicy.from_limits(LimitsConfig()),
+        address="203.0.113.9",
+    )
+    shown = repr(conn)
+    assert "ws-1" in shown and "conv-1" in shown
+    assert "private-id" not in shown and "203.0.113.9" not in shown
