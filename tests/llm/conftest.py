@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from gateway.config import Secret, UpstreamConfig
 from gateway.llm.client import HttpUpstream, make_session, make_upstream
 from gateway.llm.events import ChatMessage, ChatRequest, UpstreamEvent
+
+
+@pytest.fixture(autouse=True)
+async def _close_the_sdks_session() -> AsyncIterator[None]:
+    """The dashscope SDK keeps one aiohttp session per event loop until it is told to close
+    it: close it before the test's loop ends, so no unclosed session is left behind."""
+    yield
+    sdk = sys.modules.get("dashscope")
+    if sdk is not None:
+        await sdk.close_shared_aio_session()
 
 
 @contextlib.asynccontextmanager
