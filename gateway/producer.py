@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from collections.abc import AsyncGenerator
 
 from .errors import UpstreamError
-from .llm.events import ChatRequest, Finish, Reasoning, Step, Upstream
+from .llm.events import ChatRequest, Finish, Reasoning, Step, Upstream, UpstreamEvent
 from .llm.pool import PooledUpstream, PoolTrace
 from .replies import REASONING, ReplyLog, ReplyState
 from .usage import estimated_usage, reply_usage, reported_usage, request_text
@@ -40,27 +41,18 @@ async def produce(
         return
     try:
         backpressure = functools.partial(reply.backpressure, bound)
-        async with contextlib.aclosing(upstream.stream(request, backpressure)) as events:
-            async for event in events:
-                if reply.ended:  # stopped while the event was on its way
-                    return
-                if isinstance(event, Step):
-                    if reply.first_step_at is None:
-                        reply.mark_first_step(time.time())
-                    reply.append(event.text)
-                elif isinstance(event, Reasoning):
-                    if show_reasoning:
-                        if reply.first_step_at is None:
-                            reply.mark_first_step(time.time())
-                        reply.append(event.text, REASONING)
-                elif isinstance(event, Finish):
-                    reply.finish(
-                        ReplyState.COMPLETED,
-                        event.finish_reason,
-                        usage=reported_usage(event) or estimated_usage(request, reply.text),
-                        request_id=event.request_id,
-                    )
-                    return
+        stream = upstream.stream(request, backpressure)
+        finish = await _read_steps(reply, stream, show_reasoning)
+        if reply.ended:  # stopped while an event was on its way
+            return
+        if finish is not None:
+            reply.finish(
+                ReplyState.COMPLETED,
+                finish.finish_reason,
+                usage=reported_usage(finish) or estimated_usage(request, reply.text),
+                request_id=finish.request_id,
+            )
+            return
         # The stream ended without a Finish: the client contract says it raises; be safe.
         reply.finish(
             ReplyState.FAILED,
@@ -93,22 +85,7 @@ async def _produce_pooled(
     try:
         backpressure = functools.partial(reply.backpressure, bound)
         stream = upstream.stream(request, backpressure, trace=trace)
-        async with contextlib.aclosing(stream) as events:
-            async for event in events:
-                if reply.ended:  # stopped while the event was on its way
-                    return
-                if isinstance(event, Step):
-                    if reply.first_step_at is None:
-                        reply.mark_first_step(time.time())
-                    reply.append(event.text)
-                elif isinstance(event, Reasoning):
-                    if show_reasoning:
-                        if reply.first_step_at is None:
-                            reply.mark_first_step(time.time())
-                        reply.append(event.text, REASONING)
-                elif isinstance(event, Finish):
-                    finish = event
-                    break
+        finish = await _read_steps(reply, stream, show_reasoning)
     except UpstreamError as exc:
         error = exc
     if reply.ended:
@@ -124,3 +101,26 @@ async def _produce_pooled(
     if error is None:  # the client contract says it raises; be safe
         error = UpstreamError("the model's reply ended early")
     reply.finish(ReplyState.FAILED, "error", error=error, request_id=error.request_id, usage=usage)
+
+
+async def _read_steps(
+    reply: ReplyLog, stream: AsyncGenerator[UpstreamEvent, None], show_reasoning: bool
+) -> Finish | None:
+    """Append the stream's steps to ``reply`` until its Finish (returned) or its end (None),
+    or until the reply is ended by someone else; the stream is closed either way."""
+    async with contextlib.aclosing(stream) as events:
+        async for event in events:
+            if reply.ended:  # stopped while the event was on its way
+                return None
+            if isinstance(event, Step):
+                if reply.first_step_at is None:
+                    reply.mark_first_step(time.time())
+                reply.append(event.text)
+            elif isinstance(event, Reasoning):
+                if show_reasoning:
+                    if reply.first_step_at is None:
+                        reply.mark_first_step(time.time())
+                    reply.append(event.text, REASONING)
+            elif isinstance(event, Finish):
+                return event
+    return None
