@@ -17,6 +17,14 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
+def _waited(row: dict[str, Any]) -> str:
+    """The share of the wall time the server waited for its core (reports before it: -)."""
+    waited = row.get("server_runqueue_wait_s")
+    if waited is None or not row.get("cpu_ms_per_1000_steps") or not row["wall_s"]:
+        return "-"
+    return f"{waited / row['wall_s']:.0%}"
+
+
 def table(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -25,7 +33,7 @@ def table(report: dict[str, Any]) -> str:
         "",
         f"{'scenario':<17}{'server':<8}{'streams':>8}{'steps':>9}{'frames':>9}{'err':>4}"
         f"{'ttfd p50':>10}{'late p50':>10}{'late p99':>10}{'CPU ms/1k':>10}{'RSS MB':>8}"
-        f"{'steps/s':>9}{'core0':>7}",
+        f"{'steps/s':>9}{'core0':>7}{'waited':>8}",
     ]
     for name, body in report["scenarios"].items():
         for row in body["rows"]:
@@ -55,6 +63,7 @@ def table(report: dict[str, Any]) -> str:
                 f"{_ms(row['cpu_ms_per_1000_steps']):>10}"
                 f"{row['peak_rss_mb'] or 0:>8.1f}{row['steps_per_s']:>9.0f}"
                 f"{row['core0_busy']:>7.0%}"
+                f"{_waited(row):>8}"
             )
         churned = [f"{r['kind']} {r['churned']}" for r in body["rows"] if r.get("churned")]
         if churned:

@@ -78,9 +78,11 @@ def stream_once(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict
     try:
         servers.load({**WARMUP, "mode": mode, "url": url})
         cpu0 = cpu_seconds(server.pid) if server else 0.0
+        wait0 = servers.runqueue_wait_seconds(server.pid) if server else 0.0
         sim0 = cpu_seconds(sim.pid)
         result = servers.load({**spec, "mode": mode, "url": url})
         cpu = cpu_seconds(server.pid) - cpu0 if server else 0.0
+        waited = servers.runqueue_wait_seconds(server.pid) - wait0 if server else 0.0
         sim_cpu = cpu_seconds(sim.pid) - sim0
         peak = memory_kb(server.pid, "VmHWM") if server else 0
     finally:
@@ -105,6 +107,9 @@ def stream_once(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict
         "late_max_ms": 1000 * max(result["late"], default=0.0),
         "cpu_s": cpu,
         "cpu_ms_per_1000_steps": 1e6 * cpu / steps if server else None,
+        # Seconds the server was runnable but another process had its core: with this
+        # above a few percent of the wall time, its lateness measures the machine.
+        "server_runqueue_wait_s": waited,
         "peak_rss_mb": peak / 1024,
         "wall_s": wall,
         "steps_per_s": result["steps"] / wall if wall else 0.0,

@@ -93,6 +93,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """How long ``pid``'s main thread has waited, runnable, for a CPU (``/proc/PID/schedstat``):
+    what other processes on its core cost it, which CPU time does not show."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def memory_kb(pid: int, key: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
