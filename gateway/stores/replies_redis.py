@@ -35,7 +35,9 @@ import time
 from typing import Any, cast
 
 import structlog
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
@@ -53,8 +55,47 @@ NUDGE_TTL_MS = 60_000
 CHECK_EVERY_S = 1.0  # watched marks and producer liveness
 WATCHED_TTL_S = 5  # a mirror's watched mark outlives a few missed checks
 RETRY_MAX_S = 2.0
+# Under load the publisher starts a write at most this often, so one write carries the steps
+# of many replies; at low load (steps further apart than this) a step is written at once.
+WRITE_GAP_S = 0.001
 Entries = list[tuple[str, dict[str, str]]]
 RUNNING_TTL_S = 3600  # a running reply's keys outlive a crashed producer by this much
+
+
+# KEYS: per reply, its stream and its header. ARGV: the running TTL and the resume window
+# (ms), then per reply: the steps' entry id, their texts, lengths and kinds (see
+# encode_steps; no id: no steps), "1" when these are its first steps, the end's entry id
+# (none: not ended), the end's JSON, and the state. An entry already there (a write whose
+# answer was lost, sent again) is not an error.
+_PUBLISH = """
+local function add(stream, ...)
+  local r = redis.pcall('XADD', stream, ...)
+  if type(r) == 'table' and r.err and not string.find(r.err, 'equal or smaller', 1, true) then
+    return r
+  end
+end
+local a = 3
+for i = 1, #KEYS, 2 do
+  local stream, header = KEYS[i], KEYS[i + 1]
+  local id, t, n, k, first, end_id, body, state = unpack(ARGV, a, a + 7)
+  a = a + 8
+  if id ~= '' then
+    local failed
+    if k ~= '' then failed = add(stream, id, 't', t, 'n', n, 'k', k)
+    else failed = add(stream, id, 't', t, 'n', n) end
+    if failed then return failed end
+    if first == '1' then redis.call('PEXPIRE', stream, ARGV[1]) end
+  end
+  if end_id ~= '' then
+    local failed = add(stream, end_id, 'end', body)
+    if failed then return failed end
+    redis.call('HSET', header, 'state', state)
+    redis.call('PEXPIRE', stream, ARGV[2])
+    redis.call('PEXPIRE', header, ARGV[2])
+  end
+end
+return 1
+"""
 
 
 def _entry_id(seq: int) -> str:
@@ -139,6 +180,7 @@ class RedisReplyStore(MemoryReplyStore):
         self._dirty: set[ReplyLog] = set()
         self._publish_wake = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
+        self._publisher_conn: AbstractConnection | None = None  # the publisher's own link
         self._followed: dict[str, tuple[ReplyLog, str]] = {}  # stream -> (mirror, last id)
         self._reader: asyncio.Task[None] | None = None
         # A new mirror wakes the reader's blocking XREAD through this stream at once,
@@ -185,9 +227,10 @@ class RedisReplyStore(MemoryReplyStore):
         """While local replies run: group commit. As soon as there are steps and the previous
         write has returned, write every changed reply in one round trip, then release what it
         wrote to the viewers. After a failed write, first find what each stream holds."""
-        delay, resync = 0.05, False
+        delay, resync, began = 0.05, False, 0.0
         while self._sent:
             await self._publish_wake.wait()
+            began = await self._batch_steps_under_load(began)
             self._publish_wake.clear()
             batch, self._dirty = self._dirty, set()
             try:
@@ -210,9 +253,21 @@ class RedisReplyStore(MemoryReplyStore):
             for reply, head, ended in written:
                 reply.release(head, ended)
 
+    @staticmethod
+    async def _batch_steps_under_load(previous: float) -> float:
+        """Start this write no sooner than :data:`WRITE_GAP_S` after the previous one began,
+        so steps arriving meanwhile ride in it; when the previous write is older, at once.
+        When this write begins (loop time)."""
+        loop = asyncio.get_running_loop()
+        wait = previous + WRITE_GAP_S - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return loop.time()
+
     async def _write(self, batch: set[ReplyLog]) -> list[tuple[ReplyLog, int, bool]]:
         """Write the batch's new steps and ends; what was written: (reply, head, ended)."""
-        commands: list[bytes] = []
+        keys: list[str] = []
+        args: list[bytes | str | int] = [RUNNING_TTL_S * 1000, self._window_ms]
         written: list[tuple[ReplyLog, int, bool]] = []
         for reply in batch:
             # Read once: steps and the end may arrive while the write is on its way.
@@ -220,32 +275,31 @@ class RedisReplyStore(MemoryReplyStore):
             ended = reply.ended and not reply.end_held  # settled first: history, claim
             if sent < 0:
                 continue  # already finished and forgotten
-            stream, header = self._k.steps(reply.message_id), self._k.reply(reply.message_id)
+            written.append((reply, head, ended))
+            if head <= sent and not ended:
+                continue
+            keys += (self._k.steps(reply.message_id), self._k.reply(reply.message_id))
             if head > sent:
                 fields = encode_steps(reply.steps(sent, head))
-                entry = _entry_id(head)
-                commands.append(
-                    _pack(b"XADD", stream, entry, *(x for kv in fields.items() for x in kv))
-                )
-                if sent == 0:
-                    commands.append(_pack(b"PEXPIRE", stream, RUNNING_TTL_S * 1000))
+                args += (_entry_id(head), fields["t"], fields["n"], fields.get("k", ""))
+                args.append(1 if sent == 0 else "")
+            else:
+                args += ("", "", "", "", "")
             if ended:
                 end = json.dumps(_end_fields(reply))
-                commands.append(_pack(b"XADD", stream, _entry_id(head + 1), b"end", end))
-                commands.append(_pack(b"HSET", header, b"state", str(reply.state)))
-                commands.append(_pack(b"PEXPIRE", stream, self._window_ms))
-                commands.append(_pack(b"PEXPIRE", header, self._window_ms))
-            written.append((reply, head, ended))
+                args += (_entry_id(head + 1), end, str(reply.state))
+            else:
+                args += ("", "", "")
         if not written:
             return written
-        if self._wait_replicas:
+        commands = [self._one_command_for_every_reply(keys, args)] if keys else []
+        if commands and self._wait_replicas:
             commands.append(_pack(b"WAIT", self._wait_replicas, self._wait_timeout_ms))
-        answers = await self._send(commands)
+        answers = await self._send_on_own_connection(commands) if commands else []
         for answer in answers:
-            # An entry written before a lost answer comes back as "equal or smaller": done.
-            if isinstance(answer, RedisError) and "equal or smaller" not in str(answer):
+            if isinstance(answer, RedisError):  # (an entry already there is no error)
                 raise answer
-        if self._wait_replicas:
+        if commands and self._wait_replicas:
             self._note_replicas(int(cast(int, answers[-1])))
         for reply, head, ended in written:
             if ended:
@@ -253,6 +307,13 @@ class RedisReplyStore(MemoryReplyStore):
             else:
                 self._sent[reply] = head
         return written
+
+    @staticmethod
+    def _one_command_for_every_reply(keys: list[str], args: list[bytes | str | int]) -> bytes:
+        """The whole write as one ``EVAL`` of :data:`_PUBLISH`: one answer to read, however
+        many replies it carries. (``EVAL`` and not ``EVALSHA``: a Redis restarted or failed
+        over has no script cache, and a missing script must not let an end pass its steps.)"""
+        return _pack(b"EVAL", _PUBLISH, len(keys), *keys, *args)
 
     async def _resync(self) -> set[ReplyLog]:
         """Count as written what each running reply's stream holds now, so the next write
@@ -291,6 +352,34 @@ class RedisReplyStore(MemoryReplyStore):
             raise
         finally:
             await pool.release(conn)
+        return answers
+
+    async def _send_on_own_connection(self, commands: list[bytes]) -> list[object]:
+        """As :meth:`_send`, on a connection only the publisher uses, under one timeout for
+        the whole exchange: no pool checkout, no per-answer timer (redis-py arms one for each
+        read when the connection has a socket timeout)."""
+        conn = self._publisher_conn
+        if conn is None:
+            pool = self._redis.connection_pool
+            conn = pool.make_connection()  # type: ignore[no-untyped-call]  # TLS, Sentinel alike
+            conn.socket_timeout = None  # the timeout below covers the whole exchange
+            self._publisher_conn = conn
+        timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
+        try:
+            async with asyncio.timeout(timeout):
+                await conn.send_packed_command(b"".join(commands), check_health=False)
+                answers: list[object] = []
+                for _ in commands:
+                    try:
+                        answers.append(await conn.read_response(disable_decoding=True))
+                    except ResponseError as exc:
+                        answers.append(exc)
+        except TimeoutError:
+            await conn.disconnect()
+            raise RedisTimeoutError("reply publish timed out") from None
+        except BaseException:
+            await conn.disconnect()  # an answer may be left unread: never reuse it as is
+            raise
         return answers
 
     def _note_replicas(self, acked: int) -> None:
@@ -532,4 +621,6 @@ class RedisReplyStore(MemoryReplyStore):
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+        if self._publisher_conn is not None:
+            await self._publisher_conn.disconnect()
         await super().aclose()
