@@ -185,7 +185,8 @@ def run(names: list[str], quick: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine(), "quick": quick, "scenarios": {}}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        redis = servers.start_redis(tmp) if "redis" in servers.VARIANTS else None
+        with_redis = {"redis", "baseline_redis"} & set(servers.VARIANTS)
+        redis = servers.start_redis(tmp) if with_redis else None
         sim = servers.start("simulator", "", tmp)
         try:
             for name in names:
