@@ -138,7 +138,7 @@ def start(kind: str, sim_url: str, tmp: Path, log: Path | None = None) -> Server
     base = f"http://127.0.0.1:{port}"
     http = ""
     root = BASELINE_ROOT if kind in ("baseline", "baseline_redis") else GATEWAY_ROOT
-    if kind in ("gateway", *VARIANTS):
+    if kind in ("gateway", "redis", "baseline_redis", *VARIANTS):
         conf = tmp / f"{kind}.toml"
         conf.write_text(gateway_toml(kind, sim_url))
         argv = ["-m", "gateway", "serve", "--config", str(conf), "--port", str(port)]
