@@ -367,6 +367,8 @@ class RedisReplyStore(MemoryReplyStore):
         timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
         try:
             async with asyncio.timeout(timeout):
+                if not conn.is_connected:  # (connect(): a Sentinel-managed one asks for the master)
+                    await conn.connect()
                 await conn.send_packed_command(b"".join(commands), check_health=False)
                 answers: list[object] = []
                 for _ in commands:
