@@ -38,7 +38,7 @@ import structlog
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
+from redis.typing import EncodableT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
 from ..replies import ReplyLog, ReplyState, StepKind
@@ -94,6 +94,14 @@ for i = 1, #KEYS, 2 do
     redis.call('PEXPIRE', header, ARGV[2])
   end
 end
+return 1
+"""
+
+
+# KEYS: the reply's header. ARGV: its TTL (s), then its fields and values.
+_HEADER = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
@@ -174,6 +182,7 @@ class RedisReplyStore(MemoryReplyStore):
         self._redis = redis
         self._k = keys
         self._instance = instance
+        self._add_header = redis.register_script(_HEADER)
         self._conversations = conversations
         self._window_ms = max(1000, int(resume_window_s * 1000))
         self._sent: dict[ReplyLog, int] = {}  # local running logs -> steps written to Redis
@@ -200,7 +209,7 @@ class RedisReplyStore(MemoryReplyStore):
     async def add(self, log_: ReplyLog) -> None:
         """Write the reply's header (before anyone is told of it), then publish its steps."""
         log_.mark_produced_by(self._instance)
-        header: dict[FieldT, EncodableT] = {
+        header: dict[str, EncodableT] = {
             "conversation_id": log_.conversation_id,
             "owner": log_.owner,
             "reply_to": log_.reply_to,
@@ -209,10 +218,10 @@ class RedisReplyStore(MemoryReplyStore):
             "instance": self._instance,
         }
         with guarded():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(self._k.reply(log_.message_id), mapping=header)
-            pipe.expire(self._k.reply(log_.message_id), RUNNING_TTL_S)
-            await pipe.execute()
+            await self._add_header(
+                keys=[self._k.reply(log_.message_id)],
+                args=[RUNNING_TTL_S, *(x for kv in header.items() for x in kv)],
+            )
         await super().add(log_)
         self._sent[log_] = 0
         log_.watch(on_change=functools.partial(self._changed, log_))
