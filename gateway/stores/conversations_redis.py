@@ -436,6 +436,10 @@ class RedisConversationStore:
         conversation.running = None
 
     async def forget_if_empty(self, conversation: Conversation) -> None:
+        """Drop it in one script when it never had a message; no round trip when the snapshot
+        in hand holds messages (:meth:`_had_messages`)."""
+        if self._had_messages(conversation):
+            return
         k, cid = self._k, conversation.id
         with guarded():
             await self._forget(
@@ -448,6 +452,13 @@ class RedisConversationStore:
                 ],
                 args=[cid],
             )
+
+    @staticmethod
+    def _had_messages(conversation: Conversation) -> bool:
+        """Whether the snapshot holds messages: then the conversation had some and is no empty
+        one to forget (the script would answer so), and the socket's close saves a round
+        trip. (History cleared on another instance meanwhile leaves it to its TTL.)"""
+        return bool(conversation.messages)
 
     async def run(self) -> None:
         pass
