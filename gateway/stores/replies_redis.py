@@ -106,13 +106,22 @@ return 1
 """
 
 
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+# EVAL and the script, packed once.
+_EVAL_PUBLISH = (2, _bulk(b"EVAL") + _bulk(_PUBLISH.encode()))
+
+
 def _entry_id(seq: int) -> str:
     return f"0-{seq}"
 
 
-def _pack(*parts: bytes | str | int) -> bytes:
-    """One command in RESP, as redis-py's packer would write it."""
-    out = [b"*%d\r\n" % len(parts)]
+def _pack(*parts: bytes | str | int, head: tuple[int, bytes] = (0, b"")) -> bytes:
+    """One command in RESP, as redis-py's packer would write it; ``head``: how many parts
+    and their RESP, already packed, to put first."""
+    out = [b"*%d\r\n" % (head[0] + len(parts)), head[1]]
     for part in parts:
         data = part if isinstance(part, bytes) else str(part).encode("utf-8")
         out.append(b"$%d\r\n%s\r\n" % (len(data), data))
@@ -322,7 +331,7 @@ class RedisReplyStore(MemoryReplyStore):
         """The whole write as one ``EVAL`` of :data:`_PUBLISH`: one answer to read, however
         many replies it carries. (``EVAL`` and not ``EVALSHA``: a Redis restarted or failed
         over has no script cache, and a missing script must not let an end pass its steps.)"""
-        return _pack(b"EVAL", _PUBLISH, len(keys), *keys, *args)
+        return _pack(len(keys), *keys, *args, head=_EVAL_PUBLISH)
 
     async def _resync(self) -> set[ReplyLog]:
         """Count as written what each running reply's stream holds now, so the next write
