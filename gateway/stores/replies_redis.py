@@ -110,18 +110,35 @@ def _bulk(data: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
-# EVAL and the script, packed once.
-_EVAL_PUBLISH = (2, _bulk(b"EVAL") + _bulk(_PUBLISH.encode()))
+# EVAL and the script, packed once; what a reply without steps, or not ended, sends.
+_EVAL_PUBLISH = _bulk(b"EVAL") + _bulk(_PUBLISH.encode())
+_ARGS_PER_REPLY = 8
+_NO_STEPS = _bulk(b"") * 5
+_NO_END = _bulk(b"") * 3
+
+
+def _bulks(*parts: bytes) -> bytes:
+    return b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
+
+
+def _pack_steps_in_one_go(head: int, fields: dict[str, str], *, first: bool) -> bytes:
+    """A reply's steps as :data:`_PUBLISH` takes them (entry id, texts, lengths, kinds, first),
+    packed with one format instead of one call a part: the publisher's per-reply work."""
+    eid, t = b"0-%d" % head, fields["t"].encode()
+    n, k, f = fields["n"].encode(), fields.get("k", "").encode(), b"1" if first else b""
+    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+        *(len(eid), eid, len(t), t, len(n), n),
+        *(len(k), k, len(f), f),
+    )
 
 
 def _entry_id(seq: int) -> str:
     return f"0-{seq}"
 
 
-def _pack(*parts: bytes | str | int, head: tuple[int, bytes] = (0, b"")) -> bytes:
-    """One command in RESP, as redis-py's packer would write it; ``head``: how many parts
-    and their RESP, already packed, to put first."""
-    out = [b"*%d\r\n" % (head[0] + len(parts)), head[1]]
+def _pack(*parts: bytes | str | int) -> bytes:
+    """One command in RESP, as redis-py's packer would write it."""
+    out = [b"*%d\r\n" % len(parts)]
     for part in parts:
         data = part if isinstance(part, bytes) else str(part).encode("utf-8")
         out.append(b"$%d\r\n%s\r\n" % (len(data), data))
@@ -284,8 +301,8 @@ class RedisReplyStore(MemoryReplyStore):
 
     async def _write(self, batch: set[ReplyLog]) -> list[tuple[ReplyLog, int, bool]]:
         """Write the batch's new steps and ends; what was written: (reply, head, ended)."""
-        keys: list[str] = []
-        args: list[bytes | str | int] = [RUNNING_TTL_S * 1000, self._window_ms]
+        keys: list[bytes] = []  # per reply: its stream and header, packed
+        args: list[bytes] = []  # per reply: its steps' and its end's arguments, packed
         written: list[tuple[ReplyLog, int, bool]] = []
         for reply in batch:
             # Read once: steps and the end may arrive while the write is on its way.
@@ -296,18 +313,18 @@ class RedisReplyStore(MemoryReplyStore):
             written.append((reply, head, ended))
             if head <= sent and not ended:
                 continue
-            keys += (self._k.steps(reply.message_id), self._k.reply(reply.message_id))
+            mid = reply.message_id
+            keys.append(_bulks(self._k.steps(mid).encode(), self._k.reply(mid).encode()))
             if head > sent:
                 fields = encode_steps(reply.steps(sent, head))
-                args += (_entry_id(head), fields["t"], fields["n"], fields.get("k", ""))
-                args.append(1 if sent == 0 else "")
+                args.append(_pack_steps_in_one_go(head, fields, first=sent == 0))
             else:
-                args += ("", "", "", "", "")
+                args.append(_NO_STEPS)
             if ended:
-                end = json.dumps(_end_fields(reply))
-                args += (_entry_id(head + 1), end, str(reply.state))
+                end = json.dumps(_end_fields(reply)).encode()
+                args.append(_bulks(b"0-%d" % (head + 1), end, str(reply.state).encode()))
             else:
-                args += ("", "", "")
+                args.append(_NO_END)
         if not written:
             return written
         commands = [self._one_command_for_every_reply(keys, args)] if keys else []
@@ -326,12 +343,16 @@ class RedisReplyStore(MemoryReplyStore):
                 self._sent[reply] = head
         return written
 
-    @staticmethod
-    def _one_command_for_every_reply(keys: list[str], args: list[bytes | str | int]) -> bytes:
+    def _one_command_for_every_reply(self, keys: list[bytes], args: list[bytes]) -> bytes:
         """The whole write as one ``EVAL`` of :data:`_PUBLISH`: one answer to read, however
         many replies it carries. (``EVAL`` and not ``EVALSHA``: a Redis restarted or failed
-        over has no script cache, and a missing script must not let an end pass its steps.)"""
-        return _pack(len(keys), *keys, *args, head=_EVAL_PUBLISH)
+        over has no script cache, and a missing script must not let an end pass its steps.)
+        ``keys`` and ``args`` are each reply's, already packed."""
+        replies = len(keys)
+        ttls = _bulks(b"%d" % (RUNNING_TTL_S * 1000), b"%d" % self._window_ms)
+        parts = 3 + 2 * replies + 2 + _ARGS_PER_REPLY * replies
+        count = b"%d" % (2 * replies)
+        return b"".join([b"*%d\r\n" % parts, _EVAL_PUBLISH, _bulks(count), *keys, ttls, *args])
 
     async def _resync(self) -> set[ReplyLog]:
         """Count as written what each running reply's stream holds now, so the next write
