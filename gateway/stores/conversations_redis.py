@@ -1,7 +1,7 @@
 """Conversations in Redis: any instance reads and writes the same history and running reply.
 
 A :class:`~gateway.conversations.Conversation` here is a snapshot: :meth:`get` reads it
-whole (one pipelined round trip), and each write goes to Redis and to the snapshot in
+whole (one script, :data:`_READ`), and each write goes to Redis and to the snapshot in
 hand. The one-reply-at-a-time rule and the idempotent client ids are decided in one Lua
 script (:data:`_CLAIM`), so two instances cannot both start a reply. A running reply whose
 instance stopped heart-beating is stale: the next message replaces it.

@@ -2,15 +2,16 @@
 
 The instance that reads the upstream keeps the :class:`~gateway.replies.ReplyLog` in memory
 and its one *publisher* task copies every running log to its stream ``reply:{mid}:steps``
-by group commit: as soon as there are new steps and the previous write has returned, every
-changed reply goes in one pipeline (so at low load a step is in Redis one round trip after
-it is read, and under load writes batch by themselves). Each entry ``0-{seq}`` carries the
+by group commit: as soon as there are new steps and the previous write has returned (and
+no sooner than :data:`WRITE_GAP_S` after the previous one began), every changed reply goes
+in one ``EVAL`` of :data:`_PUBLISH` (so at low load a step is in Redis one round trip after
+it is read, and under load one write carries many replies). Each entry ``0-{seq}`` carries the
 steps after the previous entry up to ``seq``, their texts concatenated in ``t`` and their
 lengths in ``n``, so a reader rebuilds the exact steps however many one entry holds. The
 last entry carries ``end`` (state, finish reason, usage, error).
 
 Durable before delivered: local viewers read the log only up to its watermark, which the
-publisher raises (:meth:`~gateway.replies.ReplyLog.release`) once the pipeline holding the
+publisher raises (:meth:`~gateway.replies.ReplyLog.release`) once the write holding the
 steps (and, with ``redis.wait_replicas``, its ``WAIT``) has returned. So whatever any viewer
 received is in Redis, and a crash of this instance loses nothing a viewer saw. When Redis is
 down, viewers wait with the steps and the publisher writes the backlog once it is back.
@@ -374,8 +375,7 @@ class RedisReplyStore(MemoryReplyStore):
 
     async def _send(self, commands: list[bytes]) -> list[object]:
         """Send packed commands in one write on a pooled connection; their answers, errors as
-        values. (redis-py's pipeline costs about twice as much CPU per write: this is the
-        publisher's hot path.)"""
+        values (the resync and the nudge; the publisher's writes go on its own connection)."""
         pool = self._redis.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
