@@ -9,6 +9,9 @@ Modes (``spec["mode"]``):
 * ``idle``: C chat sockets opened (each gets its ``connected`` frame) and held.
 * ``stall``: C chats whose readers stop reading after the first delta (their sockets'
   receive buffers fixed at 64 KB, so the reply piles up on the server's side).
+* ``pair``: C chats on one gateway instance (``url``, ``http``), each conversation also
+  watched from a second instance sharing its Redis (``remote_url``) by the same user: a local
+  and a remote viewer of every reply (:func:`ws_pair_stream`).
 
 ``idle`` and ``stall`` print ``READY n`` once every socket is open, then obey stdin:
 ``measure`` (prints the reply logs' size, found through ``GET /api/v1/generations/{id}``
@@ -57,6 +60,7 @@ class Stats:
     errors: list[str] = field(default_factory=list)
     mismatches: int = 0
     replies: int = 0
+    remote_late: list[float] = field(default_factory=list)  # mode ``pair``: remote viewers
 
 
 def raise_nofile() -> None:
@@ -109,6 +113,69 @@ async def ws_stream(
             elif kind == "error":
                 stats.errors.append(frame.get("code", "error"))
                 return
+
+
+async def _viewer_frames(
+    ws: aiohttp.ClientWebSocketResponse, stats: Stats
+) -> tuple[list[tuple[float, int]], int, dict[str, Any] | None]:
+    """Read one viewer's reply: (arrival, seq) of each delta, the text's length, the ``done``
+    frame (None after an error or a close, counted in ``stats.errors``)."""
+    arrivals: list[tuple[float, int]] = []
+    length = 0
+    while True:
+        msg = await ws.receive()
+        now = time.perf_counter()
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            stats.errors.append(f"closed {ws.close_code}")
+            return arrivals, length, None
+        frame = loads(msg.data)
+        kind = frame["type"]
+        if kind == "delta":
+            arrivals.append((now, frame["seq"]))
+            length += len(frame["text"])
+        elif kind == "done":
+            return arrivals, length, frame
+        elif kind == "error":
+            stats.errors.append(frame.get("code", "error"))
+            return arrivals, length, None
+
+
+async def ws_pair_stream(
+    http: aiohttp.ClientSession, i: int, spec: dict[str, Any], stats: Stats
+) -> None:
+    """One chat on the first instance and the same conversation watched, by the same user,
+    from the second: both viewers' lateness against the pace anchored at the local viewer's
+    first delta (so a remote viewer's first delta counts late by however long the reply took
+    to cross), in ``stats.late`` and ``stats.remote_late``."""
+    delay = spec["delay_ms"] / 1000
+    async with http.post(f"{spec['http']}/api/v1/anonymous") as resp:
+        token = (await resp.json())["token"]
+    async with http.ws_connect(spec["url"], params={"token": token}, max_msg_size=0) as local:
+        connected = loads((await local.receive()).data)
+        while connected["type"] != "connected":
+            connected = loads((await local.receive()).data)
+        params = {"token": token, "conversation_id": connected["conversation_id"]}
+        async with http.ws_connect(spec["remote_url"], params=params, max_msg_size=0) as remote:
+            await _connected(remote)
+            sent = time.perf_counter()
+            text = prompt(i, spec)
+            await local.send_str(json.dumps({"type": "message", "id": f"c-{i}", "text": text}))
+            (mine, mine_len, done), (theirs, their_len, their_done) = await asyncio.gather(
+                _viewer_frames(local, stats), _viewer_frames(remote, stats)
+            )
+    if not mine or done is None:
+        return
+    first_at, first_seq = mine[0]
+    stats.ttfd.append(first_at - sent)
+    stats.frames += len(mine) + len(theirs)
+    stats.late.extend(at - (first_at + (seq - first_seq) * delay) for at, seq in mine[1:])
+    stats.remote_late.extend(at - (first_at + (seq - first_seq) * delay) for at, seq in theirs)
+    stats.steps += done["seq"]
+    stats.chars += mine_len
+    stats.replies += 1
+    stats.mismatches += mine_len != done["content_length"]
+    if their_done is not None:
+        stats.mismatches += their_len != their_done["content_length"]
 
 
 async def sse_stream(
@@ -297,6 +364,8 @@ async def streams(http: aiohttp.ClientSession, spec: dict[str, Any]) -> dict[str
     stats = Stats()
     count = spec["connections"]
     stream = sse_stream if spec["mode"] == "sse" else ws_stream
+    if spec["mode"] == "pair":
+        stream = ws_pair_stream
     gap = spec.get("ramp_s", 0) / count
 
     async def one(i: int) -> None:
@@ -325,6 +394,7 @@ async def streams(http: aiohttp.ClientSession, spec: dict[str, Any]) -> dict[str
         "error_count": len(stats.errors),
         "mismatches": stats.mismatches,
         "churned": churned,
+        "remote_late": stats.remote_late,
     }
 
 

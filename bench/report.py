@@ -65,11 +65,24 @@ def table(report: dict[str, Any]) -> str:
                 f"{row['core0_busy']:>7.0%}"
                 f"{_waited(row):>8}"
             )
+        lines.extend(_remote_viewers(body["rows"]))
         churned = [f"{r['kind']} {r['churned']}" for r in body["rows"] if r.get("churned")]
         if churned:
             lines.append(" " * 17 + "sockets opened and closed meanwhile: " + ", ".join(churned))
         lines.extend(_ratios(_rows(report, name)))
     return "\n".join(lines)
+
+
+def _remote_viewers(rows: list[Row]) -> list[str]:
+    """For ``pair`` rows: the remote viewers' lateness beside the local ones'."""
+    return [
+        " " * 17 + f"{r['kind']}: remote viewer lateness p50 {r['remote_late_p50_ms']:.1f} ms, "
+        f"p99 {r['remote_late_p99_ms']:.1f} ms ({r['remote_late_p99_ms'] - r['late_p99_ms']:+.1f}"
+        f" over the local viewer's); second instance CPU "
+        f"{r['remote_cpu_ms_per_1000_steps']:.1f} ms/1k steps"
+        for r in rows
+        if "remote_late_p99_ms" in r
+    ]
 
 
 def _ratios(rows: dict[str, Row]) -> list[str]:
@@ -157,6 +170,14 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             measured = ", ".join(f"{n} {r:.2f}x" for n, r in ratios)
             target = f"{variant}: CPU per step <= {bound} x the gateway's"
             out.append((target, measured, all(r <= bound for _, r in ratios)))
+    rows = _rows(report, "below_saturation")
+    if {"gateway", "redis"} <= rows.keys():  # issue 18
+        d = rows["redis"]["late_p99_ms"] - rows["gateway"]["late_p99_ms"]
+        out.append(("redis: local viewer p99 lateness <= gateway + 5 ms", f"{d:+.1f} ms", d <= 5))
+    row = _rows(report, "remote_viewers").get("redis")
+    if row:  # issue 18
+        d = row["remote_late_p99_ms"] - row["late_p99_ms"]
+        out.append(("redis: remote viewer p99 lateness <= local + 10 ms", f"{d:+.1f} ms", d <= 10))
     rows = _rows(report, "idle")
     if "gateway" in rows:
         gw = rows["gateway"]

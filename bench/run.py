@@ -48,6 +48,10 @@ def scenario_specs(quick: bool = False) -> dict[str, dict[str, Any]]:
             "connections": n(100), "tokens": 100, "delay_ms": 20, "churners": 20, "churn_ms": 50,
             "rounds": 3, "servers": relays,
         },
+        "remote_viewers": {  # issue 18: below_saturation's load on two instances, one Redis
+            "connections": n(100), "tokens": 100, "delay_ms": 20, "ramp_s": 1.0, "rounds": 3,
+            "mode": "pair", "servers": ["redis"],
+        },
         "idle": {
             "connections": n(10_000), "tokens": 1, "delay_ms": 0, "mode": "idle",
             "servers": ["gateway", "minimal", "fastapi"],
@@ -118,9 +122,11 @@ def stream_once(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict
     }
 
 
-def measure_stream(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
+def measure_stream(
+    kind: str, sim: Server, tmp: Path, spec: dict[str, Any], once: Any = stream_once
+) -> dict[str, Any]:
     """One row; with ``rounds`` > 1 each figure is the median over the rounds."""
-    rounds = [stream_once(kind, sim, tmp, spec) for _ in range(spec.get("rounds", 1))]
+    rounds = [once(kind, sim, tmp, spec) for _ in range(spec.get("rounds", 1))]
     if len(rounds) == 1:
         return rounds[0]
     row = dict(rounds[0])
@@ -133,6 +139,64 @@ def measure_stream(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> d
         {k: r[k] for k in ("ttfd_p50_ms", "late_p99_ms", "cpu_ms_per_1000_steps")} for r in rounds
     ]
     return row
+
+
+def pair_once(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Two instances of ``kind`` (a Redis mode) on the run's Redis: every chat on the first,
+    its conversation watched from the second too (``bench.load``'s ``pair`` mode). The row's
+    CPU is the first instance's (it produces every reply); the second's is beside it."""
+    spec = {k: v for k, v in spec.items() if k not in ("servers", "rounds")}
+    first = servers.start(kind, sim.url, tmp)
+    second = None
+    try:
+        second = servers.start(kind, sim.url, tmp)
+        for server in (first, second):
+            servers.load({**WARMUP, "mode": "ws", "url": server.url})
+        cpu0, remote0, sim0 = (cpu_seconds(p) for p in (first.pid, second.pid, sim.pid))
+        result = servers.load(
+            {**spec, "url": first.url, "http": first.http, "remote_url": second.url}
+        )
+        cpu = cpu_seconds(first.pid) - cpu0
+        remote_cpu = cpu_seconds(second.pid) - remote0
+        sim_cpu = cpu_seconds(sim.pid) - sim0
+        peak = memory_kb(first.pid, "VmHWM")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    steps, wall = max(1, result["steps"]), result["wall_s"]
+    return {
+        "kind": kind,
+        "streams": spec["connections"],
+        "replies": result["replies"],
+        "steps": result["steps"],
+        "frames": result["frames"],
+        "chars": result["chars"],
+        "errors": result["error_count"],
+        "error_samples": result["errors"],
+        "mismatches": result["mismatches"],
+        "ttfd_p50_ms": 1000 * pct(result["ttfd"], 50),
+        "ttfd_p99_ms": 1000 * pct(result["ttfd"], 99),
+        "late_p50_ms": 1000 * pct(result["late"], 50),
+        "late_p99_ms": 1000 * pct(result["late"], 99),
+        "late_max_ms": 1000 * max(result["late"], default=0.0),
+        "remote_late_p50_ms": 1000 * pct(result["remote_late"], 50),
+        "remote_late_p99_ms": 1000 * pct(result["remote_late"], 99),
+        "remote_late_max_ms": 1000 * max(result["remote_late"], default=0.0),
+        "cpu_s": cpu,
+        "cpu_ms_per_1000_steps": 1e6 * cpu / steps,
+        "remote_cpu_ms_per_1000_steps": 1e6 * remote_cpu / steps,
+        "peak_rss_mb": peak / 1024,
+        "wall_s": wall,
+        "steps_per_s": result["steps"] / wall if wall else 0.0,
+        "core0_busy": (sim_cpu + result["load_cpu_s"]) / wall if wall else 0.0,
+        "churned": 0,
+    }
+
+
+def measure_pair(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """A ``pair`` row (:func:`pair_once`); with ``rounds`` > 1 the medians over the rounds."""
+    return measure_stream(kind, sim, tmp, spec, once=pair_once)
 
 
 def measure_held(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
@@ -190,15 +254,21 @@ def run(names: list[str], quick: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine(), "quick": quick, "scenarios": {}}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        redis = servers.start_redis(tmp) if "redis" in servers.VARIANTS else None
+        with_redis = {"redis", "baseline_redis"} & set(servers.VARIANTS)
+        with_redis |= {n for n in names if specs[n].get("mode") == "pair"}
+        redis = servers.start_redis(tmp) if with_redis else None
         sim = servers.start("simulator", "", tmp)
         try:
             for name in names:
                 spec = specs[name]
                 print(f"== {name} {spec}", flush=True)
                 measure = measure_held if spec.get("mode") in ("idle", "stall") else measure_stream
+                if spec.get("mode") == "pair":
+                    measure = measure_pair
                 rows = []
                 kinds = list(spec["servers"])
+                if "redis" in kinds and "baseline_redis" in servers.VARIANTS:
+                    kinds.append("baseline_redis")
                 if "gateway" in kinds:
                     at = kinds.index("gateway") + 1
                     kinds[at:at] = servers.VARIANTS

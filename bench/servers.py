@@ -32,6 +32,7 @@ KINDS = ("gateway", "minimal", "fastapi")
 #   baseline  the gateway from another checkout (``BENCH_BASELINE_ROOT``): before/after a change
 #   redis     this gateway with shared state in Redis (a redis-server the run starts)
 #   quotas    this gateway with usage accounting and every quota on (none reached)
+#   baseline_redis  the baseline checkout's gateway with shared state in Redis (as ``redis``)
 VARIANTS = tuple(v for v in os.environ.get("BENCH_VARIANTS", "").split(",") if v)
 BASELINE_ROOT = Path(os.environ.get("BENCH_BASELINE_ROOT") or ROOT).resolve()
 QUOTAS_TOML = """
@@ -131,7 +132,7 @@ def gateway_toml(kind: str, sim_url: str) -> str:
     text = GATEWAY_TOML.format(sim=sim_url, outbox=OUTBOX_MAX_BYTES)
     if kind == "quotas":
         text = text.replace("[limits]\n", "[limits]" + QUOTAS_TOML)
-    if kind == "redis":
+    if kind in ("redis", "baseline_redis"):
         text += f'[redis]\nurl = "{os.environ["BENCH_REDIS_URL"]}"\n'
     return text
 
@@ -142,8 +143,8 @@ def start(kind: str, sim_url: str, tmp: Path, log: Path | None = None) -> Server
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     http = ""
-    root = BASELINE_ROOT if kind == "baseline" else GATEWAY_ROOT
-    if kind in ("gateway", *VARIANTS):
+    root = BASELINE_ROOT if kind in ("baseline", "baseline_redis") else GATEWAY_ROOT
+    if kind in ("gateway", "redis", "baseline_redis", *VARIANTS):
         conf = tmp / f"{kind}.toml"
         conf.write_text(gateway_toml(kind, sim_url))
         argv = ["-m", "gateway", "serve", "--config", str(conf), "--port", str(port)]

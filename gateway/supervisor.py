@@ -264,15 +264,13 @@ class ReplySupervisor:
         text = reply
         while True:
             try:
+                final = None
                 if text is not None:
                     status = history_status(
                         text.state, text.finish_reason, text.orphaned, text.cut_at_shutdown
                     )
-                    await self.conversations.update_message(
-                        conv, message_id, text.text, status, reasoning=text.reasoning
-                    )
-                    text = None
-                await self.conversations.end_reply(conv, message_id)
+                    final = (text.text, status, text.reasoning)
+                await self.conversations.settle_reply(conv, message_id, final)
                 return
             except StoreUnavailable:
                 if text is not None and time.monotonic() > deadline:

@@ -56,6 +56,16 @@ class ConversationStore(Lifecycle, Protocol):
 
     async def end_reply(self, conversation: Conversation, message_id: str) -> None: ...
 
+    async def settle_reply(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        text: tuple[str, Status, str] | None,
+    ) -> None:
+        """:meth:`update_message` with ``text`` (content, status, reasoning) when given, then
+        :meth:`end_reply`: a reply's last write, in one round trip where the store has them."""
+        ...
+
     async def clear(self, conversation: Conversation) -> None: ...
 
     async def replace_tail(

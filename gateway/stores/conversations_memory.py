@@ -145,6 +145,19 @@ class MemoryConversationStore:
         if conversation.running == message_id:
             conversation.running = None
 
+    async def settle_reply(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        text: tuple[str, Status, str] | None,
+    ) -> None:
+        if text is not None:
+            content, status, reasoning = text
+            await self.update_message(
+                conversation, message_id, content, status, reasoning=reasoning
+            )
+        await self.end_reply(conversation, message_id)
+
     async def forget_if_empty(self, conversation: Conversation) -> None:
         """(Its last viewer here left: an idle time starts now.)"""
         if not conversation.messages and conversation.running is None:

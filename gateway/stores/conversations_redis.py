@@ -1,7 +1,7 @@
 """Conversations in Redis: any instance reads and writes the same history and running reply.
 
 A :class:`~gateway.conversations.Conversation` here is a snapshot: :meth:`get` reads it
-whole (one pipelined round trip), and each write goes to Redis and to the snapshot in
+whole (one script, :data:`_READ`), and each write goes to Redis and to the snapshot in
 hand. The one-reply-at-a-time rule and the idempotent client ids are decided in one Lua
 script (:data:`_CLAIM`), so two instances cannot both start a reply. A running reply whose
 instance stopped heart-beating is stale: the next message replaces it.
@@ -16,19 +16,37 @@ from typing import Any, cast
 from ..conversations import Claim, Conversation, HistoryMessage, ImageRef, SessionType, Status
 from .redis_client import KeySpace, Redis, guarded
 
-# KEYS: conv, members, user_convs. ARGV: owner, session_type, assistant, now, id, ttl
-_CREATE = """
+# The conversation whole, in one answer: its header, members, history order, messages and
+# client ids, and whether the instance of its running reply is alive (1 or 0). KEYS: conv,
+# members, order, msgs, clients; the last ARGV is the alive key prefix.
+_READ = """
+local alive = 0
+local running = redis.call('HGET', KEYS[1], 'running')
+if running and running ~= '' then
+  local owner = redis.call('HGET', KEYS[1], 'running_instance') or ''
+  alive = redis.call('EXISTS', ARGV[#ARGV] .. owner .. '}')
+end
+return {redis.call('HGETALL', KEYS[1]), redis.call('SMEMBERS', KEYS[2]),
+        redis.call('LRANGE', KEYS[3], 0, -1), redis.call('HGETALL', KEYS[4]),
+        redis.call('HGETALL', KEYS[5]), alive}
+"""
+
+# Create it unless it exists, then _READ. KEYS: conv, members, order, msgs, clients,
+# user_convs. ARGV: owner, session_type, assistant, now, id, ttl, alive key prefix.
+_CREATE_AND_READ = (
+    """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'session_type', ARGV[2], 'assistant', ARGV[3],
              'created_at', ARGV[4], 'updated_at', ARGV[4], 'title', '')
   redis.call('SADD', KEYS[2], ARGV[1])
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-  redis.call('EXPIRE', KEYS[3], ARGV[6])
+  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[5])
+  redis.call('EXPIRE', KEYS[6], ARGV[6])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-return 1
 """
+    + _READ
+)
 
 # KEYS: order, msgs, conv, members. ARGV: max, now, title, ttl, user key prefix, conversation
 # id, then id and JSON of each message. Every member's list of conversations is touched too
@@ -80,6 +98,17 @@ redis.call('HSET', KEYS[1], 'running', ARGV[1], 'running_instance', ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 return outcome
+"""
+
+# _UPDATE, then _END: KEYS: msgs, conv. ARGV: message id, JSON ('': no text to store)
+_SETTLE = """
+if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+if redis.call('HGET', KEYS[2], 'running') == ARGV[1] then
+  redis.call('HDEL', KEYS[2], 'running', 'running_instance')
+end
+return 1
 """
 
 # KEYS: conv. ARGV: message id
@@ -159,6 +188,10 @@ def _decode(raw: str) -> HistoryMessage:
     )
 
 
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+
 def _header(cid: str, meta: dict[str, str], members: set[str]) -> Conversation:
     return Conversation(
         id=cid,
@@ -184,7 +217,9 @@ class RedisConversationStore:
         self._k = keys
         self._max = max_messages
         self._ttl = max(1, int(ttl_s))
-        self._create = redis.register_script(_CREATE)
+        self._read = redis.register_script(_READ)
+        self._create_and_read = redis.register_script(_CREATE_AND_READ)
+        self._settle = redis.register_script(_SETTLE)
         self._add = redis.register_script(_ADD)
         self._update = redis.register_script(_UPDATE)
         self._claim = redis.register_script(_CLAIM)
@@ -195,39 +230,46 @@ class RedisConversationStore:
         self._rename = redis.register_script(_RENAME)
 
     async def get(self, conversation_id: str) -> Conversation | None:
-        k = self._k
         with guarded():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hgetall(k.conv(conversation_id))
-            pipe.smembers(k.members(conversation_id))
-            pipe.lrange(k.order(conversation_id), 0, -1)
-            pipe.hgetall(k.msgs(conversation_id))
-            pipe.hgetall(k.clients(conversation_id))
-            meta, members, order, msgs, clients = await pipe.execute()
-            if not meta or "owner" not in meta:
-                return None
-            conv = _header(conversation_id, meta, set(members))
-            conv.messages = [_decode(msgs[i]) for i in order if i in msgs]
-            conv.replies_by_client_id = dict(clients)
-            running = meta.get("running") or None
-            if running is not None:
-                owner = meta.get("running_instance", "")
-                if not await self._redis.exists(k.alive(owner)):
-                    running = None  # its instance died: the next message replaces it
-            conv.running = running
+            found = await self._read(
+                keys=self._read_keys(conversation_id), args=[self._k.alive_prefix]
+            )
+        return self._snapshot(conversation_id, found)
+
+    def _read_keys(self, cid: str) -> list[str]:
+        k = self._k
+        return [k.conv(cid), k.members(cid), k.order(cid), k.msgs(cid), k.clients(cid)]
+
+    @staticmethod
+    def _snapshot(cid: str, found: list[Any]) -> Conversation | None:
+        """The conversation from :data:`_READ`'s answer; ``None`` when there is none."""
+        meta_flat, members, order, msgs_flat, clients_flat, alive = found
+        meta = _pairs(meta_flat)
+        if "owner" not in meta:
+            return None
+        msgs = _pairs(msgs_flat)
+        conv = _header(cid, meta, set(members))
+        conv.messages = [_decode(msgs[i]) for i in order if i in msgs]
+        conv.replies_by_client_id = _pairs(clients_flat)
+        # A running reply whose instance died is none: the next message replaces it.
+        conv.running = (meta.get("running") or None) if alive else None
         return conv
 
     async def create(
         self, conversation_id: str, owner: str, session_type: SessionType, assistant: str
     ) -> Conversation:
+        """Create it unless it exists, and read it back, in one script."""
         k = self._k
         with guarded():
-            await self._create(
-                keys=[k.conv(conversation_id), k.members(conversation_id), k.user_convs(owner)],
-                args=[owner, session_type, assistant, time.time(), conversation_id, self._ttl],
+            found = await self._create_and_read(
+                keys=[*self._read_keys(conversation_id), k.user_convs(owner)],
+                args=[
+                    *(owner, session_type, assistant, time.time(), conversation_id),
+                    *(self._ttl, k.alive_prefix),
+                ],
             )
-        conv = await self.get(conversation_id)
-        if conv is None:  # removed between the two calls: hand back what was asked for
+        conv = self._snapshot(conversation_id, found)
+        if conv is None:  # not created (an owner-less hash was there): what was asked for
             conv = Conversation(conversation_id, owner, session_type, assistant, members={owner})
         return conv
 
@@ -331,6 +373,32 @@ class RedisConversationStore:
         if conversation.running == message_id:
             conversation.running = None
 
+    async def settle_reply(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        text: tuple[str, Status, str] | None,
+    ) -> None:
+        """:meth:`update_message` with ``text`` (content, status, reasoning) when given, then
+        :meth:`end_reply`, in one script."""
+        encoded = ""
+        if text is not None:
+            content, status, reasoning = text
+            for message in reversed(conversation.messages):
+                if message.id == message_id:
+                    message.content, message.status = content, status
+                    message.reasoning = reasoning
+                    encoded = _encode(message)
+                    break
+        k = self._k
+        with guarded():
+            await self._settle(
+                keys=[k.msgs(conversation.id), k.conv(conversation.id)],
+                args=[message_id, encoded],
+            )
+        if conversation.running == message_id:
+            conversation.running = None
+
     async def clear(self, conversation: Conversation) -> None:
         k, cid = self._k, conversation.id
         with guarded():
@@ -368,6 +436,10 @@ class RedisConversationStore:
         conversation.running = None
 
     async def forget_if_empty(self, conversation: Conversation) -> None:
+        """Drop it in one script when it never had a message; no round trip when the snapshot
+        in hand holds messages (:meth:`_had_messages`)."""
+        if self._had_messages(conversation):
+            return
         k, cid = self._k, conversation.id
         with guarded():
             await self._forget(
@@ -380,6 +452,13 @@ class RedisConversationStore:
                 ],
                 args=[cid],
             )
+
+    @staticmethod
+    def _had_messages(conversation: Conversation) -> bool:
+        """Whether the snapshot holds messages: then the conversation had some and is no empty
+        one to forget (the script would answer so), and the socket's close saves a round
+        trip. (History cleared on another instance meanwhile leaves it to its TTL.)"""
+        return bool(conversation.messages)
 
     async def run(self) -> None:
         pass

@@ -2,15 +2,16 @@
 
 The instance that reads the upstream keeps the :class:`~gateway.replies.ReplyLog` in memory
 and its one *publisher* task copies every running log to its stream ``reply:{mid}:steps``
-by group commit: as soon as there are new steps and the previous write has returned, every
-changed reply goes in one pipeline (so at low load a step is in Redis one round trip after
-it is read, and under load writes batch by themselves). Each entry ``0-{seq}`` carries the
+by group commit: as soon as there are new steps and the previous write has returned (and
+no sooner than :data:`WRITE_GAP_S` after the previous one began), every changed reply goes
+in one ``EVAL`` of :data:`_PUBLISH` (so at low load a step is in Redis one round trip after
+it is read, and under load one write carries many replies). Each entry ``0-{seq}`` carries the
 steps after the previous entry up to ``seq``, their texts concatenated in ``t`` and their
 lengths in ``n``, so a reader rebuilds the exact steps however many one entry holds. The
 last entry carries ``end`` (state, finish reason, usage, error).
 
 Durable before delivered: local viewers read the log only up to its watermark, which the
-publisher raises (:meth:`~gateway.replies.ReplyLog.release`) once the pipeline holding the
+publisher raises (:meth:`~gateway.replies.ReplyLog.release`) once the write holding the
 steps (and, with ``redis.wait_replicas``, its ``WAIT``) has returned. So whatever any viewer
 received is in Redis, and a crash of this instance loses nothing a viewer saw. When Redis is
 down, viewers wait with the steps and the publisher writes the backlog once it is back.
@@ -35,8 +36,10 @@ import time
 from typing import Any, cast
 
 import structlog
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
-from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
 from ..replies import ReplyLog, ReplyState, StepKind
@@ -53,8 +56,81 @@ NUDGE_TTL_MS = 60_000
 CHECK_EVERY_S = 1.0  # watched marks and producer liveness
 WATCHED_TTL_S = 5  # a mirror's watched mark outlives a few missed checks
 RETRY_MAX_S = 2.0
+# Under load the publisher starts a write at most this often, so one write carries the steps
+# of many replies; at low load (steps further apart than this) a step is written at once.
+WRITE_GAP_S = 0.001
 Entries = list[tuple[str, dict[str, str]]]
 RUNNING_TTL_S = 3600  # a running reply's keys outlive a crashed producer by this much
+
+
+# KEYS: per reply, its stream and its header. ARGV: the running TTL and the resume window
+# (ms), then per reply: the steps' entry id, their texts, lengths and kinds (see
+# encode_steps; no id: no steps), "1" when these are its first steps, the end's entry id
+# (none: not ended), the end's JSON, and the state. An entry already there (a write whose
+# answer was lost, sent again) is not an error.
+_PUBLISH = """
+local function add(stream, ...)
+  local r = redis.pcall('XADD', stream, ...)
+  if type(r) == 'table' and r.err and not string.find(r.err, 'equal or smaller', 1, true) then
+    return r
+  end
+end
+local a = 3
+for i = 1, #KEYS, 2 do
+  local stream, header = KEYS[i], KEYS[i + 1]
+  local id, t, n, k, first, end_id, body, state = unpack(ARGV, a, a + 7)
+  a = a + 8
+  if id ~= '' then
+    local failed
+    if k ~= '' then failed = add(stream, id, 't', t, 'n', n, 'k', k)
+    else failed = add(stream, id, 't', t, 'n', n) end
+    if failed then return failed end
+    if first == '1' then redis.call('PEXPIRE', stream, ARGV[1]) end
+  end
+  if end_id ~= '' then
+    local failed = add(stream, end_id, 'end', body)
+    if failed then return failed end
+    redis.call('HSET', header, 'state', state)
+    redis.call('PEXPIRE', stream, ARGV[2])
+    redis.call('PEXPIRE', header, ARGV[2])
+  end
+end
+return 1
+"""
+
+
+# KEYS: the reply's header. ARGV: its TTL (s), then its fields and values.
+_HEADER = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+# EVAL and the script, packed once; what a reply without steps, or not ended, sends.
+_EVAL_PUBLISH = _bulk(b"EVAL") + _bulk(_PUBLISH.encode())
+_ARGS_PER_REPLY = 8
+_NO_STEPS = _bulk(b"") * 5
+_NO_END = _bulk(b"") * 3
+
+
+def _bulks(*parts: bytes) -> bytes:
+    return b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
+
+
+def _pack_steps_in_one_go(head: int, fields: dict[str, str], *, first: bool) -> bytes:
+    """A reply's steps as :data:`_PUBLISH` takes them (entry id, texts, lengths, kinds, first),
+    packed with one format instead of one call a part: the publisher's per-reply work."""
+    eid, t = b"0-%d" % head, fields["t"].encode()
+    n, k, f = fields["n"].encode(), fields.get("k", "").encode(), b"1" if first else b""
+    return b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+        *(len(eid), eid, len(t), t, len(n), n),
+        *(len(k), k, len(f), f),
+    )
 
 
 def _entry_id(seq: int) -> str:
@@ -133,12 +209,14 @@ class RedisReplyStore(MemoryReplyStore):
         self._redis = redis
         self._k = keys
         self._instance = instance
+        self._add_header = redis.register_script(_HEADER)
         self._conversations = conversations
         self._window_ms = max(1000, int(resume_window_s * 1000))
         self._sent: dict[ReplyLog, int] = {}  # local running logs -> steps written to Redis
         self._dirty: set[ReplyLog] = set()
         self._publish_wake = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
+        self._publisher_conn: AbstractConnection | None = None  # the publisher's own link
         self._followed: dict[str, tuple[ReplyLog, str]] = {}  # stream -> (mirror, last id)
         self._reader: asyncio.Task[None] | None = None
         # A new mirror wakes the reader's blocking XREAD through this stream at once,
@@ -158,7 +236,7 @@ class RedisReplyStore(MemoryReplyStore):
     async def add(self, log_: ReplyLog) -> None:
         """Write the reply's header (before anyone is told of it), then publish its steps."""
         log_.mark_produced_by(self._instance)
-        header: dict[FieldT, EncodableT] = {
+        header: dict[str, EncodableT] = {
             "conversation_id": log_.conversation_id,
             "owner": log_.owner,
             "reply_to": log_.reply_to,
@@ -167,10 +245,10 @@ class RedisReplyStore(MemoryReplyStore):
             "instance": self._instance,
         }
         with guarded():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(self._k.reply(log_.message_id), mapping=header)
-            pipe.expire(self._k.reply(log_.message_id), RUNNING_TTL_S)
-            await pipe.execute()
+            await self._add_header(
+                keys=[self._k.reply(log_.message_id)],
+                args=[RUNNING_TTL_S, *(x for kv in header.items() for x in kv)],
+            )
         await super().add(log_)
         self._sent[log_] = 0
         log_.watch(on_change=functools.partial(self._changed, log_))
@@ -185,9 +263,10 @@ class RedisReplyStore(MemoryReplyStore):
         """While local replies run: group commit. As soon as there are steps and the previous
         write has returned, write every changed reply in one round trip, then release what it
         wrote to the viewers. After a failed write, first find what each stream holds."""
-        delay, resync = 0.05, False
+        delay, resync, began = 0.05, False, 0.0
         while self._sent:
             await self._publish_wake.wait()
+            began = await self._batch_steps_under_load(began)
             self._publish_wake.clear()
             batch, self._dirty = self._dirty, set()
             try:
@@ -210,9 +289,21 @@ class RedisReplyStore(MemoryReplyStore):
             for reply, head, ended in written:
                 reply.release(head, ended)
 
+    @staticmethod
+    async def _batch_steps_under_load(previous: float) -> float:
+        """Start this write no sooner than :data:`WRITE_GAP_S` after the previous one began,
+        so steps arriving meanwhile ride in it; when the previous write is older, at once.
+        When this write begins (loop time)."""
+        loop = asyncio.get_running_loop()
+        wait = previous + WRITE_GAP_S - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return loop.time()
+
     async def _write(self, batch: set[ReplyLog]) -> list[tuple[ReplyLog, int, bool]]:
         """Write the batch's new steps and ends; what was written: (reply, head, ended)."""
-        commands: list[bytes] = []
+        keys: list[bytes] = []  # per reply: its stream and header, packed
+        args: list[bytes] = []  # per reply: its steps' and its end's arguments, packed
         written: list[tuple[ReplyLog, int, bool]] = []
         for reply in batch:
             # Read once: steps and the end may arrive while the write is on its way.
@@ -220,32 +311,31 @@ class RedisReplyStore(MemoryReplyStore):
             ended = reply.ended and not reply.end_held  # settled first: history, claim
             if sent < 0:
                 continue  # already finished and forgotten
-            stream, header = self._k.steps(reply.message_id), self._k.reply(reply.message_id)
+            written.append((reply, head, ended))
+            if head <= sent and not ended:
+                continue
+            mid = reply.message_id
+            keys.append(_bulks(self._k.steps(mid).encode(), self._k.reply(mid).encode()))
             if head > sent:
                 fields = encode_steps(reply.steps(sent, head))
-                entry = _entry_id(head)
-                commands.append(
-                    _pack(b"XADD", stream, entry, *(x for kv in fields.items() for x in kv))
-                )
-                if sent == 0:
-                    commands.append(_pack(b"PEXPIRE", stream, RUNNING_TTL_S * 1000))
+                args.append(_pack_steps_in_one_go(head, fields, first=sent == 0))
+            else:
+                args.append(_NO_STEPS)
             if ended:
-                end = json.dumps(_end_fields(reply))
-                commands.append(_pack(b"XADD", stream, _entry_id(head + 1), b"end", end))
-                commands.append(_pack(b"HSET", header, b"state", str(reply.state)))
-                commands.append(_pack(b"PEXPIRE", stream, self._window_ms))
-                commands.append(_pack(b"PEXPIRE", header, self._window_ms))
-            written.append((reply, head, ended))
+                end = json.dumps(_end_fields(reply)).encode()
+                args.append(_bulks(b"0-%d" % (head + 1), end, str(reply.state).encode()))
+            else:
+                args.append(_NO_END)
         if not written:
             return written
-        if self._wait_replicas:
+        commands = [self._one_command_for_every_reply(keys, args)] if keys else []
+        if commands and self._wait_replicas:
             commands.append(_pack(b"WAIT", self._wait_replicas, self._wait_timeout_ms))
-        answers = await self._send(commands)
+        answers = await self._send_on_own_connection(commands) if commands else []
         for answer in answers:
-            # An entry written before a lost answer comes back as "equal or smaller": done.
-            if isinstance(answer, RedisError) and "equal or smaller" not in str(answer):
+            if isinstance(answer, RedisError):  # (an entry already there is no error)
                 raise answer
-        if self._wait_replicas:
+        if commands and self._wait_replicas:
             self._note_replicas(int(cast(int, answers[-1])))
         for reply, head, ended in written:
             if ended:
@@ -253,6 +343,17 @@ class RedisReplyStore(MemoryReplyStore):
             else:
                 self._sent[reply] = head
         return written
+
+    def _one_command_for_every_reply(self, keys: list[bytes], args: list[bytes]) -> bytes:
+        """The whole write as one ``EVAL`` of :data:`_PUBLISH`: one answer to read, however
+        many replies it carries. (``EVAL`` and not ``EVALSHA``: a Redis restarted or failed
+        over has no script cache, and a missing script must not let an end pass its steps.)
+        ``keys`` and ``args`` are each reply's, already packed."""
+        replies = len(keys)
+        ttls = _bulks(b"%d" % (RUNNING_TTL_S * 1000), b"%d" % self._window_ms)
+        parts = 3 + 2 * replies + 2 + _ARGS_PER_REPLY * replies
+        count = b"%d" % (2 * replies)
+        return b"".join([b"*%d\r\n" % parts, _EVAL_PUBLISH, _bulks(count), *keys, ttls, *args])
 
     async def _resync(self) -> set[ReplyLog]:
         """Count as written what each running reply's stream holds now, so the next write
@@ -274,8 +375,7 @@ class RedisReplyStore(MemoryReplyStore):
 
     async def _send(self, commands: list[bytes]) -> list[object]:
         """Send packed commands in one write on a pooled connection; their answers, errors as
-        values. (redis-py's pipeline costs about twice as much CPU per write: this is the
-        publisher's hot path.)"""
+        values (the resync and the nudge; the publisher's writes go on its own connection)."""
         pool = self._redis.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
@@ -291,6 +391,36 @@ class RedisReplyStore(MemoryReplyStore):
             raise
         finally:
             await pool.release(conn)
+        return answers
+
+    async def _send_on_own_connection(self, commands: list[bytes]) -> list[object]:
+        """As :meth:`_send`, on a connection only the publisher uses, under one timeout for
+        the whole exchange: no pool checkout, no per-answer timer (redis-py arms one for each
+        read when the connection has a socket timeout)."""
+        conn = self._publisher_conn
+        if conn is None:
+            pool = self._redis.connection_pool
+            conn = pool.make_connection()  # type: ignore[no-untyped-call]  # TLS, Sentinel alike
+            conn.socket_timeout = None  # the timeout below covers the whole exchange
+            self._publisher_conn = conn
+        timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
+        try:
+            async with asyncio.timeout(timeout):
+                if not conn.is_connected:  # (connect(): a Sentinel-managed one asks for the master)
+                    await conn.connect()
+                await conn.send_packed_command(b"".join(commands), check_health=False)
+                answers: list[object] = []
+                for _ in commands:
+                    try:
+                        answers.append(await conn.read_response(disable_decoding=True))
+                    except ResponseError as exc:
+                        answers.append(exc)
+        except TimeoutError:
+            await conn.disconnect()
+            raise RedisTimeoutError("reply publish timed out") from None
+        except BaseException:
+            await conn.disconnect()  # an answer may be left unread: never reuse it as is
+            raise
         return answers
 
     def _note_replicas(self, acked: int) -> None:
@@ -532,4 +662,6 @@ class RedisReplyStore(MemoryReplyStore):
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+        if self._publisher_conn is not None:
+            await self._publisher_conn.disconnect()
         await super().aclose()

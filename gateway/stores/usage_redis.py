@@ -7,7 +7,7 @@ Keys (``P`` is ``redis.key_prefix``; ``{day}`` is ``YYYY-MM-DD``, UTC)::
                                  tokens), e (estimated replies)
     P usage:{day}:spent    hash  "user:<id>", "assistant:<name>", "address:<ip>" -> tokens
 
-A reply is added in one MULTI/EXEC transaction of HINCRBYs, so two instances recording at
+A reply is added in one script of HINCRBYs (:data:`_RECORD`), so two instances recording at
 once both count (no read-modify-write) and a reader never sees half a reply. Both keys expire
 at the end of the day ``limits.usage_retention_days`` after theirs (EXPIREAT, set again by
 every write, so the clock is the day, not the last write). Redis trouble raises
@@ -22,6 +22,17 @@ import json
 from ..usage import GroupBy, SpentToday, UsageEntry, UsageRecord, UsageRow, aggregate
 from .redis_client import Redis, guarded
 from .usage_memory import _spent_fields
+
+# KEYS: day, spent. ARGV: expire at (epoch s), the number of day fields, then each day field
+# and its count, then each spent field and its count.
+_RECORD = """
+local days = tonumber(ARGV[2])
+for i = 3, 2 + 2 * days, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 3 + 2 * days, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIREAT', KEYS[1], ARGV[1])
+redis.call('EXPIREAT', KEYS[2], ARGV[1])
+return 1
+"""
 
 _METRICS = {
     "r": "replies",
@@ -39,6 +50,7 @@ class RedisUsageStore:
         self._redis = redis
         self._prefix = prefix
         self._retention = dt.timedelta(days=retention_days)
+        self._record = redis.register_script(_RECORD)
 
     def day_key(self, day: dt.date) -> str:
         return f"{self._prefix}usage:{day.isoformat()}"
@@ -59,16 +71,13 @@ class RedisUsageStore:
         expire_at = dt.datetime.combine(
             record.day + self._retention + dt.timedelta(days=1), dt.time(), dt.UTC
         )
+        day_fields = [(f"{metric}:{who}", n) for metric, n in counts.items() if n or metric == "r"]
+        spent_fields = [(name, record.total) for name in _spent_fields(record)]
+        args: list[str | int] = [int(expire_at.timestamp()), len(day_fields)]
+        for name, n in (*day_fields, *spent_fields):
+            args += (name, n)
         with guarded():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for metric, n in counts.items():
-                    if n or metric == "r":
-                        pipe.hincrby(day_key, f"{metric}:{who}", n)
-                for name in _spent_fields(record):
-                    pipe.hincrby(spent_key, name, record.total)
-                pipe.expireat(day_key, expire_at)
-                pipe.expireat(spent_key, expire_at)
-                await pipe.execute()
+            await self._record(keys=[day_key, spent_key], args=args)
 
     async def rows(
         self, start: dt.date, end: dt.date, group_by: GroupBy, user: str | None = None

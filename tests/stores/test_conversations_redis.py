@@ -132,3 +132,36 @@ async def test_replace_tail_rename_and_delete_leave_no_key_behind(store) -> None
     assert await s.get("c1") is None
     assert await s.for_user("alice") == [] and await s.for_user("bob") == []
     assert [k async for k in client.scan_iter("t:*c1*")] == []
+
+
+async def test_settle_stores_the_final_text_and_frees_the_conversation_in_one_call(store) -> None:
+    """settle_reply writes the text (unless trimmed) and ends only its own running reply."""
+    s, _ = store
+    conv = await s.create("c9", "alice", "person", "default")
+    placeholder = HistoryMessage("m-1", "assistant", "", "running", 1.0)
+    await s.add_messages(conv, message(1), placeholder)
+    await s.claim_reply(conv, "m-1", "c-1", "alive-one", interrupt=False)
+    await s.settle_reply(conv, "m-2", ("not ours", "complete", ""))  # another reply: no change
+    fresh = await s.get("c9")
+    assert fresh is not None and fresh.running == "m-1"
+    assert fresh.messages[-1].content == ""
+    await s.settle_reply(fresh, "m-1", ("the answer", "complete", "thought"))
+    settled = await s.get("c9")
+    assert settled is not None and settled.running is None
+    last = settled.messages[-1]
+    assert (last.content, last.status, last.reasoning) == ("the answer", "complete", "thought")
+    await s.claim_reply(settled, "m-3", "c-3", "alive-one", interrupt=False)
+    await s.settle_reply(settled, "m-3", None)  # text given up: the conversation is freed
+    assert (await s.get("c9")).running is None
+
+
+async def test_a_read_sees_a_running_reply_only_while_its_instance_lives(store) -> None:
+    """get() and create() drop the running reply of an instance whose alive key is gone."""
+    s, client = store
+    conv = await s.create("c10", "alice", "person", "default")
+    await s.claim_reply(conv, "m-1", "c-1", "alive-one", interrupt=False)
+    assert (await s.get("c10")).running == "m-1"
+    assert (await s.create("c10", "alice", "person", "default")).running == "m-1"
+    await client.delete("t:instance:{alive-one}")
+    assert (await s.get("c10")).running is None
+    assert (await s.create("c10", "alice", "person", "default")).running is None
