@@ -91,6 +91,7 @@ class Turns:
         self.presence: Presence = backends.presence
         self.usage: UsageStore = backends.usage
         self.address_limits = AddressLimits.from_config(config, backends.windows)
+        self._quotas: dict[str, QuotaLimits] = {}  # per assistant
         self.upstream_queue: UpstreamQueue = backends.upstream_queue
         self._waiting: dict[str, asyncio.Task[None]] = {}  # turns in line for the upstream
         self.images: ImageStore = backends.images
@@ -243,7 +244,9 @@ class Turns:
                 f"more than {limits.anonymous_messages_per_minute_per_ip} messages a minute"
                 " from your network; slow down"
             )
-        quotas = QuotaLimits.for_assistant(self.config, assistant)
+        quotas = self._quotas.get(assistant)
+        if quotas is None:  # the config is frozen: worked out once per assistant
+            quotas = self._quotas[assistant] = QuotaLimits.for_assistant(self.config, assistant)
         if not quotas.any:
             return
         now = time.time()

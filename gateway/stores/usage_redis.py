@@ -64,8 +64,9 @@ class RedisUsageStore:
                 for metric, n in counts.items():
                     if n or metric == "r":
                         pipe.hincrby(day_key, f"{metric}:{who}", n)
+                total = record.total
                 for name in _spent_fields(record):
-                    pipe.hincrby(spent_key, name, record.total)
+                    pipe.hincrby(spent_key, name, total)
                 pipe.expireat(day_key, expire_at)
                 pipe.expireat(spent_key, expire_at)
                 await pipe.execute()
