@@ -122,8 +122,7 @@ class Turns:
             interrupt=msg.interrupt,
             running=conv.running,
             seen=conv.replies_by_client_id,
-            user_running=self.supervisor.running_for(conn.user)
-            + self.presence.replies_elsewhere(conn.user),
+            user_running=self._user_running(conn.user),
             limits=limits,
         )
         if isinstance(decision, Follow):
@@ -191,7 +190,7 @@ class Turns:
         plan = decide_regenerate(
             history=conv.messages,
             running=conv.running,
-            user_running=self.supervisor.running_for(conn.user),
+            user_running=self._user_running(conn.user),
             limits=self.config.limits,
             user=conn.user,
             owner=conv.owner,
@@ -206,13 +205,17 @@ class Turns:
             message_id=frame.message_id,
             text=frame.text,
             running=conv.running,
-            user_running=self.supervisor.running_for(conn.user),
+            user_running=self._user_running(conn.user),
             limits=self.config.limits,
             user=conn.user,
             owner=conv.owner,
             admin=conn.admin,
         )
         await self._rerun(conn, conv, plan, edited_as=frame.message_id)
+
+    def _user_running(self, user: str) -> int:
+        """The user's replies running here and on the other instances."""
+        return self.supervisor.running_for(user) + self.presence.replies_elsewhere(user)
 
     async def _rerun(
         self, conn: Connection, conv: Conversation, plan: Rerun | Refuse, edited_as: str | None
@@ -442,6 +445,9 @@ class Turns:
             temperature=assistant.temperature,
             top_p=assistant.top_p,
             max_tokens=assistant.max_tokens,
+            thinking=assistant.thinking,
+            thinking_budget=assistant.thinking_budget,
+            endpoint=assistant.endpoint,
         )
         placeholder = HistoryMessage(message_id, "assistant", "", "running", now)
         user_message = ""
@@ -471,7 +477,7 @@ class Turns:
         if user_message:
             self.rooms.publish(conv.id, user_message)
         self.rooms.publish_reply(conv.id, reply)
-        self.supervisor.start(conv, reply, request)
+        self.supervisor.start(conv, reply, request, address=conn.address)
         await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
 
     # ---------------------------------------------------------------- images
