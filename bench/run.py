@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import servers
+from . import failover, servers
 from .servers import Holder, Server, cpu_seconds, memory_kb
 
 WARMUP = {"connections": 2, "tokens": 5, "delay_ms": 0}
@@ -59,6 +59,10 @@ def scenario_specs(quick: bool = False) -> dict[str, dict[str, Any]]:
         "slow_readers": {
             "connections": n(100), "tokens": 2000, "delay_ms": 0, "chars": 6_000_000,
             "mode": "stall", "servers": ["gateway", "minimal"],
+        },
+        "failover": {  # issue 17: a 429 from the pool's first upstream (bench/failover.py)
+            "rounds": n(20), "tokens": 5, "delay_ms": 20, "mode": "failover",
+            "servers": ["single", "pool"],
         },
     }  # fmt: skip
 
@@ -265,6 +269,8 @@ def run(names: list[str], quick: bool) -> dict[str, Any]:
                 measure = measure_held if spec.get("mode") in ("idle", "stall") else measure_stream
                 if spec.get("mode") == "pair":
                     measure = measure_pair
+                if spec.get("mode") == "failover":
+                    measure = failover.measure
                 rows = []
                 kinds = list(spec["servers"])
                 if "redis" in kinds and "baseline_redis" in servers.VARIANTS:

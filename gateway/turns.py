@@ -22,7 +22,9 @@ instances are :class:`~gateway.cluster.ClusterEvents`'.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Awaitable, Callable
 
 from . import protocol
 from .cluster import ClusterEvents
@@ -91,6 +93,7 @@ class Turns:
         self.presence: Presence = backends.presence
         self.usage: UsageStore = backends.usage
         self.address_limits = AddressLimits.from_config(config, backends.windows)
+        self._quotas: dict[str, QuotaLimits] = {}  # per assistant
         self.upstream_queue: UpstreamQueue = backends.upstream_queue
         self._waiting: dict[str, asyncio.Task[None]] = {}  # turns in line for the upstream
         self.images: ImageStore = backends.images
@@ -121,8 +124,7 @@ class Turns:
             interrupt=msg.interrupt,
             running=conv.running,
             seen=conv.replies_by_client_id,
-            user_running=self.supervisor.running_for(conn.user)
-            + self.presence.replies_elsewhere(conn.user),
+            user_running=self._user_running(conn.user),
             limits=limits,
         )
         if isinstance(decision, Follow):
@@ -154,16 +156,30 @@ class Turns:
                     previous = await self.replies.find(claim.previous)
                     if previous is not None:
                         await self.supervisor.stop(previous, "interrupted")
-            if self.config.upstream.max_concurrent > 0:
-                task = self.supervisor.spawn(
-                    self._wait_then_start(conn, conv, msg, message_id, images), "waiting upstream"
-                )
-                self._waiting[message_id] = task
-                return
-            await self._start_turn(conn, conv, msg, message_id, images)
+            start = functools.partial(self._start_turn, conn, conv, msg, message_id, images)
+            await self._start_or_wait(conn, conv, message_id, msg.id, start)
         except BaseException as exc:
             await self._release_unstarted(conv, message_id, exc)
             raise
+
+    async def _start_or_wait(
+        self,
+        conn: Connection,
+        conv: Conversation,
+        message_id: str,
+        reply_to: str,
+        start: Callable[..., Awaitable[None]],
+    ) -> None:
+        """Start a claimed turn now (``start(slot=None)``), or, with
+        ``upstream.max_concurrent``, in a task once it has a place: the same line for
+        ``message``, ``regenerate`` and ``edit``."""
+        if self.config.upstream.max_concurrent > 0:
+            task = self.supervisor.spawn(
+                self._wait_then_start(conn, conv, message_id, reply_to, start), "waiting upstream"
+            )
+            self._waiting[message_id] = task
+            return
+        await start(slot=None)
 
     async def _admit(self, conn: Connection, assistant: str) -> None:
         """What every turn that starts a reply passes (``message``, ``regenerate``, ``edit``)
@@ -190,7 +206,7 @@ class Turns:
         plan = decide_regenerate(
             history=conv.messages,
             running=conv.running,
-            user_running=self.supervisor.running_for(conn.user),
+            user_running=self._user_running(conn.user),
             limits=self.config.limits,
             user=conn.user,
             owner=conv.owner,
@@ -205,13 +221,17 @@ class Turns:
             message_id=frame.message_id,
             text=frame.text,
             running=conv.running,
-            user_running=self.supervisor.running_for(conn.user),
+            user_running=self._user_running(conn.user),
             limits=self.config.limits,
             user=conn.user,
             owner=conv.owner,
             admin=conn.admin,
         )
         await self._rerun(conn, conv, plan, edited_as=frame.message_id)
+
+    def _user_running(self, user: str) -> int:
+        """The user's replies running here and on the other instances."""
+        return self.supervisor.running_for(user) + self.presence.replies_elsewhere(user)
 
     async def _rerun(
         self, conn: Connection, conv: Conversation, plan: Rerun | Refuse, edited_as: str | None
@@ -229,7 +249,8 @@ class Turns:
         try:
             if claim.previous is not None and claim.stale:
                 self.supervisor.reap_stale_later(claim.previous)
-            await self._start_rerun(conn, conv, plan, message_id, edited_as)
+            start = functools.partial(self._start_rerun, conn, conv, plan, message_id, edited_as)
+            await self._start_or_wait(conn, conv, message_id, _asked_reply_to(conv, plan), start)
         except BaseException as exc:
             await self._release_unstarted(conv, message_id, exc)
             raise
@@ -243,7 +264,9 @@ class Turns:
                 f"more than {limits.anonymous_messages_per_minute_per_ip} messages a minute"
                 " from your network; slow down"
             )
-        quotas = QuotaLimits.for_assistant(self.config, assistant)
+        quotas = self._quotas.get(assistant)
+        if quotas is None:  # the config is frozen: worked out once per assistant
+            quotas = self._quotas[assistant] = QuotaLimits.for_assistant(self.config, assistant)
         if not quotas.any:
             return
         now = time.time()
@@ -259,23 +282,24 @@ class Turns:
         self,
         conn: Connection,
         conv: Conversation,
-        msg: protocol.Message,
         message_id: str,
-        images: tuple[Image, ...],
+        reply_to: str,
+        start: Callable[..., Awaitable[None]],
     ) -> None:
         """Wait for a place under ``upstream.max_concurrent`` (the sender hears ``queued``
-        frames), then start the turn; past ``upstream.queue_timeout_s``, ``error``
-        ``upstream_throttled``. Cancelled (``cancel``, an interrupt): it leaves the line. The
-        claim is freed whenever no reply starts."""
+        frames for ``reply_to``), then ``start(slot=...)`` the turn; past
+        ``upstream.queue_timeout_s``, ``error`` ``upstream_throttled``. Cancelled
+        (``cancel``, an interrupt, a reset): it leaves the line. The claim is freed whenever
+        no reply starts; nothing is stored before the turn starts."""
 
         def tell(position: int) -> None:
-            conn.send(protocol.queued_frame(msg.id, position))
+            conn.send(protocol.queued_frame(reply_to, position))
 
         slot: Slot | None = None
         try:
             slot = await self.upstream_queue.acquire(tell)
             self._waiting.pop(message_id, None)
-            await self._start_turn(conn, conv, msg, message_id, images, slot=slot)
+            await start(slot=slot)
         except BaseException as exc:
             self._waiting.pop(message_id, None)
             if not self.supervisor.runs(message_id):
@@ -283,7 +307,7 @@ class Turns:
                     await slot.release()
                 self.supervisor.release_later(conv, message_id)
             if isinstance(exc, GatewayError):
-                conn.send(protocol.error_frame(exc, reply_to=msg.id))
+                conn.send(protocol.error_frame(exc, reply_to=reply_to))
             elif not isinstance(exc, asyncio.CancelledError):
                 raise
 
@@ -316,7 +340,9 @@ class Turns:
         self.metrics.resumes.inc()
 
     async def reset(self, conv: Conversation) -> None:
-        if conv.running is not None:
+        if conv.running is not None and (waiting := self._waiting.pop(conv.running, None)):
+            waiting.cancel()  # still in line for the upstream: it leaves the line
+        elif conv.running is not None:
             reply = await self.replies.find(conv.running)
             if reply is not None:
                 await self.supervisor.stop(reply, "cancelled")
@@ -414,6 +440,8 @@ class Turns:
         plan: Rerun,
         message_id: str,
         edited_as: str | None,
+        *,
+        slot: Slot | None = None,
     ) -> None:
         """Start the reply a ``regenerate`` (``edited_as`` None) or an ``edit`` (the id the
         client named the message by) planned: history first, then the viewers, as a turn."""
@@ -425,7 +453,7 @@ class Turns:
             message_id=message_id,
             conversation_id=conv.id,
             owner=conn.user,
-            reply_to=asked.client_id or asked.id,
+            reply_to=_asked_reply_to(conv, plan),
             model=model,
         )
         request = ChatRequest(
@@ -439,6 +467,9 @@ class Turns:
             temperature=assistant.temperature,
             top_p=assistant.top_p,
             max_tokens=assistant.max_tokens,
+            thinking=assistant.thinking,
+            thinking_budget=assistant.thinking_budget,
+            endpoint=assistant.endpoint,
         )
         placeholder = HistoryMessage(message_id, "assistant", "", "running", now)
         user_message = ""
@@ -468,7 +499,7 @@ class Turns:
         if user_message:
             self.rooms.publish(conv.id, user_message)
         self.rooms.publish_reply(conv.id, reply)
-        self.supervisor.start(conv, reply, request)
+        self.supervisor.start(conv, reply, request, address=conn.address, slot=slot)
         await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
 
     # ---------------------------------------------------------------- images
@@ -502,3 +533,10 @@ class Turns:
         return {
             i: Image(media_type=image.media_type, data=image.data) for i, image in found.items()
         }
+
+
+def _asked_reply_to(conv: Conversation, plan: Rerun) -> str:
+    """The ``reply_to`` of a rerun's frames: the client id of the user message it answers
+    (its history id when it has none)."""
+    asked = conv.messages[plan.index]
+    return asked.client_id or asked.id

@@ -180,7 +180,24 @@ def reported_usage(finish: Finish) -> TokenCounts | None:
 
 def utc_day(ts: float | None = None) -> dt.date:
     """The UTC day of a POSIX time (now when None)."""
-    return dt.datetime.fromtimestamp(time.time() if ts is None else ts, dt.UTC).date()
+    ts = time.time() if ts is None else ts
+    start, end, day = _today
+    if start <= ts < end:
+        return day
+    return _day_computed_once_a_day(ts)
+
+
+_today: tuple[float, float, dt.date] = (0.0, 0.0, dt.date.min)  # [start, end) of the last day
+
+
+def _day_computed_once_a_day(ts: float) -> dt.date:
+    """:func:`utc_day` the long way; the day and its bounds are kept, so the turns of one
+    day (every quota check, every usage record) build no ``datetime``."""
+    global _today
+    day = dt.datetime.fromtimestamp(ts, dt.UTC).date()
+    start = dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()
+    _today = (start, start + 86400.0, day)
+    return day
 
 
 def seconds_to_next_day(ts: float) -> int:
@@ -236,7 +253,7 @@ class UsageRecord:
 
     @property
     def total(self) -> int:
-        return self.counts.total
+        return self.input_tokens + self.output_tokens + (self.reasoning_tokens or 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,3 +125,37 @@ async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(gateway, trusted
     gw = await gateway(f"[server]\n{proxies}[limits]\nmax_anonymous_ids_per_ip_per_hour = 2\n")
     opened = [await connects(gw, {"X-Forwarded-For": f"203.0.113.{n}"}) for n in range(1, 11)]
     assert opened.count(True) == (10 if trusted else 2)
+
+
+async def test_an_anonymous_edits_tokens_count_for_its_address(gateway) -> None:
+    """An edit's reply counts toward the address's daily tokens: the next anonymous id on
+    that address is refused once the edit has spent them."""
+    gw = await gateway("[limits]\nanonymous_tokens_per_ip_per_day = 200\n")
+    sock = await gw.chat()
+    assert (await sock.ask("hi sim:tokens=1 sim:delay_ms=0")).end["type"] == "done"
+    await eventually(lambda: total_replies(gw))
+    gw.client.session.cookie_jar.clear()
+    assert (await (await gw.chat()).ask("hi sim:tokens=1 sim:delay_ms=0")).end["type"] == "done"
+    await sock.send(type="edit", message_id="c-1", text="spend sim:tokens=200 sim:delay_ms=0")
+    assert (await sock.reply()).end["type"] == "done"
+    await eventually(lambda: replies_at_least(gw, 3))
+    gw.client.session.cookie_jar.clear()
+    err = await refused(await gw.chat())
+    assert err["code"] == "quota_exceeded" and "your network" in err["message"]
+
+
+async def replies_at_least(gw, n: int) -> bool:
+    return await total_replies(gw) >= n
+
+
+async def test_regenerate_and_edit_are_refused_past_the_addresss_quota(gateway) -> None:
+    """A spent address quota refuses an anonymous visitor's regenerate and edit too."""
+    gw = await gateway("[limits]\nanonymous_tokens_per_ip_per_day = 30\n")
+    sock = await gw.chat()
+    await sock.ask(SPEND)
+    await eventually(lambda: total_replies(gw))
+    for frame in ({"type": "regenerate"}, {"type": "edit", "message_id": "c-1", "text": "x"}):
+        await sock.send(**frame)
+        err = await sock.recv_type("error")
+        assert err["code"] == "quota_exceeded" and "your network" in err["message"], frame
+    assert len(gw.sim.state.requests) == 1

@@ -110,6 +110,21 @@ def test_utc_days_and_the_wait_until_the_next() -> None:
     assert utc_day(noon + 12 * 3600) == DAY + dt.timedelta(days=1)
 
 
+def test_the_remembered_day_ends_at_its_midnight_both_ways() -> None:
+    """utc_day keeps the last day it built: a time on either side of it is still its own day."""
+    midnight = dt.datetime(2026, 12, 3, tzinfo=dt.UTC).timestamp()
+    for ts, day in (
+        (midnight - 1e-6, DAY),
+        (midnight, DAY + dt.timedelta(days=1)),
+        (midnight - 1e-6, DAY),  # back again: not the day remembered
+        (midnight - 86400, DAY),
+        (midnight - 86400 - 1e-6, DAY - dt.timedelta(days=1)),
+        (midnight + 86400 - 1e-6, DAY + dt.timedelta(days=1)),
+    ):
+        assert utc_day(ts) == day, ts
+        assert utc_day(ts) == dt.datetime.fromtimestamp(ts, dt.UTC).date()
+
+
 def _entry(day: dt.date, user: str, assistant: str, model: str, i: int, o: int) -> UsageEntry:
     entry = UsageEntry(day, user, assistant, model)
     entry.add(UsageRecord(i, o, None, False, model, assistant, user, day))

@@ -21,8 +21,9 @@ Both result formats are read: ``output.text`` (``result_format=text``) and
 steps: each event's text is the whole reply so far, and the step is what lies beyond the
 length already emitted. No string comparison per event, so a long reply costs O(n) in total,
 not O(n²). Incremental output passes through. ``finish_reason`` is the string ``"null"``
-while generating. ``usage`` is a running total: the last event's counts are kept, with
-``output_tokens_details.reasoning_tokens``. Reasoning (``message.reasoning_content``)
+while generating. ``usage`` is a running total: the last event's object is kept as it came
+and read once, at the finish (counts and ``output_tokens_details.reasoning_tokens``), so
+a step costs no usage work. Reasoning (``message.reasoning_content``)
 becomes :class:`Reasoning` events, apart from the answer, diffed the same way. An
 ``event:error`` (with its ``:HTTP_STATUS/…``) raises the mapped
 :class:`~gateway.errors.UpstreamError`.
@@ -197,6 +198,21 @@ def _text(content: Any) -> str | None:
     return None
 
 
+def usage_counts(usage: Any) -> tuple[int | None, int | None, int | None]:
+    """``input_tokens``, ``output_tokens`` and ``output_tokens_details.reasoning_tokens``
+    of a ``usage`` object (None where absent or not a number)."""
+    if not isinstance(usage, dict):
+        return None, None, None
+    i, o = usage.get("input_tokens"), usage.get("output_tokens")
+    details = usage.get("output_tokens_details")
+    r = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return (
+        i if isinstance(i, int) else None,
+        o if isinstance(o, int) else None,
+        r if isinstance(r, int) else None,
+    )
+
+
 class DashScopeParser:
     """Turns one DashScope reply's SSE events into Steps, Reasoning and one Finish;
     cumulative or incremental, text or content lists, as the dashscope SDK reads them."""
@@ -206,9 +222,7 @@ class DashScopeParser:
         self._text_len = 0
         self._reasoning_len = 0
         self._finish: Finish | None = None
-        self._input_tokens: int | None = None
-        self._output_tokens: int | None = None
-        self._reasoning_tokens: int | None = None
+        self._usage: Any = None  # the last event's ``usage``, read once the reply finishes
         self._request_id: str | None = None
 
     def feed(self, event: SSEEvent) -> list[UpstreamEvent]:
@@ -230,7 +244,9 @@ class DashScopeParser:
                 message if isinstance(message, str) else None,
                 self._request_id,
             )
-        self._usage(obj.get("usage"))
+        usage = obj.get("usage")
+        if usage is not None:
+            self._usage = usage
         output = obj.get("output")
         if not isinstance(output, dict):
             raise UpstreamError("malformed data from the model service: no output")
@@ -254,12 +270,13 @@ class DashScopeParser:
             if piece:
                 events.append(Step(piece))
         if isinstance(finish, str) and finish not in ("", "null"):
+            input_tokens, output_tokens, reasoning_tokens = usage_counts(self._usage)
             self._finish = Finish(
                 finish_reason(finish, self._request_id),
-                self._input_tokens,
-                self._output_tokens,
+                input_tokens,
+                output_tokens,
                 self._request_id,
-                self._reasoning_tokens,
+                reasoning_tokens,
             )
             events.append(self._finish)
         return events
@@ -272,15 +289,6 @@ class DashScopeParser:
             return ""
         setattr(self, attr, len(text))
         return text[seen:]
-
-    def _usage(self, usage: Any) -> None:
-        if isinstance(usage, dict):
-            i, o = usage.get("input_tokens"), usage.get("output_tokens")
-            self._input_tokens = i if isinstance(i, int) else self._input_tokens
-            self._output_tokens = o if isinstance(o, int) else self._output_tokens
-            details = usage.get("output_tokens_details")
-            if isinstance(details, dict) and isinstance(details.get("reasoning_tokens"), int):
-                self._reasoning_tokens = details["reasoning_tokens"]
 
     def end(self) -> list[UpstreamEvent]:
         if self._finish is None:

@@ -30,9 +30,9 @@ class MemoryUsageStore:
         if entry is None:
             entry = entries[key] = UsageEntry(day, *key)
         entry.add(record)
-        spent = self._spent[day]
+        spent, total = self._spent[day], record.total
         for name in _spent_fields(record):
-            spent[name] = spent.get(name, 0) + record.total
+            spent[name] = spent.get(name, 0) + total
 
     def _forget_before(self, oldest: dt.date) -> None:
         for day in [d for d in self._days if d <= oldest]:
