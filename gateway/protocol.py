@@ -67,6 +67,14 @@ class Auth:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadedImage:
+    """An image of a ``message`` named by the id ``POST /api/v1/images`` gave it
+    (``{"id": "i-..."}``; an extension the contract is silent on, docs/protocol.md)."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """Client ``message``: a user's text (its client ``id`` is echoed) and sampling options."""
 
@@ -76,7 +84,8 @@ class Message:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
-    images: tuple[str, ...] = ()  # as sent: checked by gateway.images against the limits
+    # As sent (URLs, or uploaded images by id): checked by gateway.images against the limits.
+    images: tuple[str | UploadedImage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,13 +274,24 @@ def _edit(obj: dict[str, Any]) -> Edit:
     return Edit(message_id, text)
 
 
-def _images(obj: dict[str, Any]) -> tuple[str, ...]:
+def _images(obj: dict[str, Any]) -> tuple[str | UploadedImage, ...]:
     value = obj.get("images")
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadImage("field 'images' must be a list of data: or https:// URLs")
-    return tuple(value)
+    if not isinstance(value, list):
+        raise BadImage(_IMAGES_SHAPE)
+    images: list[str | UploadedImage] = []
+    for item in value:
+        if isinstance(item, str):
+            images.append(item)
+        elif isinstance(item, dict) and valid_id(item.get("id")):
+            images.append(UploadedImage(item["id"]))
+        else:
+            raise BadImage(_IMAGES_SHAPE)
+    return tuple(images)
+
+
+_IMAGES_SHAPE = "field 'images' must be a list of data: or https:// URLs or {\"id\": ...} objects"
 
 
 def _number(obj: dict[str, Any], name: str, low: float, high: float) -> float | None:
