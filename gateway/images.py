@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from . import protocol
 from .config import LimitsConfig
 from .errors import BadImage
+from .frame_images import DecodedImage
 from .llm.events import Image
 from .protocol import UploadedImage
 from .stores.images import StoredImage
@@ -49,7 +51,10 @@ class KeptImage(Image):
 
 
 def check_images(
-    raw: Sequence[str | UploadedImage], limits: LimitsConfig, *, vision: bool = True
+    raw: Sequence[str | UploadedImage | protocol.StreamedImage | DecodedImage],
+    limits: LimitsConfig,
+    *,
+    vision: bool = True,
 ) -> tuple[Image | UploadedImage, ...]:
     """The images of one message, checked in order: the assistant takes images at all, the
     count, then each image (its number, from 1, named in the error). An uploaded image was
@@ -60,10 +65,52 @@ def check_images(
         raise BadImage("this assistant's model takes no images")
     if len(raw) > limits.max_images_per_message:
         raise BadImage(f"{len(raw)} images; the limit is {limits.max_images_per_message} a message")
-    return tuple(
-        value if isinstance(value, UploadedImage) else _check(value, number, limits)
-        for number, value in enumerate(raw, 1)
+    return tuple(_check_one(value, number, limits) for number, value in enumerate(raw, 1))
+
+
+def _check_one(
+    value: str | UploadedImage | protocol.StreamedImage | DecodedImage,
+    number: int,
+    limits: LimitsConfig,
+) -> Image | UploadedImage:
+    if isinstance(value, UploadedImage):
+        return value
+    if isinstance(value, DecodedImage):
+        return _check_decoded(value, number, limits)
+    if isinstance(value, protocol.StreamedImage):
+        raise BadImage(f"image {number}: must be a data: URL")
+    return _check(value, number, limits)
+
+
+def _check_decoded(image: DecodedImage, number: int, limits: LimitsConfig) -> Image:
+    """A data: URL decoded as its frame arrived: the checks of :func:`_check`, in its order
+    and words."""
+    where = f"image {number}"
+    declared = image.declared.strip().lower()
+    if declared not in MEDIA_TYPES:
+        raise BadImage(f"{where}: type {declared[:40]!r} is not accepted (png, jpeg, webp or gif)")
+    if image.size > limits.max_image_bytes:
+        raise BadImage(f"{where}: {image.size} bytes; the limit is {limits.max_image_bytes} bytes")
+    if image.size <= 0 and image.valid:
+        raise BadImage(f"{where}: empty")
+    if not image.valid or image.data is None:
+        raise BadImage(f"{where}: not valid base64")
+    return _checked_bytes(image.data, declared, where)
+
+
+def with_streamed_images(
+    msg: protocol.Message, streamed: Mapping[str, DecodedImage]
+) -> protocol.Message:
+    """``msg`` with each placeholder the socket left (a ``data:`` URL it decoded as the
+    frame arrived, gateway.frame_images) replaced by that decoded image. A placeholder it
+    did not leave stays, and is refused as no image."""
+    if not any(isinstance(image, protocol.StreamedImage) for image in msg.images):
+        return msg
+    images = tuple(
+        streamed.get(image.key, image) if isinstance(image, protocol.StreamedImage) else image
+        for image in msg.images
     )
+    return replace(msg, images=images)
 
 
 def check_upload(declared: str, length: int | None, limits: LimitsConfig) -> str:
@@ -140,6 +187,10 @@ def _check(value: str, number: int, limits: LimitsConfig) -> Image:
     data = _decode(value, comma + 1, size) if size > 0 else None
     if data is None:
         raise BadImage(f"{where}: not valid base64")
+    return _checked_bytes(data, declared, where)
+
+
+def _checked_bytes(data: bytearray, declared: str, where: str) -> Image:
     actual = sniff(data)
     if actual is None:
         raise BadImage(f"{where}: the data is not a png, jpeg, webp or gif image")

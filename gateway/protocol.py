@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import BadImage, BadJson, BadRequest, GatewayError, UnknownType
+from .frame_images import DecodedImage
 from .replies import ReplyLog, ReplyState
 
 PROTOCOL_VERSION = 1
@@ -75,6 +76,14 @@ class UploadedImage:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamedImage:
+    """A placeholder the socket put where it decoded a ``data:`` URL out of a large frame
+    (gateway.frame_images); the session puts the decoded image in its place."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """Client ``message``: a user's text (its client ``id`` is echoed) and sampling options."""
 
@@ -85,7 +94,7 @@ class Message:
     top_p: float | None = None
     max_tokens: int | None = None
     # As sent (URLs, or uploaded images by id): checked by gateway.images against the limits.
-    images: tuple[str | UploadedImage, ...] = ()
+    images: tuple[str | UploadedImage | StreamedImage | DecodedImage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,16 +283,18 @@ def _edit(obj: dict[str, Any]) -> Edit:
     return Edit(message_id, text)
 
 
-def _images(obj: dict[str, Any]) -> tuple[str | UploadedImage, ...]:
+def _images(obj: dict[str, Any]) -> tuple[str | UploadedImage | StreamedImage, ...]:
     value = obj.get("images")
     if value is None:
         return ()
     if not isinstance(value, list):
         raise BadImage(_IMAGES_SHAPE)
-    images: list[str | UploadedImage] = []
+    images: list[str | UploadedImage | StreamedImage] = []
     for item in value:
         if isinstance(item, str):
             images.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("streamed"), str) and len(item) == 1:
+            images.append(StreamedImage(item["streamed"]))
         elif isinstance(item, dict) and valid_id(item.get("id")):
             images.append(UploadedImage(item["id"]))
         else:
