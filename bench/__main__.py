@@ -1,7 +1,8 @@
 """``python -m bench [--scenario NAME ...] [--quick]``: run, print the table, save the report.
 
 Writes ``bench/results/report-STAMP.json`` and ``chart-STAMP.png``. ``python -m bench page``
-measures the chat page in Chromium instead (``bench/page.py``).
+measures the chat page in Chromium instead (``bench/page.py``); ``python -m bench images``
+what a 5 MB image adds to the gateway's peak RSS (``bench/images.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def main() -> None:
         from .page import main as page
 
         page(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["images"]:
+        from .images import main as images
+
+        images(sys.argv[2:])
         return
     names = list(scenario_specs())
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)

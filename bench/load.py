@@ -21,6 +21,9 @@ For each stream it records the time from sending the message to the first delta,
 each later frame its lateness against the simulator's pace: step k is due at
 ``t_first + (k - k_first) * delay``, a merged frame counting for its last step. It counts
 frames and steps, and checks each reply's text length against ``done.content_length``.
+With ``spec["reasoning"]`` = R the simulator opens each reply with R reasoning steps
+(``sim:reasoning=R``); ``reasoning`` frames count as frames and for timing as deltas do
+(they share the step numbering), and their text in ``chars``, not in the length check.
 It prints one JSON line: its results, and its own CPU time.
 """
 
@@ -71,6 +74,8 @@ def raise_nofile() -> None:
 
 def prompt(i: int, spec: dict[str, Any]) -> str:
     extra = f" sim:chars={spec['chars']}" if spec.get("chars") else ""
+    if spec.get("reasoning"):  # reasoning steps before the answer's ``tokens``
+        extra += f" sim:reasoning={spec['reasoning']}"
     return f"bench {i} sim:tokens={spec['tokens']} sim:delay_ms={spec['delay_ms']}{extra}"
 
 
@@ -87,7 +92,7 @@ async def ws_stream(
         await _connected(ws)
         sent = time.perf_counter()
         await ws.send_str(json.dumps({"type": "message", "id": f"c-{i}", "text": prompt(i, spec)}))
-        first_at, first_seq, length = 0.0, 0, 0
+        first_at, first_seq, length, thought = 0.0, 0, 0, 0
         while True:
             msg = await ws.receive()
             now = time.perf_counter()
@@ -96,9 +101,12 @@ async def ws_stream(
                 return
             frame = loads(msg.data)
             kind = frame["type"]
-            if kind == "delta":
+            if kind in ("delta", "reasoning"):  # (steps of either kind share one numbering)
                 stats.frames += 1
-                length += len(frame["text"])
+                if kind == "delta":
+                    length += len(frame["text"])
+                else:
+                    thought += len(frame["text"])
                 if not first_at:
                     first_at, first_seq = now, frame["seq"]
                     stats.ttfd.append(now - sent)
@@ -106,7 +114,7 @@ async def ws_stream(
                     stats.late.append(now - (first_at + (frame["seq"] - first_seq) * delay))
             elif kind == "done":
                 stats.steps += frame["seq"]
-                stats.chars += length
+                stats.chars += length + thought
                 stats.replies += 1
                 stats.mismatches += length != frame["content_length"]
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,8 @@ def _remote_viewers(rows: list[Row]) -> list[str]:
         for r in rows
         if "remote_late_p99_ms" in r
     ]
+
+
 def _failover_line(name: str, row: Row) -> str:
     """A row of the failover scenario (``bench/failover.py``)."""
     text = (
@@ -226,6 +229,25 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         )
         target = "failover: < 50 ms added to the first delta after a 429"
         out.append((target, text, p50 < 50 and alone))
+
+    rows = _rows(report, "reasoning")  # issue 16
+    if {"gateway", "gateway+reasoning"} <= rows.keys():
+        plain, mixed = rows["gateway"], rows["gateway+reasoning"]
+        key = "cpu_ms_per_1000_steps"
+        # Each round's pair ran back to back: their ratio cancels a load that drifts.
+        pairs = [
+            m[key] / p[key] for p, m in zip(plain["rounds"], mixed["rounds"], strict=True) if p[key]
+        ]
+        ratio = statistics.median(pairs) if pairs else mixed[key] / plain[key]
+        spread = [r[key] for r in plain["rounds"]]
+        noise = (max(spread) - min(spread)) / plain[key] if plain[key] else 0.0
+        text = (
+            f"{ratio:.2f}x (median of {len(pairs)} paired rounds: "
+            + " / ".join(f"{r:.2f}" for r in pairs)
+            + f"; rounds without reasoning spread {noise:.0%})"
+        )
+        target = "reasoning: CPU per step <= without (within the rounds' spread)"
+        out.append((target, text, ratio <= 1 + max(noise, 0.05)))
     rows = _rows(report, "idle")
     if "gateway" in rows:
         gw = rows["gateway"]

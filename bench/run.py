@@ -56,6 +56,10 @@ def scenario_specs(quick: bool = False) -> dict[str, dict[str, Any]]:
             "connections": n(10_000), "tokens": 1, "delay_ms": 0, "mode": "idle",
             "servers": ["gateway", "minimal", "fastapi"],
         },
+        "reasoning": {  # below_saturation, and beside it the same with half the steps reasoning
+            "connections": n(100), "tokens": 100, "delay_ms": 20, "ramp_s": 1.0,
+            "rounds": 5, "reasoning_share": 0.5, "servers": ["gateway"],
+        },
         "slow_readers": {
             "connections": n(100), "tokens": 2000, "delay_ms": 0, "chars": 6_000_000,
             "mode": "stall", "servers": ["gateway", "minimal"],
@@ -203,6 +207,36 @@ def measure_pair(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dic
     return measure_stream(kind, sim, tmp, spec, once=pair_once)
 
 
+def measure_reasoning(
+    kind: str, sim: Server, tmp: Path, spec: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Two rows of ``kind``: replies of ``tokens`` answer steps, and replies of as many steps
+    of which ``reasoning_share`` are reasoning (``sim:reasoning``), the rounds interleaved;
+    each figure the median over the rounds. The second row's kind is ``kind+reasoning``."""
+    total = spec["tokens"]
+    thinking = int(total * spec["reasoning_share"])
+    plain = {k: v for k, v in spec.items() if k != "reasoning_share"}
+    mixed = {**plain, "tokens": total - thinking, "reasoning": thinking}
+    runs: dict[str, list[dict[str, Any]]] = {kind: [], f"{kind}+reasoning": []}
+    for _ in range(spec.get("rounds", 1)):
+        runs[kind].append(stream_once(kind, sim, tmp, plain))
+        runs[f"{kind}+reasoning"].append(stream_once(kind, sim, tmp, mixed))
+    rows = []
+    for name, rounds in runs.items():
+        row = dict(rounds[0], kind=name)
+        for key, value in row.items():
+            if isinstance(value, float):
+                row[key] = statistics.median(r[key] for r in rounds)
+            elif key in ("errors", "mismatches"):
+                row[key] = sum(r[key] for r in rounds)
+        row["rounds"] = [
+            {k: r[k] for k in ("ttfd_p50_ms", "late_p99_ms", "cpu_ms_per_1000_steps")}
+            for r in rounds
+        ]
+        rows.append(row)
+    return rows
+
+
 def measure_held(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
     """Sockets held open (idle, or stalled readers): the server's RSS beyond its baseline."""
     server = servers.start(kind, sim.url, tmp)
@@ -279,6 +313,11 @@ def run(names: list[str], quick: bool) -> dict[str, Any]:
                     at = kinds.index("gateway") + 1
                     kinds[at:at] = servers.VARIANTS
                 for kind in kinds:
+                    if "reasoning_share" in spec:
+                        for row in measure_reasoning(kind, sim, tmp, spec):
+                            rows.append(row)
+                            print("  ", brief(row), flush=True)
+                        continue
                     rows.append(measure(kind, sim, tmp, spec))
                     print("  ", brief(rows[-1]), flush=True)
                 report["scenarios"][name] = {"spec": spec, "rows": rows}

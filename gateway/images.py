@@ -1,9 +1,11 @@
 """Images in a ``message`` (contract section 11): the checks, with no I/O.
 
 A client sends each image as a ``data:`` URL (png, jpeg, webp or gif, base64) or, where
-``limits.allow_image_urls``, an ``https://`` URL. :func:`check_images` turns them into
-:class:`~gateway.llm.events.Image` values or refuses the lot with
-:class:`~gateway.errors.BadImage` naming the problem. A ``data:`` URL is decoded once: the
+``limits.allow_image_urls``, an ``https://`` URL, or names one it uploaded before
+(``POST /api/v1/images``, :func:`check_upload`; an extension, docs/protocol.md).
+:func:`check_images` turns them into :class:`~gateway.llm.events.Image` values (an uploaded
+one stays a :class:`~gateway.protocol.UploadedImage` for the turn to look up) or refuses the
+lot with :class:`~gateway.errors.BadImage` naming the problem. A ``data:`` URL is decoded once: the
 media type is taken from the bytes' magic numbers (the declared one must agree), and the
 decoded bytes are the only copy the gateway keeps (the store and the upstream request share
 them).
@@ -12,11 +14,16 @@ them).
 from __future__ import annotations
 
 import binascii
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
+from . import protocol
 from .config import LimitsConfig
 from .errors import BadImage
+from .frame_images import DecodedImage
 from .llm.events import Image
+from .protocol import UploadedImage
+from .stores.images import StoredImage
 
 MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 MAX_URL_CHARS = 2048
@@ -35,18 +42,120 @@ def sniff(data: bytes | bytearray) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class KeptImage(Image):
+    """An image already kept under ``id`` (uploaded before its message): the turn lists it
+    under that id and does not store it again."""
+
+    id: str = ""
+
+
 def check_images(
-    raw: Sequence[str], limits: LimitsConfig, *, vision: bool = True
-) -> tuple[Image, ...]:
+    raw: Sequence[str | UploadedImage | protocol.StreamedImage | DecodedImage],
+    limits: LimitsConfig,
+    *,
+    vision: bool = True,
+) -> tuple[Image | UploadedImage, ...]:
     """The images of one message, checked in order: the assistant takes images at all, the
-    count, then each image (its number, from 1, named in the error)."""
+    count, then each image (its number, from 1, named in the error). An uploaded image was
+    checked when it came; the turn finds it (:func:`with_uploads`)."""
     if not raw:
         return ()
     if not vision:
         raise BadImage("this assistant's model takes no images")
     if len(raw) > limits.max_images_per_message:
         raise BadImage(f"{len(raw)} images; the limit is {limits.max_images_per_message} a message")
-    return tuple(_check(value, number, limits) for number, value in enumerate(raw, 1))
+    return tuple(_check_one(value, number, limits) for number, value in enumerate(raw, 1))
+
+
+def _check_one(
+    value: str | UploadedImage | protocol.StreamedImage | DecodedImage,
+    number: int,
+    limits: LimitsConfig,
+) -> Image | UploadedImage:
+    if isinstance(value, UploadedImage):
+        return value
+    if isinstance(value, DecodedImage):
+        return _check_decoded(value, number, limits)
+    if isinstance(value, protocol.StreamedImage):
+        raise BadImage(f"image {number}: must be a data: URL")
+    return _check(value, number, limits)
+
+
+def _check_decoded(image: DecodedImage, number: int, limits: LimitsConfig) -> Image:
+    """A data: URL decoded as its frame arrived: the checks of :func:`_check`, in its order
+    and words."""
+    where = f"image {number}"
+    declared = image.declared.strip().lower()
+    if declared not in MEDIA_TYPES:
+        raise BadImage(f"{where}: type {declared[:40]!r} is not accepted (png, jpeg, webp or gif)")
+    if image.size > limits.max_image_bytes:
+        raise BadImage(f"{where}: {image.size} bytes; the limit is {limits.max_image_bytes} bytes")
+    if image.size <= 0 and image.valid:
+        raise BadImage(f"{where}: empty")
+    if not image.valid or image.data is None:
+        raise BadImage(f"{where}: not valid base64")
+    return _checked_bytes(image.data, declared, where)
+
+
+def with_streamed_images(
+    msg: protocol.Message, streamed: Mapping[str, DecodedImage]
+) -> protocol.Message:
+    """``msg`` with each placeholder the socket left (a ``data:`` URL it decoded as the
+    frame arrived, gateway.frame_images) replaced by that decoded image. A placeholder it
+    did not leave stays, and is refused as no image."""
+    if not any(isinstance(image, protocol.StreamedImage) for image in msg.images):
+        return msg
+    images = tuple(
+        streamed.get(image.key, image) if isinstance(image, protocol.StreamedImage) else image
+        for image in msg.images
+    )
+    return replace(msg, images=images)
+
+
+def check_upload(declared: str, length: int | None, limits: LimitsConfig) -> str:
+    """An upload's ``Content-Type`` and ``Content-Length``, before its body is read: the
+    media type (lower case). Its bytes' magic numbers are checked once read
+    (:func:`check_uploaded_bytes`)."""
+    media_type = declared.strip().lower()
+    if media_type not in MEDIA_TYPES:
+        raise BadImage(f"type {media_type[:40]!r} is not accepted (png, jpeg, webp or gif)")
+    if length is None:
+        raise BadImage("say the image's size up front (Content-Length)")
+    if length > limits.max_image_bytes:
+        raise BadImage(f"{length} bytes; the limit is {limits.max_image_bytes} bytes")
+    if length == 0:
+        raise BadImage("empty")
+    return media_type
+
+
+def check_uploaded_bytes(data: bytes | bytearray, media_type: str) -> None:
+    """An uploaded image's bytes are the type it was sent as (magic numbers)."""
+    actual = sniff(data)
+    if actual is None:
+        raise BadImage("the data is not a png, jpeg, webp or gif image")
+    if actual != media_type:
+        raise BadImage(f"declared {media_type} but the data is {actual}")
+
+
+def with_uploads(
+    checked: Sequence[Image | UploadedImage],
+    conversation_id: str,
+    kept: Mapping[str, StoredImage],
+) -> tuple[Image, ...]:
+    """The message's images, each uploaded one taken from ``kept`` (what the store holds of
+    their ids, its bytes not copied); refused when it holds one not, or for another
+    conversation (gone with it, or uploaded for another)."""
+    images: list[Image] = []
+    for number, image in enumerate(checked, 1):
+        if not isinstance(image, UploadedImage):
+            images.append(image)
+            continue
+        found = kept.get(image.id)
+        if found is None or found.conversation_id != conversation_id:
+            raise BadImage(f"image {number}: no uploaded image {image.id!r} in this conversation")
+        images.append(KeptImage(media_type=found.media_type, data=found.data, id=image.id))
+    return tuple(images)
 
 
 def _check(value: str, number: int, limits: LimitsConfig) -> Image:
@@ -78,6 +187,10 @@ def _check(value: str, number: int, limits: LimitsConfig) -> Image:
     data = _decode(value, comma + 1, size) if size > 0 else None
     if data is None:
         raise BadImage(f"{where}: not valid base64")
+    return _checked_bytes(data, declared, where)
+
+
+def _checked_bytes(data: bytearray, declared: str, where: str) -> Image:
     actual = sniff(data)
     if actual is None:
         raise BadImage(f"{where}: the data is not a png, jpeg, webp or gif image")
@@ -118,4 +231,5 @@ def frame_too_big(data: str, max_frame_bytes: int, frame: object = None) -> bool
         return False
     if frame is None:
         return '"images"' not in data
-    return not getattr(frame, "images", ())
+    # (Only a URL makes a frame big: an uploaded image is named by its id.)
+    return not any(isinstance(image, str) for image in getattr(frame, "images", ()))

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import BadImage, BadJson, BadRequest, GatewayError, UnknownType
+from .frame_images import DecodedImage
 from .replies import ReplyLog, ReplyState
 
 PROTOCOL_VERSION = 1
@@ -67,6 +68,22 @@ class Auth:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadedImage:
+    """An image of a ``message`` named by the id ``POST /api/v1/images`` gave it
+    (``{"id": "i-..."}``; an extension the contract is silent on, docs/protocol.md)."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedImage:
+    """A placeholder the socket put where it decoded a ``data:`` URL out of a large frame
+    (gateway.frame_images); the session puts the decoded image in its place."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """Client ``message``: a user's text (its client ``id`` is echoed) and sampling options."""
 
@@ -76,7 +93,8 @@ class Message:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
-    images: tuple[str, ...] = ()  # as sent: checked by gateway.images against the limits
+    # As sent (URLs, or uploaded images by id): checked by gateway.images against the limits.
+    images: tuple[str | UploadedImage | StreamedImage | DecodedImage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,13 +283,26 @@ def _edit(obj: dict[str, Any]) -> Edit:
     return Edit(message_id, text)
 
 
-def _images(obj: dict[str, Any]) -> tuple[str, ...]:
+def _images(obj: dict[str, Any]) -> tuple[str | UploadedImage | StreamedImage, ...]:
     value = obj.get("images")
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadImage("field 'images' must be a list of data: or https:// URLs")
-    return tuple(value)
+    if not isinstance(value, list):
+        raise BadImage(_IMAGES_SHAPE)
+    images: list[str | UploadedImage | StreamedImage] = []
+    for item in value:
+        if isinstance(item, str):
+            images.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("streamed"), str) and len(item) == 1:
+            images.append(StreamedImage(item["streamed"]))
+        elif isinstance(item, dict) and valid_id(item.get("id")):
+            images.append(UploadedImage(item["id"]))
+        else:
+            raise BadImage(_IMAGES_SHAPE)
+    return tuple(images)
+
+
+_IMAGES_SHAPE = "field 'images' must be a list of data: or https:// URLs or {\"id\": ...} objects"
 
 
 def _number(obj: dict[str, Any], name: str, low: float, high: float) -> float | None:

@@ -36,7 +36,8 @@ from .errors import (
     UnknownAssistant,
     UnsupportedData,
 )
-from .images import frame_too_big
+from .framing import MaskedSocket
+from .images import frame_too_big, with_streamed_images
 from .registry import Registry
 from .send_policy import SendPolicy
 from .turns import Turns
@@ -251,6 +252,7 @@ class SocketSession:
         limit = self.config.limits.max_frame_bytes
         if frame_too_big(data, limit):
             raise MessageTooBig()
+        streamed = self.ws.claim_images(data) if isinstance(self.ws, MaskedSocket) else {}
         try:
             frame = protocol.parse_client_frame(data)
         except protocol.FrameError as exc:
@@ -258,6 +260,8 @@ class SocketSession:
             return None
         if frame_too_big(data, limit, frame):
             raise MessageTooBig()
+        if isinstance(frame, protocol.Message) and frame.images:
+            frame = with_streamed_images(frame, streamed)
         return frame
 
     async def _on_frame(self, frame: protocol.ClientFrame) -> None:
@@ -391,6 +395,8 @@ async def receive_auth_token(
         if msg.type is not WSMsgType.TEXT:
             raise Unauthorized("send an auth frame first")
         if frame_too_big(msg.data, max_frame_bytes, protocol.Ping()):  # (no images before auth)
+            raise MessageTooBig()
+        if isinstance(ws, MaskedSocket) and ws.claim_images(msg.data):  # (one had images)
             raise MessageTooBig()
         try:
             frame = protocol.parse_client_frame(msg.data)

@@ -32,7 +32,7 @@ from .config import Config
 from .connection import Connection
 from .conversations import Conversation, HistoryMessage, ImageRef, new_id
 from .errors import BadRequest, Busy, GatewayError, RateLimited, ResumeUnavailable
-from .images import check_images
+from .images import KeptImage, check_images, with_uploads
 from .llm.events import ChatRequest, Image
 from .metrics import Metrics
 from .quotas import AddressLimits, QuotaLimits, check_quota
@@ -135,7 +135,8 @@ class Turns:
         # Checked (and decoded, once) before anything is spent on the turn. (An assistant
         # gone from the config fails the turn further on, as any turn of it does.)
         assistant = self.config.assistants.get(conv.assistant)
-        images = check_images(msg.images, limits, vision=assistant is None or assistant.vision)
+        checked = check_images(msg.images, limits, vision=assistant is None or assistant.vision)
+        images = await self._with_uploads(conv, checked)
         await self._admit(conn, conv.assistant)
         message_id = new_id("m")
         claim = await self.conversations.claim_reply(
@@ -510,6 +511,9 @@ class Turns:
         """Store this turn's images with the conversation (the decoded bytes, not a copy)."""
         refs: list[ImageRef] = []
         for image in images:
+            if isinstance(image, KeptImage):  # (uploaded before the message: kept already)
+                refs.append(ImageRef(image.id, image.media_type, len(image.data or b"")))
+                continue
             if image.url is not None:
                 refs.append(ImageRef(new_id("i"), "", 0, url=image.url))
                 continue
@@ -518,6 +522,14 @@ class Turns:
             await self.images.put(ref.id, StoredImage(conv.id, image.media_type, data))
             refs.append(ref)
         return tuple(refs)
+
+    async def _with_uploads(
+        self, conv: Conversation, checked: tuple[Image | protocol.UploadedImage, ...]
+    ) -> tuple[Image, ...]:
+        """The message's checked images, the uploaded ones (``POST /api/v1/images``) taken
+        from the store."""
+        ids = [image.id for image in checked if isinstance(image, protocol.UploadedImage)]
+        return with_uploads(checked, conv.id, await self.images.get_many(ids) if ids else {})
 
     async def _past_images(
         self, conv: Conversation, text: str, images: tuple[Image, ...], budget: int

@@ -1,5 +1,11 @@
 """``GET /api/v1/images/{image_id}``: an image a user sent, for those who may read its
-conversation (the owner, a group's members, admins); 404 for anyone else."""
+conversation (the owner, a group's members, admins); 404 for anyone else.
+
+``POST /api/v1/images?conversation_id=...``: an image's bytes sent before the message that
+names it (``"images": [{"id": ...}]``), kept with the conversation at once; an extension the
+contract is silent on (docs/protocol.md). Its type and size are said up front
+(``Content-Type``, ``Content-Length``) and checked before the body is read; the body is read
+piece by piece into the image's one buffer, and its magic numbers checked."""
 
 from __future__ import annotations
 
@@ -7,7 +13,11 @@ from aiohttp import web
 
 from .. import keys, protocol
 from ..auth import request_identity
-from ..errors import NotFound
+from ..conversations import new_id
+from ..errors import BadImage, Forbidden, NotFound
+from ..images import check_upload, check_uploaded_bytes
+from ..stores.images import StoredImage
+from .callers import caller
 
 
 async def get_image(request: web.Request) -> web.Response:
@@ -28,5 +38,51 @@ async def get_image(request: web.Request) -> web.Response:
     )
 
 
+async def upload_image(request: web.Request) -> web.Response:
+    app = request.app
+    identity = await caller(request)
+    cid = protocol.check_id(request.query.get("conversation_id", ""), "conversation_id")
+    backends = app[keys.BACKENDS]
+    conv = await backends.conversations.get(cid)
+    if conv is None:
+        raise NotFound("no such conversation")
+    if not conv.may_view(identity.user):  # (who may send a message in it: not an admin)
+        raise Forbidden("that conversation belongs to someone else")
+    assistant = app[keys.CONFIG].assistants.get(conv.assistant)
+    if assistant is not None and not assistant.vision:
+        raise BadImage("this assistant's model takes no images")
+    media_type = check_upload(request.content_type, request.content_length, app[keys.CONFIG].limits)
+    data = await read_into_one_buffer(request, request.content_length or 0)
+    check_uploaded_bytes(data, media_type)
+    image_id = new_id("i")
+    await backends.images.put(image_id, StoredImage(conv.id, media_type, data))
+    return web.json_response(
+        {"id": image_id, "media_type": media_type, "bytes": len(data)}, status=201
+    )
+
+
+async def read_into_one_buffer(request: web.Request, length: int) -> bytearray:
+    """The body, ``length`` bytes as ``Content-Length`` said, read as it arrives into one
+    buffer of that size: the image's only copy (no list of pieces joined at the end)."""
+    data = bytearray(length)
+    view = memoryview(data)
+    at = 0
+    try:
+        while at < length:
+            piece = await request.content.readany()
+            if not piece:
+                break
+            if at + len(piece) > length:
+                raise BadImage("the body is longer than its Content-Length")
+            view[at : at + len(piece)] = piece
+            at += len(piece)
+    finally:
+        view.release()
+    if at != length:
+        raise BadImage("the body is shorter than its Content-Length")
+    return data
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/images/{image_id}", get_image)
+    app.router.add_post("/api/v1/images", upload_image)

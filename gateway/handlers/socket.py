@@ -10,6 +10,7 @@ from .. import keys, protocol
 from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
 from ..client_address import request_address
 from ..errors import RateLimited, StoreUnavailable, Unauthorized
+from ..framing import LargeFrames
 from ..quotas import AddressLimits
 from ..send_policy import SendPolicy
 from ..session import Handshake, SocketSession
@@ -33,6 +34,13 @@ async def open_socket(request: web.Request) -> web.StreamResponse:
         # limits.max_frame_bytes (gateway.images.frame_too_big).
         max_msg_size=limits.max_image_frame_bytes,
         writer_limit=policy.writer_limit,
+    )
+    ws.read_large_frames(
+        LargeFrames(
+            above=limits.max_frame_bytes,
+            limit=limits.max_image_frame_bytes,
+            max_image_bytes=limits.max_image_bytes,
+        )
     )
     refusal: Unauthorized | None = None
     try:

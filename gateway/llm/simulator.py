@@ -292,6 +292,8 @@ def _cycle(sizes: tuple[int, ...]) -> Iterator[int]:
 
 
 async def _pause(ms: float, step: int) -> None:
+    """The pause after step ``step`` of a stream (counted from 1 over reasoning and answer
+    steps together: bench/simulator.py paces by it)."""
     if ms > 0:
         await asyncio.sleep(ms / 1000)
     elif step % 64 == 0:
@@ -480,7 +482,7 @@ async def _dashscope_events(
         text = step if incremental else cumulative
         await stream.write(frame(text, reply.finish if last else "null", so_far))
         stream.record.steps_sent = sent
-        await _pause(options.delay_ms, i + 1)
+        await _pause(options.delay_ms, event_id)  # (steps counted after the reasoning's)
     if incremental or not reply.steps:
         event_id += 1
         await stream.write(frame("" if incremental else cumulative, reply.finish, so_far))
@@ -529,7 +531,7 @@ async def _openai_events(
         last = i == len(reply.steps) - 1
         await stream.write(chunk({"content": step}, reply.finish if last else None))
         stream.record.steps_sent = i + 1
-        await _pause(options.delay_ms, i + 1)
+        await _pause(options.delay_ms, reply.reasoning + i + 1)  # (after the reasoning's)
     if not reply.steps:
         await stream.write(chunk({}, reply.finish))
     if (body.get("stream_options") or {}).get("include_usage"):

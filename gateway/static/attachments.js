@@ -1,6 +1,9 @@
 // Images attached to the next message: checked (type, size, count) as they are added, so a
-// refusal is said before anything is sent; shown as previews that can be removed; read as
-// data: URLs when the message goes.
+// refusal is said before anything is sent; shown as previews that can be removed. When the
+// message goes, each is uploaded first (POST api/v1/images, its bytes as they are: the
+// gateway then holds about one copy of it, not the several a data: URL in the frame costs,
+// docs/performance.md) and the message names it ({id, media_type, bytes}); where that is
+// refused or fails, it goes as a data: URL in the frame, as the contract says.
 import { tool } from "./controls.js";
 import { t } from "./i18n.js";
 
@@ -14,6 +17,29 @@ function dataUrl(file) {
     reader.onerror = () => reject(reader.error);
     reader.readAsDataURL(file);
   });
+}
+
+/** The image kept by the gateway for the conversation ({id, media_type, bytes}), or null. */
+async function upload(file) {
+  const client = window.gatewayClient;
+  if (!client || !client.conversationId) return null;
+  const url = new URL("api/v1/images", client.base);
+  url.searchParams.set("conversation_id", client.conversationId);
+  const headers = { "Content-Type": file.type };
+  if (client.token) headers.Authorization = `Bearer ${client.token}`;
+  try {
+    const resp = await fetch(url, { method: "POST", credentials: "same-origin", headers, body: file });
+    if (resp.status !== 201) return null;
+    const kept = await resp.json();
+    return { id: kept.id, media_type: kept.media_type, bytes: kept.bytes };
+  } catch {
+    return null; // offline or refused: the data: URL goes instead
+  }
+}
+
+/** What the message's `images` lists for `file`: the uploaded image, else a data: URL. */
+async function sendable(file) {
+  return (await upload(file)) || dataUrl(file);
 }
 
 /** The previews in `el`; `problem(text)` is told why a file was refused. */
@@ -50,10 +76,11 @@ export class Attachments {
     this.draw();
   }
 
-  /** Empty the tray; the images as data: URLs, and what to give back() if refused. */
+  /** Empty the tray; the images for the message (uploaded, or data: URLs), and what to
+   * giveBack() if refused. */
   async take() {
     const taken = this.images;
-    const urls = await Promise.all(taken.map((image) => dataUrl(image.file)));
+    const urls = await Promise.all(taken.map((image) => sendable(image.file)));
     this.images = [];
     this.draw();
     return { urls, taken };

@@ -509,8 +509,8 @@ async def test_regenerate_and_edit_replace_the_reply_in_history_and_on_the_page(
 
 @pytest.mark.timeout(60)
 async def test_images_attach_with_previews_and_limits_said_before_sending(gateway, page) -> None:
-    """Attach shows a preview and sends the image as a data: URL in `images`, which the
-    gateway takes (the reply acknowledges it, the sent bubble and, after a reload, history show
+    """Attach shows a preview, uploads the image (POST api/v1/images) and names it in
+    `images` as {id, media_type, bytes}, which the gateway takes (the reply acknowledges it, the sent bubble and, after a reload, history show
     it); a file over the size
     limit, or not an image, is refused with a sentence before anything is sent."""
     gw = await gateway()
@@ -535,9 +535,10 @@ async def test_images_attach_with_previews_and_limits_said_before_sending(gatewa
     await page.keyboard.press("Enter")
     await page.wait_for_function("window.__sent.some(f => f.type === 'message')")
     message = next(f for f in await frames_sent(page) if f["type"] == "message")
-    assert message["images"] == [
-        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgAAACAAEA4iG8MwAAAABJRU5ErkJggg=="
-    ]
+    [sent] = message["images"]
+    assert (sent["media_type"], sent["bytes"]) == ("image/png", len(png))
+    kept = await gw.app[keys.BACKENDS].images.get(sent["id"])
+    assert kept is not None and bytes(kept.data) == png
     # The gateway takes it: the sent bubble keeps the picture, the reply acknowledges it.
     await expect(page.locator(".msg.user[data-status=sent]")).to_have_count(1)
     await expect(page.locator("#attachments")).to_be_hidden()
