@@ -594,8 +594,29 @@ async function start(conversationId) {
   client.connect();
 }
 
+/** Keep the layout to the visible area above an on-screen keyboard. Browsers that honour
+ * the viewport's interactive-widget=resizes-content resize the page themselves (100dvh);
+ * others (Safari, Chrome's default resizes-visual) shrink only the visual viewport, so its
+ * height becomes the layout's (--visible-height), unless the reader has pinch-zoomed. */
+function fitAboveKeyboard() {
+  const view = window.visualViewport;
+  if (!view) return;
+  const root = document.documentElement.style;
+  const fit = () => {
+    const keyboard = Math.abs(view.scale - 1) < 0.01 && view.height < window.innerHeight - 1;
+    if (keyboard) root.setProperty("--visible-height", `${Math.round(view.height)}px`);
+    else root.removeProperty("--visible-height");
+    if (document.activeElement === input) {
+      if (keyboard) window.scrollTo(0, 0); // the layout now fits; keep its top in view
+      settle(); // the latest text stays above the input
+    }
+  };
+  view.addEventListener("resize", fit);
+}
+
 function wire() {
   translate();
+  fitAboveKeyboard();
   $("title").textContent = config.title;
   if (config.greeting) $("greeting").textContent = config.greeting;
   $("composer").addEventListener("submit", (event) => {
