@@ -16,13 +16,14 @@ const PLAIN_LIMIT = 65536; // a tail this long with no line break at all is show
 const FRAME_BUDGET_MS = 8; // rendering finished pieces stops here; the rest waits a frame
 // Laying out new text costs the frame more than rendering its Markdown (mixed scripts and
 // emoji are shaped with font fallback): at most this many characters of finished pieces
-// are added per frame, a few times what even a fast stream brings in one, so that catching
+// are added per redraw, a few times what even a fast stream brings in one, so that catching
 // up after a stall spreads over a few short frames instead of one long one.
-const FRAME_BUDGET_CHARS = 6000;
-// The unfinished tail is re-rendered (Markdown, sanitizing, layout of all its text) at most
-// this often while text streams in: about 30 times a second is smooth to read and halves
-// the page's main-thread work for a fast stream.
-const TAIL_INTERVAL_MS = 30;
+const FRAME_BUDGET_CHARS = 8000;
+// While text streams in, the view is redrawn (new pieces, the tail) at most this often:
+// every other frame at 60 Hz (with room for the frames' jitter) is smooth to read, and it
+// halves what a fast stream costs the page, its compositor and the browser (each redraw
+// scrolls and repaints the view).
+const DRAW_INTERVAL_MS = 25;
 // Finished pieces go into groups of this many, each group one content-visibility box: the
 // browser checks every such box for being on screen on each frame, so fewer, larger boxes
 // keep that check from growing with the reply.
@@ -202,7 +203,7 @@ export class StreamView {
     this.dirty = false;
     this.group = null; // the group finished pieces are added to now
     this.grouped = 0; // pieces in it
-    this.tailDrawnAt = -Infinity;
+    this.drawnAt = -Infinity;
   }
 
   get text() {
@@ -221,10 +222,15 @@ export class StreamView {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
     if (!this.dirty) return;
+    const now = performance.now();
+    if (!all && now - this.drawnAt < DRAW_INTERVAL_MS) {
+      this.frame = requestAnimationFrame(() => this.draw()); // still dirty: a later frame
+      return;
+    }
+    this.drawnAt = now;
     this.dirty = false;
-    const added = this.pieces.length > 0;
-    if (added) {
-      const until = performance.now() + FRAME_BUDGET_MS;
+    if (this.pieces.length) {
+      const until = now + FRAME_BUDGET_MS;
       let done = 0;
       let chars = 0;
       let group = this.group;
@@ -257,13 +263,6 @@ export class StreamView {
       if (this.onRender) this.onRender();
       return;
     }
-    const now = performance.now();
-    if (!all && !added && now - this.tailDrawnAt < TAIL_INTERVAL_MS) {
-      this.dirty = true; // drawn on a later frame (a new piece always redraws the tail)
-      this.frame = requestAnimationFrame(() => this.draw());
-      return;
-    }
-    this.tailDrawnAt = now;
     const tail = this.splitter.tail();
     if (this.splitter.tailIsHuge()) {
       this.tailEl.textContent = tail;
