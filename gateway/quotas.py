@@ -10,12 +10,14 @@ ids per address over a :class:`~gateway.stores.window_counters.WindowCounter`.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from .config import Config
 from .errors import QuotaExceeded
 from .stores.window_counters import WindowCounter
-from .usage import SpentToday, seconds_to_next_day
+from .usage import SpentToday, seconds_to_next_day, utc_day
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,34 @@ def remaining_today(spent: SpentToday, limits: QuotaLimits, *, anonymous: bool) 
         if limit and applies
     ]
     return max(0, min(left)) if left else None
+
+
+def quota_status(
+    spent: SpentToday, limits: QuotaLimits, *, anonymous: bool, now: float
+) -> dict[str, Any] | None:
+    """The caller's daily budget for ``GET /api/v1/quota``: the quota that leaves the least
+    (on a tie, in :func:`check_quota`'s order: user, address, assistant), what it allows,
+    what is used, what is left and when it renews; None when no quota applies."""
+    best: tuple[int, str, int, int] | None = None
+    for kind, limit, used, applies in (
+        ("user", limits.per_user, spent.user, True),
+        ("address", limits.per_address, spent.address, anonymous),
+        ("assistant", limits.per_assistant, spent.assistant, True),
+    ):
+        if limit and applies and (best is None or limit - used < best[0]):
+            best = (limit - used, kind, limit, used)
+    if best is None:
+        return None
+    left, kind, limit, used = best
+    midnight = dt.datetime.combine(utc_day(now) + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return {
+        "kind": kind,
+        "limit": limit,
+        "used": used,
+        "remaining": max(0, left),
+        "resets_at": midnight.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resets_in_s": seconds_to_next_day(now),
+    }
 
 
 class AddressLimits:

@@ -21,6 +21,7 @@ from aiohttp import web
 from .. import keys
 from ..auth import origin_allowed, request_identity
 from ..errors import Forbidden, StoreUnavailable, Unauthorized
+from ..quotas import QuotaLimits
 from .callers import proxied
 from .socket import anonymous_caller, check_new_anonymous_id
 
@@ -64,6 +65,7 @@ async def _page(
         "maxMessageChars": config.limits.max_message_chars,
         "maxImageBytes": getattr(config.limits, "max_image_bytes", _DEFAULT_IMAGE_BYTES),
         "maxImages": getattr(config.limits, "max_images_per_message", 4),
+        "quota": QuotaLimits.for_assistant(config, name).any,  # show the day's budget
     }
     context = {"page": page, "root": root}
     response = aiohttp_jinja2.render_template("chat.html", request, context)

@@ -4,7 +4,7 @@
 import { Attachments } from "./attachments.js";
 import { GatewayClient } from "./client.js";
 import { copyText, tool } from "./controls.js";
-import { errorText, t, translate } from "./i18n.js";
+import { clock, errorSentence, errorText, t, translate } from "./i18n.js";
 import { StreamView } from "./render.js";
 import { closeDrawer, openDrawer, Sidebar } from "./sidebar.js";
 import { fromHost, store, stored } from "./storage.js";
@@ -103,7 +103,7 @@ function showError(frameOrText, { retry = null } = {}) {
     text.textContent = frameOrText;
     details.hidden = true;
   } else {
-    text.textContent = errorText(frameOrText.code);
+    text.textContent = errorSentence(frameOrText);
     details.querySelector("pre").textContent = `${frameOrText.code}: ${frameOrText.message || ""}`;
     details.hidden = false;
   }
@@ -340,6 +340,7 @@ function onFrame({ detail: frame }) {
       if (config.widget) store(CONV_KEY, frame.conversation_id);
       else showInAddressBar(frame.conversation_id);
       sidebar.refresh();
+      showBudget();
       return;
     case "user_message": {
       const entry = entryFor(frame.id, "user");
@@ -392,6 +393,7 @@ function onFrame({ detail: frame }) {
       endRunning(frame.message_id, status);
       if (entry) announce(status === "complete" ? t("replyDone") : t("replyStopped"));
       sidebar.refresh();
+      showBudget(); // the reply's usage is recorded before its done is sent
       return;
     }
     case "error":
@@ -435,11 +437,33 @@ function refused(frame) {
   entries.delete(id);
   if (!input.value) input.value = text;
   attachments.giveBack(pictures);
-  showHint(errorText(frame.code));
+  showHint(errorSentence(frame));
   const retry = frame.retryable ? () => sendMessage() : null;
   showError(frame, { retry });
-  errorEl.querySelector(".text").textContent = errorText(frame.code);
+  if (frame.code === "quota_exceeded") showBudget();
   input.focus();
+}
+
+/** Where a quota is set: how much of today's allowance is left (GET api/v1/quota). */
+async function showBudget() {
+  const el = $("budget");
+  if (!config.quota || !el) return;
+  let quota = null;
+  try {
+    const resp = await api(`api/v1/quota?assistant=${encodeURIComponent(config.assistant)}`);
+    if (resp.ok) quota = (await resp.json()).quota;
+  } catch {
+    // offline: the last figure stays
+    return;
+  }
+  el.hidden = !quota;
+  if (!quota) return;
+  const number = (n) => n.toLocaleString(document.documentElement.lang);
+  el.textContent = t("budget", { n: number(quota.remaining) });
+  el.title = t("budgetTitle", {
+    used: number(quota.used), limit: number(quota.limit), at: clock(new Date(quota.resets_at)),
+  });
+  el.dataset.remaining = String(quota.remaining);
 }
 
 // ----------------------------------------------------------------------------- actions
@@ -594,8 +618,29 @@ async function start(conversationId) {
   client.connect();
 }
 
+/** Keep the layout to the visible area above an on-screen keyboard. Browsers that honour
+ * the viewport's interactive-widget=resizes-content resize the page themselves (100dvh);
+ * others (Safari, Chrome's default resizes-visual) shrink only the visual viewport, so its
+ * height becomes the layout's (--visible-height), unless the reader has pinch-zoomed. */
+function fitAboveKeyboard() {
+  const view = window.visualViewport;
+  if (!view) return;
+  const root = document.documentElement.style;
+  const fit = () => {
+    const keyboard = Math.abs(view.scale - 1) < 0.01 && view.height < window.innerHeight - 1;
+    if (keyboard) root.setProperty("--visible-height", `${Math.round(view.height)}px`);
+    else root.removeProperty("--visible-height");
+    if (document.activeElement === input) {
+      if (keyboard) window.scrollTo(0, 0); // the layout now fits; keep its top in view
+      settle(); // the latest text stays above the input
+    }
+  };
+  view.addEventListener("resize", fit);
+}
+
 function wire() {
   translate();
+  fitAboveKeyboard();
   $("title").textContent = config.title;
   if (config.greeting) $("greeting").textContent = config.greeting;
   $("composer").addEventListener("submit", (event) => {

@@ -53,6 +53,11 @@ const STRINGS = {
     tooManyImages: "At most {max} images per message.",
     notConnected: "Not connected yet; the message is still here.",
     today: "Today",
+    budget: "{n} tokens left today",
+    budgetTitle: "Today's allowance: {used} of {limit} tokens used; it renews at {at}.",
+    quotaWait: "You have used today's allowance. You can write again in {wait} (at {at}).",
+    hours: "{h} h {m} min",
+    minutes: "{m} min",
   },
   zh: {
     newChat: "新对话",
@@ -104,6 +109,11 @@ const STRINGS = {
     tooManyImages: "每条消息最多 {max} 张图片。",
     notConnected: "尚未连接；消息仍保留在输入框中。",
     today: "今天",
+    budget: "今日剩余 {n} 个 token",
+    budgetTitle: "今日额度：已用 {used} / {limit} 个 token；将于 {at} 重置。",
+    quotaWait: "今天的用量已用完。{wait}后（{at}）可以再次发送。",
+    hours: "{h} 小时 {m} 分钟",
+    minutes: "{m} 分钟",
   },
 };
 
@@ -183,6 +193,28 @@ export function t(key, vars = {}) {
 export function errorText(code) {
   const table = ERRORS[lang];
   return table[code] ?? table.default;
+}
+
+/** How long until ``seconds`` from now, in words: "3 h 20 min", "5 min". */
+export function waitText(seconds) {
+  const minutes = Math.max(1, Math.ceil(seconds / 60));
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  return h ? t("hours", { h, m }) : t("minutes", { m });
+}
+
+/** A clock time in the reader's language and time zone (the day's quotas renew at 00:00 UTC). */
+export function clock(date) {
+  return date.toLocaleTimeString(lang === "zh" ? "zh-CN" : "en", { hour: "2-digit", minute: "2-digit" });
+}
+
+/** An error frame as a sentence: errorText, and for a spent quota when it renews. */
+export function errorSentence(frame) {
+  if (frame.code === "quota_exceeded" && Number(frame.retry_after_s) > 0) {
+    const at = clock(new Date(Date.now() + frame.retry_after_s * 1000));
+    return t("quotaWait", { wait: waitText(frame.retry_after_s), at });
+  }
+  return errorText(frame.code);
 }
 
 /** Fill every [data-i18n] element's text and [data-i18n-attr="attr:key,..."] attributes. */

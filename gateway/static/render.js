@@ -14,6 +14,20 @@
 const TAIL_LIMIT = 2048; // characters of tail before a cut at a line break is forced
 const PLAIN_LIMIT = 65536; // a tail this long with no line break at all is shown as text
 const FRAME_BUDGET_MS = 8; // rendering finished pieces stops here; the rest waits a frame
+// Laying out new text costs the frame more than rendering its Markdown (mixed scripts and
+// emoji are shaped with font fallback): at most this many characters of finished pieces
+// are added per redraw, a few times what even a fast stream brings in one, so that catching
+// up after a stall spreads over a few short frames instead of one long one.
+const FRAME_BUDGET_CHARS = 8000;
+// While text streams in, the view is redrawn (new pieces, the tail) at most this often:
+// every other frame at 60 Hz (with room for the frames' jitter) is smooth to read, and it
+// halves what a fast stream costs the page, its compositor and the browser (each redraw
+// scrolls and repaints the view).
+const DRAW_INTERVAL_MS = 25;
+// Finished pieces go into groups of this many, each group one content-visibility box: the
+// browser checks every such box for being on screen on each frame, so fewer, larger boxes
+// keep that check from growing with the reply.
+const GROUP_PIECES = 32;
 
 const md = window.markdownit({ html: false, linkify: true, breaks: false, highlight });
 md.use(window.markdownitTaskLists, { enabled: false });
@@ -187,6 +201,9 @@ export class StreamView {
     this.pieces = [];
     this.frame = 0;
     this.dirty = false;
+    this.group = null; // the group finished pieces are added to now
+    this.grouped = 0; // pieces in it
+    this.drawnAt = -Infinity;
   }
 
   get text() {
@@ -205,22 +222,38 @@ export class StreamView {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
     if (!this.dirty) return;
+    const now = performance.now();
+    if (!all && now - this.drawnAt < DRAW_INTERVAL_MS) {
+      this.frame = requestAnimationFrame(() => this.draw()); // still dirty: a later frame
+      return;
+    }
+    this.drawnAt = now;
     this.dirty = false;
     if (this.pieces.length) {
-      const joined = document.createDocumentFragment();
-      const until = performance.now() + FRAME_BUDGET_MS;
+      const until = now + FRAME_BUDGET_MS;
       let done = 0;
-      while (done < this.pieces.length && (all || done === 0 || performance.now() < until)) {
-        // Each finished piece in a box of its own: the browser lays out and paints only
-        // those on screen (content-visibility), so a frame's cost does not grow with the reply.
+      let chars = 0;
+      let group = this.group;
+      while (done < this.pieces.length
+             && (all || done === 0 || (performance.now() < until && chars < FRAME_BUDGET_CHARS))) {
+        // Finished pieces in boxes of GROUP_PIECES: the browser lays out and paints only the
+        // boxes on screen (content-visibility), so a frame's cost does not grow with the reply.
+        if (!group || this.grouped >= GROUP_PIECES) {
+          group = document.createElement("div");
+          group.className = "group";
+          this.blocks.append(group);
+          this.grouped = 0;
+        }
         const box = document.createElement("div");
         box.className = "piece";
         box.append(renderMarkdown(this.pieces[done], this.labels));
-        joined.append(box);
+        group.append(box);
+        this.grouped += 1;
+        chars += this.pieces[done].length;
         done += 1;
       }
+      this.group = group;
       this.pieces = done === this.pieces.length ? [] : this.pieces.slice(done);
-      this.blocks.append(joined);
     }
     if (this.pieces.length) {
       // Behind: the rest next frame. The tail would repeat what is still pending; hide it.
@@ -252,6 +285,8 @@ export class StreamView {
   reset(text = "") {
     this.splitter = new BlockSplitter();
     this.pieces = [];
+    this.group = null;
+    this.grouped = 0;
     this.blocks.replaceChildren();
     this.tailEl.replaceChildren();
     if (text) this.append(text);

@@ -20,6 +20,10 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Playwright turns Chromium's partitioned third-party storage off by default (the
+# ThirdPartyStoragePartitioning feature in its --disable-features switch, since
+# microsoft/playwright#32701); Chromium ships with it on (docs/page.md, "The widget").
+PARTITIONING = "ThirdPartyStoragePartitioning"
 SCREENSHOTS = Path(__file__).parents[2] / "artifacts" / "screenshots"
 
 
@@ -100,6 +104,25 @@ async def nginx(tmp_path):
     for proc in procs:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)
+
+
+async def partitioned_storage(playwright) -> dict[str, list[str]]:
+    """Launch options that give Chromium back its own default, partitioned storage for
+    third-party frames: Playwright's --disable-features switch (read from a running
+    browser's chrome://version) replaced by the same list without ``PARTITIONING``."""
+    probe = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    try:
+        page = await probe.new_page()
+        await page.goto("chrome://version")
+        line = await page.locator("#command_line").inner_text()
+    finally:
+        await probe.close()
+    switch = next(a for a in line.split() if a.startswith("--disable-features="))
+    features = [f for f in switch.partition("=")[2].split(",") if f != PARTITIONING]
+    return {
+        "ignore_default_args": [switch],
+        "args": [*ARGS, "--disable-features=" + ",".join(features)],
+    }
 
 
 def shoot(name: str) -> str:

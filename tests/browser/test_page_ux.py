@@ -155,6 +155,49 @@ async def test_a_forgotten_conversation_opens_as_a_new_chat_with_a_note(gateway,
     assert await page.evaluate("window.gatewayClient.conversationId") != "conv-gone-long-ago"
 
 
+INSIDE_VIEW = """() => {
+  const view = window.visualViewport;
+  const box = (sel) => document.querySelector(sel).getBoundingClientRect();
+  const input = box("#input"), send = box("#send"), last = box(".msg.assistant:last-child");
+  const visible = (r) => r.top >= view.offsetTop - 1 && r.bottom <= view.offsetTop + view.height + 1;
+  return { view: view.height, input: visible(input) && visible(send), inputBottom: input.bottom,
+           lastShown: last.bottom > view.offsetTop && last.top < input.top,
+           composerFits: document.documentElement.scrollHeight <= innerHeight + 1 };
+}"""
+
+
+@pytest.mark.timeout(60)
+async def test_on_a_phone_the_input_stays_above_the_on_screen_keyboard(gateway, browser) -> None:
+    """A phone whose keyboard takes 40 % of the screen (the viewport shrinks, as it does with
+    interactive-widget=resizes-content): the input, Send and the latest text stay in view."""
+    gw = await gateway()
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 760}, is_mobile=True, has_touch=True, bypass_csp=True
+    )
+    page = await context.new_page()
+    await open_page(page, gw)
+    meta = await page.get_attribute('meta[name="viewport"]', "content")
+    assert "interactive-widget=resizes-content" in meta
+    for n in range(3):  # more than a screenful
+        await say(page, f"fill the screen {n} sim:tokens=120 sim:delay_ms=0")
+        await expect(page.locator(".msg.assistant").last).to_have_attribute(
+            "data-status", "complete"
+        )
+    await page.focus("#input")
+    before = await page.evaluate(INSIDE_VIEW)
+    assert before["input"] and before["lastShown"], before
+    await page.set_viewport_size({"width": 390, "height": 456})  # the keyboard opens
+    await page.wait_for_function("visualViewport.height === 456")
+    await page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    after = await page.evaluate(INSIDE_VIEW)
+    assert after["input"] and after["lastShown"] and after["composerFits"], after
+    assert after["inputBottom"] < before["inputBottom"] - 250  # it moved up with the keyboard
+    assert await page.evaluate("document.activeElement.id") == "input"
+    await page.fill("#input", "typed above the keyboard")
+    await page.screenshot(path=shoot("page-phone-keyboard"))
+    await context.close()
+
+
 @pytest.mark.timeout(60)
 async def test_phone_drawer_lists_conversations_and_starts_a_new_chat(gateway, browser) -> None:
     """Below 640 px the sidebar is a drawer: the menu opens it, New chat works, Esc closes it."""

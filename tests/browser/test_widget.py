@@ -9,7 +9,7 @@ from aiohttp import web
 from playwright.async_api import expect
 
 from gateway import keys
-from tests.browser.conftest import ARGS, CHROMIUM, shoot
+from tests.browser.conftest import ARGS, CHROMIUM, partitioned_storage, shoot
 from tests.conftest import make_token, need_binary, wait_until
 from tests.test_turns import expected
 
@@ -127,33 +127,35 @@ async def test_embed_check_answers_from_the_callers_origin(gateway) -> None:
     assert await resp.json() == {"allowed": False}
 
 
-def has_route(app, path: str) -> bool:
-    return any(r.resource is not None and r.resource.canonical == path for r in app.router.routes())
+STORE_KEY = "qwen-gateway:"  # embed.js's fallback key in the host site's storage
 
 
+@pytest.mark.parametrize("storage", ["partitioned", "refused"])
 @pytest.mark.timeout(120)
 async def test_widget_on_another_site_without_third_party_cookies_resumes_and_remembers(
-    gateway, host_site
+    gateway, host_site, storage
 ) -> None:
     """Host on 127.0.0.1, gateway on localhost (different sites), plain HTTP, third-party
-    cookies blocked: a reconnect mid-reply resumes the reply (same anonymous identity, from the
-    iframe's own storage), and reloading the host page shows the same conversation."""
+    cookies blocked: a reconnect mid-reply resumes the reply (same anonymous identity), and
+    reloading the host page shows the same conversation. With Chromium's partitioned storage
+    the identity lives in the iframe's own storage and the host's holds nothing; where the
+    browser refuses the frame any storage, embed.js keeps it in the host's storage."""
     site, origin = await host_site()
     gw = await gateway(f'[assistants.support]\nallowed_origins = ["{origin}"]\n')
-    if not has_route(gw.app, "/api/v1/anonymous"):
-        pytest.skip("needs the gateway-signed anonymous token (POST /api/v1/anonymous)")
     site.gateway = f"http://localhost:{gw.client.port}"
     need_binary(CHROMIUM)
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM, args=[*ARGS, "--test-third-party-cookie-phaseout"]
-        )
+        options = await partitioned_storage(p) if storage == "partitioned" else {"args": ARGS}
+        options["args"] = [*options["args"], "--test-third-party-cookie-phaseout"]
+        browser = await p.chromium.launch(executable_path=CHROMIUM, **options)
         context = await browser.new_context()
         page = await context.new_page()
         frame = await open_widget(page, origin)
         await expect(frame.locator("#status")).to_have_attribute("data-state", "connected")
+        widget = next(f for f in page.frames if "/widget" in f.url)
+        assert await widget.evaluate("document.hasStorageAccess()") is False  # 3P cookies off
         prompt = "across sites sim:tokens=300 sim:delay_ms=10"
         await frame.locator("#input").fill(prompt)
         await frame.locator("#input").press("Enter")
@@ -166,11 +168,30 @@ async def test_widget_on_another_site_without_third_party_cookies_resumes_and_re
         conn.ws._req.transport.abort()
         await expect(reply).to_have_attribute("data-status", "complete", timeout=30000)
         assert [c.user for c in gw.app[keys.REGISTRY]] == [user]  # the same visitor
-        widget = next(f for f in page.frames if "/widget" in f.url)
         assert await widget.evaluate("window.gatewayClient.reply.text") == expected(prompt)
         assert await frame.locator("#error").is_hidden()
+        own = await widget.evaluate(
+            """() => { try { return [localStorage.getItem("gw_anon_token"),
+                                     localStorage.getItem("gw_widget_conversation:support")]; }
+                       catch { return null; } }"""
+        )
+        hosts = await page.evaluate(
+            f"Object.keys(localStorage).filter((k) => k.startsWith({STORE_KEY!r}))"
+        )
+        if storage == "partitioned":
+            assert own is not None and all(own)  # the iframe's own storage holds both
+            assert own[1] == conn.conversation_id
+            assert hosts == []  # and the host site's holds nothing of the widget's
+        else:
+            assert own is None  # the browser refused the frame any storage
+            assert hosts == [f"{STORE_KEY}{site.gateway}:support"]
         await page.reload()
         frame = await open_widget(page, origin)
         await expect(frame.locator(".msg.user .body")).to_have_text([prompt])
         await expect(frame.locator(".msg.assistant .body")).to_contain_text("You said")
+        await expect(frame.locator("#status")).to_have_attribute("data-state", "connected")
+        await wait_until(lambda: [c.user for c in gw.app[keys.REGISTRY]] == [user])
+        if storage == "partitioned":  # the gateway's own site sees none of it (partitioned)
+            await page.goto(site.gateway + "/embed.js")
+            assert await page.evaluate("localStorage.length") == 0
         await browser.close()
