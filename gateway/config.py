@@ -178,6 +178,17 @@ class LimitsConfig:
     max_images_per_message: int = 4
     max_image_frame_bytes: int = 8 * 1024 * 1024  # the frame limit of a message with images
     allow_image_urls: bool = False  # https:// image URLs, passed upstream as they are
+    # Uploads (POST /api/v1/images) no message has named yet, per conversation; None: twice
+    # max_images_per_message (pending_images_cap)
+    max_pending_images: int | None = None
+    pending_image_ttl_s: float = 600.0  # an upload no message names is forgotten after this
+
+    @property
+    def pending_images_cap(self) -> int:
+        """How many uploads a conversation may hold that no message has named yet."""
+        if self.max_pending_images is None:
+            return 2 * self.max_images_per_message
+        return self.max_pending_images
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,3 +585,15 @@ def _check_ranges(section: Any, prefix: str) -> None:
         and section.max_image_frame_bytes < section.max_frame_bytes
     ):
         raise ConfigError(f"{prefix}max_image_frame_bytes: must not be below max_frame_bytes")
+    if isinstance(section, LimitsConfig):
+        _check_pending_images(section, prefix)
+
+
+def _check_pending_images(limits: LimitsConfig, prefix: str) -> None:
+    if limits.pending_image_ttl_s <= 0:
+        raise ConfigError(f"{prefix}pending_image_ttl_s: must be above 0")
+    if limits.pending_images_cap < limits.max_images_per_message:
+        raise ConfigError(
+            f"{prefix}max_pending_images: must be at least max_images_per_message"
+            f" ({limits.max_images_per_message}: a message may name that many uploads)"
+        )

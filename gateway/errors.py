@@ -14,6 +14,7 @@
     │   ├── Busy                      busy              -    409   yes
     │   ├── RateLimited               rate_limited      -    429   yes
     │   ├── QuotaExceeded             quota_exceeded    -    429   no   (retry_after_s)
+    │   ├── TooManyUploads            too_many_uploads  -    429   yes  (retry_after_s)
     │   ├── ResumeUnavailable         resume_unavailable -   404   no
     │   ├── NotFound                  not_found         -    404   no
     │   └── NotAllowed                forbidden         -    403   no   (the socket stays open)
@@ -156,6 +157,24 @@ class QuotaExceeded(ClientError):
     ) -> None:
         super().__init__(message)
         self.quota = quota
+        self.retry_after_s = retry_after_s
+
+    def fields(self) -> dict[str, Any]:
+        return {"retry_after_s": self.retry_after_s}
+
+
+class TooManyUploads(ClientError):
+    """An image upload refused: its conversation already holds
+    ``limits.max_pending_images`` uploads no message has named. Nothing of it is read or
+    kept; one frees when a message names one or it expires, in ``retry_after_s``."""
+
+    code = "too_many_uploads"
+    http_status = 429
+    retryable = True
+    default_message = "too many images uploaded and not yet sent in this conversation"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
         self.retry_after_s = retry_after_s
 
     def fields(self) -> dict[str, Any]:

@@ -142,10 +142,12 @@ def with_uploads(
     checked: Sequence[Image | UploadedImage],
     conversation_id: str,
     kept: Mapping[str, StoredImage],
+    pending_ttl_s: float,
 ) -> tuple[Image, ...]:
     """The message's images, each uploaded one taken from ``kept`` (what the store holds of
-    their ids, its bytes not copied); refused when it holds one not, or for another
-    conversation (gone with it, or uploaded for another)."""
+    their ids, its bytes not copied); refused when it holds one not (never uploaded, gone
+    with its conversation, or not named within ``pending_ttl_s`` of its upload), or holds
+    it for another conversation."""
     images: list[Image] = []
     for number, image in enumerate(checked, 1):
         if not isinstance(image, UploadedImage):
@@ -153,7 +155,10 @@ def with_uploads(
             continue
         found = kept.get(image.id)
         if found is None or found.conversation_id != conversation_id:
-            raise BadImage(f"image {number}: no uploaded image {image.id!r} in this conversation")
+            raise BadImage(
+                f"image {number}: no uploaded image {image.id!r} in this conversation"
+                f" (an upload no message names expires after {pending_ttl_s:g} s)"
+            )
         images.append(KeptImage(media_type=found.media_type, data=found.data, id=image.id))
     return tuple(images)
 

@@ -510,9 +510,11 @@ class Turns:
     ) -> tuple[ImageRef, ...]:
         """Store this turn's images with the conversation (the decoded bytes, not a copy)."""
         refs: list[ImageRef] = []
+        uploads: dict[str, StoredImage] = {}
         for image in images:
             if isinstance(image, KeptImage):  # (uploaded before the message: kept already)
                 refs.append(ImageRef(image.id, image.media_type, len(image.data or b"")))
+                uploads[image.id] = StoredImage(conv.id, image.media_type, image.data or b"")
                 continue
             if image.url is not None:
                 refs.append(ImageRef(new_id("i"), "", 0, url=image.url))
@@ -521,6 +523,8 @@ class Turns:
             ref = ImageRef(new_id("i"), image.media_type, len(data))
             await self.images.put(ref.id, StoredImage(conv.id, image.media_type, data))
             refs.append(ref)
+        if uploads:  # (named now: no longer pending, they live with the conversation)
+            await self.images.adopt(uploads)
         return tuple(refs)
 
     async def _with_uploads(
@@ -529,7 +533,8 @@ class Turns:
         """The message's checked images, the uploaded ones (``POST /api/v1/images``) taken
         from the store."""
         ids = [image.id for image in checked if isinstance(image, protocol.UploadedImage)]
-        return with_uploads(checked, conv.id, await self.images.get_many(ids) if ids else {})
+        kept = await self.images.get_many(ids) if ids else {}
+        return with_uploads(checked, conv.id, kept, self.config.limits.pending_image_ttl_s)
 
     async def _past_images(
         self, conv: Conversation, text: str, images: tuple[Image, ...], budget: int

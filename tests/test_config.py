@@ -70,6 +70,9 @@ def test_env_overrides_any_key_with_typed_values() -> None:
         ("[upstream]\nthinking_style = 'openai'\n", "upstream.thinking_style: must be one of"),
         ("[limits]\nmax_image_frame_bytes = 1000\n", "limits.max_image_frame_bytes: must not"),
         ("[limits]\nallow_image_urls = 1\n", "limits.allow_image_urls: expected true"),
+        ("[limits]\nmax_pending_images = 3\n", "limits.max_pending_images: must be at least"),
+        ("[limits]\nmax_pending_images = 'x'\n", "limits.max_pending_images: expected"),
+        ("[limits]\npending_image_ttl_s = 0\n", "limits.pending_image_ttl_s: must be above 0"),
     ],
 )
 def test_bad_values_name_the_key(text: str, key: str) -> None:
@@ -152,3 +155,15 @@ def test_todays_qwen_keys_default_to_the_models_own_behaviour() -> None:
     limits = cfg.limits
     assert (limits.max_image_bytes, limits.max_images_per_message) == (5 * 1024 * 1024, 4)
     assert (limits.max_image_frame_bytes, limits.allow_image_urls) == (8 * 1024 * 1024, False)
+
+
+def test_pending_uploads_default_to_twice_a_message_and_ten_minutes() -> None:
+    """limits.max_pending_images follows max_images_per_message unless set; TTL 600 s."""
+    assert (
+        config.loads("").limits.pending_images_cap,
+        config.loads("").limits.pending_image_ttl_s,
+    ) == (8, 600.0)
+    limits = config.loads("[limits]\nmax_images_per_message = 3\n").limits
+    assert limits.pending_images_cap == 6
+    limits = config.loads("[limits]\nmax_images_per_message = 3\nmax_pending_images = 3\n").limits
+    assert limits.pending_images_cap == 3

@@ -6,10 +6,11 @@ refused when they are not the conversation's; the same through two instances on 
 from __future__ import annotations
 
 import pytest
+import redis.asyncio as aioredis
 
 from gateway import keys
 from gateway.llm.dashscope import MULTIMODAL_PATH
-from tests.conftest import make_token
+from tests.conftest import eventually, make_token
 from tests.stores.conftest import instances  # noqa: F401 - the fixture
 from tests.test_turn_images import PNG, VISION, bearer, data_url, history
 
@@ -177,3 +178,102 @@ async def test_an_image_uploaded_to_one_instance_is_sent_from_another(instances)
     assert reply.text.startswith("I see 1 image (image/png, 1.0 KB)")
     [image] = (await history(b, conv))[0]["images"]
     assert image["id"] == body["id"]
+
+
+# -- pending uploads (no message has named them yet): a cap per conversation and a TTL ----
+
+PENDING = VISION + "[limits]\nmax_images_per_message = 2\nmax_pending_images = 2\n"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def one_gateway(request, gateway):
+    """``await one_gateway(toml)``: one instance, in memory or on a real redis-server."""
+    if request.param == "memory":
+        return gateway
+    make = request.getfixturevalue("instances")
+
+    async def started(toml: str):
+        [gw] = await make(toml, names=("a",))
+        return gw
+
+    return started
+
+
+async def stored_images(gw) -> int:
+    """How many images the instance's store holds (memory: its dict; Redis: image keys)."""
+    config = gw.app[keys.CONFIG]
+    if not config.redis.url:
+        return len(gw.app[keys.BACKENDS].images)
+    client = aioredis.from_url(config.redis.url.reveal())
+    try:
+        return len([key async for key in client.scan_iter(f"{config.redis.key_prefix}image:*")])
+    finally:
+        await client.aclose()
+
+
+async def test_uploads_past_the_pending_cap_are_refused_until_a_message_names_some(
+    one_gateway,
+) -> None:
+    """The third pending upload: 429 too_many_uploads with Retry-After, nothing stored; once
+    a message names the two, two more are accepted (named ones no longer count)."""
+    gw = await one_gateway(PENDING)
+    sock = await gw.chat(token=make_token("alice"))
+    conv = sock.connected["conversation_id"]
+    ids = [(await upload(gw, conv, PNG))[1]["id"] for _ in range(2)]
+    resp = await gw.client.post(
+        "/api/v1/images",
+        params={"conversation_id": conv},
+        data=JPEG,
+        headers={**bearer("alice"), "Content-Type": "image/jpeg"},
+    )
+    error = (await resp.json())["error"]
+    assert (resp.status, error["code"]) == (429, "too_many_uploads")
+    assert "2 images uploaded" in error["message"]
+    assert 1 <= error["retry_after_s"] <= 600 and resp.headers["Retry-After"]
+    assert await stored_images(gw) == 2
+    await sock.send(
+        type="message", id="c-1", text="Two sim:tokens=2", images=[{"id": i} for i in ids]
+    )
+    assert (await sock.reply()).text.startswith("I see 2 images")
+    assert [(await upload(gw, conv, PNG))[0] for _ in range(3)] == [201, 201, 429]
+    assert await stored_images(gw) == 4
+
+
+async def test_a_refused_upload_frees_its_pending_slot(one_gateway) -> None:
+    """An upload refused after its slot was taken (bad bytes) does not count: with room
+    for two, two bad then two good uploads, and only then 429."""
+    gw = await one_gateway(PENDING)
+    sock = await gw.chat(token=make_token("alice"))
+    conv = sock.connected["conversation_id"]
+    assert [(await upload(gw, conv, b"hello world"))[0] for _ in range(2)] == [422, 422]
+    assert [(await upload(gw, conv, PNG))[0] for _ in range(3)] == [201, 201, 429]
+    assert await stored_images(gw) == 2
+
+
+async def test_an_upload_not_named_in_time_expires_and_no_longer_counts(one_gateway) -> None:
+    """Past limits.pending_image_ttl_s an unnamed upload is gone (404, not counted); a
+    message naming it gets bad_image saying uploads expire; one named in time stays."""
+    gw = await one_gateway(PENDING + "pending_image_ttl_s = 0.4\n")
+    sock = await gw.chat(token=make_token("alice"))
+    conv = sock.connected["conversation_id"]
+    _, named = await upload(gw, conv, PNG)
+    await sock.send(type="message", id="c-1", text="x sim:tokens=2", images=[{"id": named["id"]}])
+    await sock.reply()
+    _, first = await upload(gw, conv, PNG)
+    _, second = await upload(gw, conv, PNG)
+    assert (await upload(gw, conv, PNG))[0] == 429
+
+    async def gone() -> bool:
+        resp = await gw.client.get(f"/api/v1/images/{second['id']}", headers=bearer("alice"))
+        return resp.status == 404
+
+    await eventually(gone, timeout=5)
+    await sock.send(type="message", id="c-2", text="y", images=[{"id": first["id"]}])
+    err = await sock.recv_type("error")
+    assert (err["code"], err["reply_to"]) == ("bad_image", "c-2")
+    assert "no uploaded image" in err["message"] and "expires after 0.4 s" in err["message"]
+    assert len(gw.sim.state.requests) == 1  # (only the first message went upstream)
+    assert [(await upload(gw, conv, PNG))[0] for _ in range(3)] == [201, 201, 429]
+    resp = await gw.client.get(f"/api/v1/images/{named['id']}", headers=bearer("alice"))
+    assert resp.status == 200  # (named in time: it lives with the conversation)
+    assert await stored_images(gw) == 3

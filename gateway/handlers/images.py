@@ -9,12 +9,14 @@ piece by piece into the image's one buffer, and its magic numbers checked."""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from .. import keys, protocol
 from ..auth import request_identity
 from ..conversations import new_id
-from ..errors import BadImage, Forbidden, NotFound
+from ..errors import BadImage, Forbidden, NotFound, TooManyUploads
 from ..images import check_upload, check_uploaded_bytes
 from ..stores.images import StoredImage
 from .callers import caller
@@ -51,11 +53,23 @@ async def upload_image(request: web.Request) -> web.Response:
     assistant = app[keys.CONFIG].assistants.get(conv.assistant)
     if assistant is not None and not assistant.vision:
         raise BadImage("this assistant's model takes no images")
-    media_type = check_upload(request.content_type, request.content_length, app[keys.CONFIG].limits)
-    data = await read_into_one_buffer(request, request.content_length or 0)
-    check_uploaded_bytes(data, media_type)
+    limits = app[keys.CONFIG].limits
+    media_type = check_upload(request.content_type, request.content_length, limits)
     image_id = new_id("i")
-    await backends.images.put(image_id, StoredImage(conv.id, media_type, data))
+    slot = await backends.images.reserve_upload(conv.id, image_id)
+    if not slot.granted:  # (before the body is read: a refused upload costs nothing)
+        raise TooManyUploads(
+            f"{limits.pending_images_cap} images uploaded to this conversation and not yet"
+            " sent; send a message naming them, or wait for them to expire",
+            retry_after_s=slot.retry_after_s,
+        )
+    try:
+        data = await read_into_one_buffer(request, request.content_length or 0)
+        check_uploaded_bytes(data, media_type)
+    except BaseException:
+        await asyncio.shield(backends.images.release_upload(conv.id, image_id))
+        raise
+    await backends.images.put_upload(image_id, StoredImage(conv.id, media_type, data))
     return web.json_response(
         {"id": image_id, "media_type": media_type, "bytes": len(data)}, status=201
     )

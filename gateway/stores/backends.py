@@ -84,7 +84,7 @@ class Backends:
 
 def memory_backends(config: Config, registry: Registry) -> Backends:
     limits = config.limits
-    images = MemoryImageStore()
+    images = MemoryImageStore(limits.pending_images_cap, limits.pending_image_ttl_s)
     conversations = MemoryConversationStore(
         limits.history_max_messages,
         anonymous_ttl_s=limits.anonymous_history_ttl_s,
@@ -139,5 +139,11 @@ def redis_backends(config: Config, redis: Redis, registry: Registry, instance: s
         upstream_queue=RedisUpstreamQueue(
             redis, keys.prefix, config.upstream.max_concurrent, config.upstream.queue_timeout_s
         ),
-        images=RedisImageStore(redis, keys, config.redis.history_ttl_s),
+        images=RedisImageStore(
+            redis,
+            keys,
+            config.redis.history_ttl_s,
+            limits.pending_images_cap,
+            limits.pending_image_ttl_s,
+        ),
     )

@@ -10,6 +10,7 @@ Keys (``P`` is ``redis.key_prefix``; the braces are literal, Redis hash tags)::
     P conv:{id}:clients       hash   client message id -> reply message id (idempotency)
     P conv:{id}:images        set    ids of the conversation's images
     P image:{id}              hash   conv, type, data (the image's bytes)
+    P conv:{id}:uploads       zset   pending uploads (no message named them): id, deadline ms
     P user:{user}:convs       zset   conversation id scored by its last update
     P reply:{mid}             hash   the reply's header (conversation, owner, model, instance)
     P reply:{mid}:steps       stream entry ``0-{seq}`` holds the steps up to seq; then ``end``
@@ -163,6 +164,9 @@ class KeySpace:
 
     def conv_images(self, cid: str) -> str:
         return f"{self.prefix}conv:{{{cid}}}:images"
+
+    def conv_uploads(self, cid: str) -> str:
+        return f"{self.prefix}conv:{{{cid}}}:uploads"
 
     def image(self, iid: str) -> str:
         return f"{self.prefix}image:{{{iid}}}"
