@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from . import protocol
 from .cluster import ClusterEvents
@@ -450,6 +450,9 @@ class Turns:
         model = self.config.assistant_model(conv.assistant)
         now = time.time()
         asked = conv.messages[plan.index]
+        history = conv.messages[: plan.index]
+        budget = self.config.limits.history_budget_chars
+        asked_images = await self._images_of(asked)  # asked again with them
         reply = ReplyLog(
             message_id=message_id,
             conversation_id=conv.id,
@@ -460,10 +463,12 @@ class Turns:
         request = ChatRequest(
             model=model,
             messages=upstream_messages(
-                conv.messages[: plan.index],
+                history,
                 assistant.system_prompt,
                 plan.text,
-                self.config.limits.history_budget_chars,
+                budget,
+                asked_images,
+                await self._past_images(conv, plan.text, asked_images, budget, history),
             ),
             temperature=assistant.temperature,
             top_p=assistant.top_p,
@@ -488,6 +493,7 @@ class Turns:
                 asked.created_at,
                 user=asked.user,
                 client_id=asked.client_id,
+                images=asked.images,
             )
             await self.conversations.replace_tail(conv, plan.index, edited, placeholder)
             user_message = protocol.user_message_frame(
@@ -536,12 +542,31 @@ class Turns:
         kept = await self.images.get_many(ids) if ids else {}
         return with_uploads(checked, conv.id, kept, self.config.limits.pending_image_ttl_s)
 
+    async def _images_of(self, message: HistoryMessage) -> tuple[Image, ...]:
+        """A past message's images as they go upstream again: its URLs, and the kept ones
+        its conversation's store still has."""
+        ids = [ref.id for ref in message.images if not ref.url]
+        found = await self.images.get_many(ids) if ids else {}
+        return tuple(
+            Image(url=ref.url)
+            if ref.url
+            else Image(media_type=found[ref.id].media_type, data=found[ref.id].data)
+            for ref in message.images
+            if ref.url or ref.id in found
+        )
+
     async def _past_images(
-        self, conv: Conversation, text: str, images: tuple[Image, ...], budget: int
+        self,
+        conv: Conversation,
+        text: str,
+        images: tuple[Image, ...],
+        budget: int,
+        history: Sequence[HistoryMessage] | None = None,
     ) -> dict[str, Image]:
-        """The kept images of the past turns that go upstream again; their lifetime renewed
-        with the conversation's."""
-        ids = past_image_ids(conv.messages, text, images, budget)
+        """The kept images of the past turns (``history``: the conversation's messages by
+        default) that go upstream again; their lifetime renewed with the conversation's."""
+        history = conv.messages if history is None else history
+        ids = past_image_ids(history, text, images, budget)
         if any(message.images for message in conv.messages):
             await self.images.touch(conv.id)
         if not ids:

@@ -125,6 +125,30 @@ async def test_a_later_turn_sends_the_image_upstream_again(gateway) -> None:
     assert not any("image" in item for item in users[1]["content"])
 
 
+@pytest.mark.parametrize("rerun", ["regenerate", "edit"])
+async def test_a_regenerate_or_edit_asks_again_with_the_messages_images(
+    gateway, rerun: str
+) -> None:
+    """Regenerating, or editing the text of, a message with an image sends the image upstream
+    again with it, and an edited message keeps its image in history."""
+    gw = await gateway(VISION)
+    sock = await gw.chat()
+    await sock.send(type="message", id="c-1", text="look sim:tokens=2", images=[data_url(PNG)])
+    await sock.reply()
+    if rerun == "regenerate":
+        await sock.send(type="regenerate")
+    else:
+        asked = (await history(gw, sock.connected["conversation_id"]))[0]
+        await sock.send(type="edit", message_id=asked["id"], text="look again sim:tokens=2")
+    await sock.reply()
+    messages = gw.sim.state.requests[-1].body["input"]["messages"]
+    users = [m for m in messages if m["role"] == "user"]
+    assert len(users) == 1
+    assert {"image": data_url(PNG)} in users[0]["content"]
+    kept = (await history(gw, sock.connected["conversation_id"]))[0]
+    assert [image["media_type"] for image in kept["images"]] == ["image/png"]
+
+
 async def test_an_https_image_passes_upstream_as_is_when_allowed(gateway) -> None:
     """limits.allow_image_urls: the URL goes upstream unchanged; history keeps the URL."""
     gw = await gateway(VISION + "[limits]\nallow_image_urls = true\n")
