@@ -49,8 +49,8 @@ class MaskCheck:
     """
 
     __slots__ = (
-        "_frame", "_head", "_large", "_mask", "_offset", "_prefix", "_queue", "_reader",
-        "_skip", "failed", "streamed",
+        "_frame", "_head", "_large", "_mask", "_offset", "_queue", "_reader", "_skip",
+        "failed", "streamed",
     )  # fmt: skip
 
     def __init__(self, reader: Any, queue: Any, large: LargeFrames | None = None) -> None:
@@ -62,8 +62,8 @@ class MaskCheck:
         self._frame: FrameImages | None = None  # the large frame being read here
         self._mask = b""
         self._offset = 0
-        self._prefix = secrets.token_urlsafe(9)
-        self.streamed: dict[str, DecodedImage] = {}
+        # None until a large frame brings images: an idle socket holds no dict for them.
+        self.streamed: dict[str, DecodedImage] | None = None
         self.failed = False
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
@@ -132,8 +132,8 @@ class MaskCheck:
             if large is not None and head[0] == 0x81 and large.above < size < large.limit:
                 out.append(data[start:pos])
                 self._mask, self._offset = head[length - 4 : length], 0
-                self._frame = FrameImages(size, large.max_image_bytes, self._prefix)
-                self._prefix = secrets.token_urlsafe(9)  # (a frame's keys: its own)
+                # (a frame's placeholder keys: its own, unguessable)
+                self._frame = FrameImages(size, large.max_image_bytes, secrets.token_urlsafe(9))
                 pos += length
                 start = pos
                 self._skip = size
@@ -159,7 +159,10 @@ class MaskCheck:
         """The unmasked frame the reader gets in the large frame's place."""
         assert self._frame is not None
         frame, self._frame = self._frame, None
-        self.streamed.update(frame.images)
+        if frame.images:
+            if self.streamed is None:
+                self.streamed = {}
+            self.streamed.update(frame.images)
         text = frame.text()
         size = len(text)
         if size < 126:
