@@ -100,9 +100,32 @@ def stream_once(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict
     finally:
         if server:
             server.stop()
+    return stream_row(
+        kind,
+        spec,
+        result,
+        cpu=cpu if server else None,
+        sim_cpu=sim_cpu,
+        peak_kb=peak,
+        waited=waited,
+    )
+
+
+def stream_row(
+    kind: str,
+    spec: dict[str, Any],
+    result: dict[str, Any],
+    *,
+    cpu: float | None,
+    sim_cpu: float,
+    peak_kb: int,
+    waited: float | None = None,
+) -> dict[str, Any]:
+    """A row from what the load generator reported and the processes' counters (``cpu``
+    None: no server, the floor)."""
     steps = max(1, result["steps"])
     wall = result["wall_s"]
-    return {
+    row = {
         "kind": kind,
         "streams": spec["connections"],
         "replies": result["replies"],
@@ -117,17 +140,19 @@ def stream_once(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict
         "late_p50_ms": 1000 * pct(result["late"], 50),
         "late_p99_ms": 1000 * pct(result["late"], 99),
         "late_max_ms": 1000 * max(result["late"], default=0.0),
-        "cpu_s": cpu,
-        "cpu_ms_per_1000_steps": 1e6 * cpu / steps if server else None,
-        # Seconds the server was runnable but another process had its core: with this
-        # above a few percent of the wall time, its lateness measures the machine.
-        "server_runqueue_wait_s": waited,
-        "peak_rss_mb": peak / 1024,
+        "cpu_s": cpu or 0.0,
+        "cpu_ms_per_1000_steps": 1e6 * cpu / steps if cpu is not None else None,
+        "peak_rss_mb": peak_kb / 1024,
         "wall_s": wall,
         "steps_per_s": result["steps"] / wall if wall else 0.0,
         "core0_busy": (sim_cpu + result["load_cpu_s"]) / wall if wall else 0.0,
-        "churned": result["churned"],
+        "churned": result.get("churned", 0),
     }
+    if waited is not None:
+        # Seconds the server was runnable but another process had its core: with this
+        # above a few percent of the wall time, its lateness measures the machine.
+        row["server_runqueue_wait_s"] = waited
+    return row
 
 
 def measure_stream(
@@ -172,33 +197,13 @@ def pair_once(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict[s
         first.stop()
         if second is not None:
             second.stop()
-    steps, wall = max(1, result["steps"]), result["wall_s"]
+    steps = max(1, result["steps"])
     return {
-        "kind": kind,
-        "streams": spec["connections"],
-        "replies": result["replies"],
-        "steps": result["steps"],
-        "frames": result["frames"],
-        "chars": result["chars"],
-        "errors": result["error_count"],
-        "error_samples": result["errors"],
-        "mismatches": result["mismatches"],
-        "ttfd_p50_ms": 1000 * pct(result["ttfd"], 50),
-        "ttfd_p99_ms": 1000 * pct(result["ttfd"], 99),
-        "late_p50_ms": 1000 * pct(result["late"], 50),
-        "late_p99_ms": 1000 * pct(result["late"], 99),
-        "late_max_ms": 1000 * max(result["late"], default=0.0),
+        **stream_row(kind, spec, result, cpu=cpu, sim_cpu=sim_cpu, peak_kb=peak),
         "remote_late_p50_ms": 1000 * pct(result["remote_late"], 50),
         "remote_late_p99_ms": 1000 * pct(result["remote_late"], 99),
         "remote_late_max_ms": 1000 * max(result["remote_late"], default=0.0),
-        "cpu_s": cpu,
-        "cpu_ms_per_1000_steps": 1e6 * cpu / steps,
         "remote_cpu_ms_per_1000_steps": 1e6 * remote_cpu / steps,
-        "peak_rss_mb": peak / 1024,
-        "wall_s": wall,
-        "steps_per_s": result["steps"] / wall if wall else 0.0,
-        "core0_busy": (sim_cpu + result["load_cpu_s"]) / wall if wall else 0.0,
-        "churned": 0,
     }
 
 
