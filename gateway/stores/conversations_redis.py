@@ -416,6 +416,18 @@ class RedisConversationStore:
     ) -> None:
         """:meth:`update_message` with ``text`` (content, status, reasoning) when given, then
         :meth:`end_reply`, in one script."""
+        keys, args = self.settle_request(conversation, message_id, text)
+        with guarded():
+            await self._settle(keys=keys, args=args)
+        self.settled(conversation, message_id)
+
+    def settle_request(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        text: tuple[str, Status, str] | None,
+    ) -> tuple[list[str], list[str]]:
+        """:data:`_SETTLE`'s keys and arguments (the snapshot's message gets ``text`` now)."""
         encoded = ""
         if text is not None:
             content, status, reasoning = text
@@ -426,11 +438,11 @@ class RedisConversationStore:
                     encoded = _encode(message)
                     break
         k = self._k
-        with guarded():
-            await self._settle(
-                keys=[k.msgs(conversation.id), k.conv(conversation.id)],
-                args=[message_id, encoded],
-            )
+        return [k.msgs(conversation.id), k.conv(conversation.id)], [message_id, encoded]
+
+    @staticmethod
+    def settled(conversation: Conversation, message_id: str) -> None:
+        """The snapshot after :data:`_SETTLE` freed the claim."""
         if conversation.running == message_id:
             conversation.running = None
 

@@ -4,9 +4,10 @@ shared state allows.
 A turn that starts a reply passes the rate limit, the anonymous limit per client address and
 the daily quotas, then claims the conversation (:meth:`TurnWrites.admit_and_claim`); once
 started it stores the user's message and the reply's placeholder, writes the reply's header
-and tells the other instances (:meth:`TurnWrites.start_reply`). Each is the same steps, in
-the same order, as the seams one call at a time (``turn_writes_memory``); in Redis each is
-one script (``turn_writes_redis``).
+and tells the other instances (:meth:`TurnWrites.start_reply`); at its end the reply is
+settled and its usage recorded (:meth:`TurnWrites.settle_and_record`). Each is the same
+steps, in the same order, as the seams one call at a time (``turn_writes_memory``); in
+Redis each is one script (``turn_writes_redis``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from ..conversations import Claim, Conversation, HistoryMessage
+from ..conversations import Claim, Conversation, HistoryMessage, Status
 from ..quotas import QuotaLimits
 from ..replies import ReplyLog
-from ..usage import SpentToday
+from ..usage import SpentToday, UsageRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +59,10 @@ class TurnWrites(Protocol):
     the conversation store's ``claim_reply`` do one after another, stopping at the first
     refusal (what was counted before it stays counted). :meth:`start_reply` does
     ``add_messages``, the reply store's ``add`` and the bus's ``turn`` event, in that order:
-    nothing is told before history and the header are stored. Trouble in shared state
-    raises :class:`~gateway.errors.StoreUnavailable`.
+    nothing is told before history and the header are stored. :meth:`settle_and_record`
+    does ``settle_reply`` and the usage store's ``record``, and may be retried after
+    trouble: the record counts once however often it is. Trouble in shared state raises
+    :class:`~gateway.errors.StoreUnavailable`.
     """
 
     async def admit_and_claim(
@@ -82,4 +85,15 @@ class TurnWrites(Protocol):
     ) -> None:
         """Store ``messages``, add ``reply``'s log (its header where shared), then tell the
         other instances of the turn (its user message ``frame``, the reply's id)."""
+        ...
+
+    async def settle_and_record(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        text: tuple[str, Status, str] | None,
+        record: UsageRecord,
+    ) -> None:
+        """A reply's last writes: its final ``text`` (content, status, reasoning) when given
+        and the claim freed, then its usage added to its day (once, even when retried)."""
         ...

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ..conversations import Conversation, HistoryMessage
+from ..conversations import Conversation, HistoryMessage, Status
 from ..quotas import check_quota, message_window_key
 from ..replies import ReplyLog
+from ..usage import UsageRecord
 from .conversations import ConversationStore
 from .events import Bus
 from .ratelimits import RateLimiter
@@ -79,3 +80,14 @@ class SteppedTurnWrites:
         await self.bus.publish(
             "turn", conversation_id=conversation.id, frame=frame, message_id=reply.message_id
         )
+
+    async def settle_and_record(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        text: tuple[str, Status, str] | None,
+        record: UsageRecord,
+    ) -> None:
+        """(Memory stores never raise, so a retry never follows a record that counted.)"""
+        await self.conversations.settle_reply(conversation, message_id, text)
+        await self.usage.record(record)

@@ -5,7 +5,9 @@ Each script is built from the seams' own scripts, each wrapped as a Lua function
 at a time, only in one round trip: the rate limiter's bucket (``_TAKE``), the address's
 window (``_HIT``), today's spend (the usage store's spent hash), the claim (``_CLAIM``);
 then history (``_ADD``), the reply's header (``_HEADER``) and the ``turn`` event (the
-bus's channel, its own encoding).
+bus's channel, its own encoding); at the end the reply's settle (``_SETTLE``) and its
+usage (``_RECORD``), the usage guarded by a mark in the reply's header so that a retry
+after an answer lost on the way counts it once.
 """
 
 from __future__ import annotations
@@ -13,17 +15,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..conversations import Conversation, HistoryMessage
+from ..conversations import Conversation, HistoryMessage, Status
 from ..quotas import message_window_key
 from ..replies import ReplyLog
-from ..usage import SpentToday
-from .conversations_redis import _ADD, _CLAIM, RedisConversationStore
+from ..usage import SpentToday, UsageRecord
+from .conversations_redis import _ADD, _CLAIM, _SETTLE, RedisConversationStore
 from .events_redis import RedisBus
 from .ratelimits_redis import _TAKE
 from .redis_client import KeySpace, Redis, guarded
 from .replies_redis import _HEADER, RedisReplyStore
 from .turn_writes import Admission, TurnAsk
-from .usage_redis import RedisUsageStore
+from .usage_redis import _RECORD, RedisUsageStore
 from .window_counters_redis import _HIT, RedisWindowCounter
 
 
@@ -78,6 +80,21 @@ return 1
 """
 )
 
+# KEYS: msgs, conv (_SETTLE's), the reply's header, the usage day and spent hashes (_RECORD's).
+# ARGV: _SETTLE's two, then _RECORD's. The usage counts unless the header says it did (a
+# header gone, after a long outage, counts it: nothing tells).
+_SETTLE_AND_RECORD = (
+    _as_function("settle", _SETTLE)
+    + _as_function("record", _RECORD)
+    + """
+settle({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2]})
+if redis.call('EXISTS', KEYS[3]) == 0 or redis.call('HSETNX', KEYS[3], 'usage', '1') == 1 then
+  record({KEYS[4], KEYS[5]}, {unpack(ARGV, 3)})
+end
+return 1
+"""
+)
+
 
 class RedisTurnWrites:
     """:class:`~gateway.stores.turn_writes.TurnWrites` in one script a step (see the
@@ -103,6 +120,7 @@ class RedisTurnWrites:
         self._per_minute = max(0, messages_per_minute)
         self._admit = redis.register_script(_ADMIT_AND_CLAIM)
         self._start = redis.register_script(_START)
+        self._settle_and_record = redis.register_script(_SETTLE_AND_RECORD)
 
     async def admit_and_claim(
         self,
@@ -163,3 +181,22 @@ class RedisTurnWrites:
             )
         self._conversations.added(conversation, messages, now, title)
         await self._replies.produce_here(reply)
+
+    async def settle_and_record(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        text: tuple[str, Status, str] | None,
+        record: UsageRecord,
+    ) -> None:
+        """The reply's settle and its usage: one script (see :data:`_SETTLE_AND_RECORD`)."""
+        settle_keys, settle_args = self._conversations.settle_request(
+            conversation, message_id, text
+        )
+        record_keys, record_args = self._usage.record_request(record)
+        with guarded():
+            await self._settle_and_record(
+                keys=[*settle_keys, self._k.reply(message_id), *record_keys],
+                args=[*settle_args, *record_args],
+            )
+        self._conversations.settled(conversation, message_id)
