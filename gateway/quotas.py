@@ -110,6 +110,11 @@ def quota_status(
     }
 
 
+def message_window_key(address: str) -> str:
+    """The window counter's key for an anonymous address's messages per minute."""
+    return f"msg:{address}"
+
+
 class AddressLimits:
     """The anonymous limits per client address, over a shared window counter.
 
@@ -135,7 +140,7 @@ class AddressLimits:
         """Count an anonymous message from ``address``; False: refuse it (``rate_limited``)."""
         if not self._messages:
             return True
-        return await self._counter.hit(f"msg:{address}", self._messages, 60.0)
+        return await self._counter.hit(message_window_key(address), self._messages, 60.0)
 
     async def allow_new_id(self, address: str) -> bool:
         """Count a new anonymous id for ``address``; False: refuse to mint one."""

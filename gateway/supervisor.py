@@ -30,6 +30,7 @@ from .send_policy import SendPolicy
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
 from .stores.replies import ReplyStore
+from .stores.turn_writes import TurnWrites
 from .stores.usage import UsageStore
 from .tasks import TaskOwner
 from .turn_rules import history_status
@@ -79,6 +80,7 @@ class ReplySupervisor:
         self.replies: ReplyStore = backends.replies
         self.bus = backends.bus
         self.usage: UsageStore = backends.usage
+        self.turn_writes: TurnWrites = backends.turn_writes
         self._running: dict[str, _Running] = {}
         self._per_user: dict[str, int] = {}
         self._tasks = TaskOwner()  # settles without a reply task, reaps, orphan checks
@@ -230,34 +232,47 @@ class ReplySupervisor:
                 )
             finally:  # the conversation is freed whatever the bookkeeping did
                 try:
-                    await self._settle(conv, reply.message_id, reply)
-                    # Before `done` is shown: the next turn's quota check counts this reply.
-                    await self._record_usage(reply, conv.assistant, address)
+                    # With its usage, before `done` is shown: the next turn's quota check
+                    # counts this reply.
+                    record = self._usage_record(reply, conv.assistant, address)
+                    await self._settle(conv, reply.message_id, reply, record)
                 finally:  # `done` only now: the next message finds the conversation free
                     reply.release_end()
 
-    async def _record_usage(self, reply: ReplyLog, assistant: str, address: str | None) -> None:
-        """Add the reply's usage to its day (quotas read it) and to the token counters."""
-        record = UsageRecord.of(
-            reply.usage,
-            model=reply.model,
-            assistant=assistant,
-            user=reply.owner,
-            day=utc_day(reply.finished_at),
-            address=address,
-        )
-        count_tokens(self.metrics, record)
+    def _usage_record(
+        self, reply: ReplyLog, assistant: str, address: str | None
+    ) -> UsageRecord | None:
+        """The reply's usage for its day (quotas read it), added to the token counters now;
+        None (logged) if it cannot be made."""
         try:
-            await self.usage.record(record)
-        except StoreUnavailable:
-            log.warning("usage not recorded: store unavailable", message_id=reply.message_id)
+            record = UsageRecord.of(
+                reply.usage,
+                model=reply.model,
+                assistant=assistant,
+                user=reply.owner,
+                day=utc_day(reply.finished_at),
+                address=address,
+            )
+            count_tokens(self.metrics, record)
+        except Exception:
+            log.exception("usage not recorded", message_id=reply.message_id)
+            return None
+        return record
 
-    async def _settle(self, conv: Conversation, message_id: str, reply: ReplyLog | None) -> None:
-        """Store the reply's final text and free the conversation, retrying while Redis is down.
+    async def _settle(
+        self,
+        conv: Conversation,
+        message_id: str,
+        reply: ReplyLog | None,
+        usage: UsageRecord | None = None,
+    ) -> None:
+        """Store the reply's final text and free the conversation, with the reply's
+        ``usage`` when given (one step of the turn-writes seam), retrying while Redis is down.
 
         The text is given up after ``limits.resume_window_s`` of outage, or on an unexpected
-        error; freeing the conversation is retried for as long as the store stays down (its
-        claim would otherwise answer ``busy`` for as long as this instance lives).
+        error (the usage too); freeing the conversation is retried for as long as the store
+        stays down (its claim would otherwise answer ``busy`` for as long as this instance
+        lives), with the usage, which counts once however often it is sent.
         """
         delay = 0.1
         deadline = time.monotonic() + max(self.config.limits.resume_window_s, 1.0)
@@ -270,7 +285,10 @@ class ReplySupervisor:
                         text.state, text.finish_reason, text.orphaned, text.cut_at_shutdown
                     )
                     final = (text.text, status, text.reasoning)
-                await self.conversations.settle_reply(conv, message_id, final)
+                if usage is not None:
+                    await self.turn_writes.settle_and_record(conv, message_id, final, usage)
+                else:
+                    await self.conversations.settle_reply(conv, message_id, final)
                 return
             except StoreUnavailable:
                 if text is not None and time.monotonic() > deadline:
@@ -280,9 +298,9 @@ class ReplySupervisor:
                 delay = min(delay * 2, SETTLE_RETRY_MAX_S)
             except Exception:
                 log.exception("reply not settled", message_id=message_id)
-                if text is None:
+                if text is None and usage is None:
                     return  # freeing itself failed: a bug no retry mends
-                text = None  # still free the conversation
+                text, usage = None, None  # still free the conversation
 
     def _observe(self, reply: ReplyLog) -> None:
         m = self.metrics

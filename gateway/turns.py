@@ -30,20 +30,20 @@ from . import protocol
 from .cluster import ClusterEvents
 from .config import Config
 from .connection import Connection
-from .conversations import Conversation, HistoryMessage, ImageRef, new_id
+from .conversations import Claim, Conversation, HistoryMessage, ImageRef, new_id
 from .errors import BadRequest, Busy, GatewayError, RateLimited, ResumeUnavailable
 from .images import KeptImage, check_images, with_uploads
 from .llm.events import ChatRequest, Image
 from .metrics import Metrics
-from .quotas import AddressLimits, QuotaLimits, check_quota
+from .quotas import QuotaLimits, check_quota
 from .replies import ReplyLog
 from .rooms import Rooms
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
 from .stores.images import ImageStore, StoredImage
 from .stores.presence import Presence
-from .stores.ratelimits import RateLimiter
 from .stores.replies import ReplyStore
+from .stores.turn_writes import TurnAsk, TurnWrites
 from .stores.usage import UsageStore
 from .supervisor import ReplySupervisor
 from .turn_rules import (
@@ -59,6 +59,8 @@ from .turn_rules import (
 )
 from .upstream_queue import Slot, UpstreamQueue
 from .usage import utc_day
+
+_NO_DAY = utc_day(0.0)  # (no quota: today's spend is not read)
 
 
 class Turns:
@@ -89,10 +91,9 @@ class Turns:
         self.config = config
         self.conversations: ConversationStore = backends.conversations
         self.replies: ReplyStore = backends.replies
-        self.rate_limiter: RateLimiter = backends.rate_limiter
         self.presence: Presence = backends.presence
         self.usage: UsageStore = backends.usage
-        self.address_limits = AddressLimits.from_config(config, backends.windows)
+        self.turn_writes: TurnWrites = backends.turn_writes
         self._quotas: dict[str, QuotaLimits] = {}  # per assistant
         self.upstream_queue: UpstreamQueue = backends.upstream_queue
         self._waiting: dict[str, asyncio.Task[None]] = {}  # turns in line for the upstream
@@ -137,11 +138,8 @@ class Turns:
         assistant = self.config.assistants.get(conv.assistant)
         checked = check_images(msg.images, limits, vision=assistant is None or assistant.vision)
         images = await self._with_uploads(conv, checked)
-        await self._admit(conn, conv.assistant)
         message_id = new_id("m")
-        claim = await self.conversations.claim_reply(
-            conv, message_id, msg.id, self.instance, interrupt=msg.interrupt
-        )
+        claim = await self._admit_and_claim(conn, conv, message_id, msg.id, msg.interrupt)
         if claim.outcome == "duplicate" and claim.previous is not None:
             await self._follow_again(conn, claim.previous)
             return
@@ -182,14 +180,55 @@ class Turns:
             return
         await start(slot=None)
 
-    async def _admit(self, conn: Connection, assistant: str) -> None:
+    async def _admit_and_claim(
+        self,
+        conn: Connection,
+        conv: Conversation,
+        message_id: str,
+        client_id: str,
+        interrupt: bool,
+    ) -> Claim:
         """What every turn that starts a reply passes (``message``, ``regenerate``, ``edit``)
-        after its rules and before its claim: the rate limit, then the spend limits."""
-        if not await self.rate_limiter.allow(conn.user):
-            raise RateLimited(
-                f"more than {self.config.limits.messages_per_minute} messages a minute; slow down"
+        after its rules: the rate limit, the anonymous limit per client address and the
+        daily quotas (section 12), then the store's atomic claim, in one step of the
+        turn-writes seam (raise the refusal, or return the claim)."""
+        limits = self.config.limits
+        quotas = self._quotas.get(conv.assistant)
+        if quotas is None:  # the config is frozen: worked out once per assistant
+            quotas = self._quotas[conv.assistant] = QuotaLimits.for_assistant(
+                self.config, conv.assistant
             )
-        await self._check_spend(conn, assistant)
+        now = time.time()
+        ask = TurnAsk(
+            conn.user,
+            conn.address,
+            limits.anonymous_messages_per_minute_per_ip,
+            conv.assistant,
+            quotas,
+            utc_day(now) if quotas.any else _NO_DAY,
+        )
+        admission = await self.turn_writes.admit_and_claim(
+            conv, ask, message_id, client_id, self.instance, interrupt=interrupt
+        )
+        if admission.outcome == "rate_limited":
+            raise RateLimited(
+                f"more than {limits.messages_per_minute} messages a minute; slow down"
+            )
+        if admission.outcome == "address_limited":
+            raise RateLimited(
+                f"more than {limits.anonymous_messages_per_minute_per_ip} messages a minute"
+                " from your network; slow down"
+            )
+        if admission.outcome == "over_quota":
+            assert admission.spent is not None  # (only quotas refuse so)
+            refusal = check_quota(
+                admission.spent, quotas, anonymous=conn.address is not None, now=now
+            )
+            if refusal is not None:
+                self.metrics.quota_refusals.labels(refusal.quota).inc()
+                raise refusal
+        assert admission.claim is not None  # (claimed)
+        return admission.claim
 
     async def _release_unstarted(
         self, conv: Conversation, message_id: str, exc: BaseException
@@ -239,12 +278,9 @@ class Turns:
     ) -> None:
         if isinstance(plan, Refuse):
             raise plan.error
-        await self._admit(conn, conv.assistant)
         message_id = new_id("m")
         # The claim's client id is the reply's own: a redo is never a duplicate of a message.
-        claim = await self.conversations.claim_reply(
-            conv, message_id, message_id, self.instance, interrupt=False
-        )
+        claim = await self._admit_and_claim(conn, conv, message_id, message_id, False)
         if claim.outcome != "started":
             raise Busy()
         try:
@@ -255,29 +291,6 @@ class Turns:
         except BaseException as exc:
             await self._release_unstarted(conv, message_id, exc)
             raise
-
-    async def _check_spend(self, conn: Connection, assistant: str) -> None:
-        """The anonymous limit per client address, then the daily quotas (section 12): raise
-        the refusal, or return. Nothing is read when no such limit is set."""
-        limits = self.config.limits
-        if conn.address is not None and not await self.address_limits.allow_message(conn.address):
-            raise RateLimited(
-                f"more than {limits.anonymous_messages_per_minute_per_ip} messages a minute"
-                " from your network; slow down"
-            )
-        quotas = self._quotas.get(assistant)
-        if quotas is None:  # the config is frozen: worked out once per assistant
-            quotas = self._quotas[assistant] = QuotaLimits.for_assistant(self.config, assistant)
-        if not quotas.any:
-            return
-        now = time.time()
-        spent = await self.usage.tokens_today(
-            today=utc_day(now), user=conn.user, assistant=assistant, address=conn.address
-        )
-        refusal = check_quota(spent, quotas, anonymous=conn.address is not None, now=now)
-        if refusal is not None:
-            self.metrics.quota_refusals.labels(refusal.quota).inc()
-            raise refusal
 
     async def _wait_then_start(
         self,
@@ -416,10 +429,6 @@ class Turns:
             thinking_budget=assistant.thinking_budget,
             endpoint=assistant.endpoint,
         )
-        await self.conversations.add_messages(
-            conv, user_msg, HistoryMessage(reply.message_id, "assistant", "", "running", now)
-        )
-        await self.replies.add(reply)  # in Redis before anyone is told of it
         user_message = protocol.user_message_frame(
             id=msg.id,
             conversation_id=conv.id,
@@ -427,12 +436,14 @@ class Turns:
             text=msg.text,
             images=[ref.public() for ref in refs],
         )
-        # Viewers here first (the upstream request starts without waiting on Redis), then
-        # the other instances, in the same order: the user's message, then the reply.
+        placeholder = HistoryMessage(reply.message_id, "assistant", "", "running", now)
+        # History, the reply's header (in Redis before anyone is told of it) and the other
+        # instances' event, in one step; then the viewers here, in the same order: the
+        # user's message, then the reply.
+        await self.turn_writes.start_reply(conv, (user_msg, placeholder), reply, user_message)
         self.rooms.publish(conv.id, user_message)
         self.rooms.publish_reply(conv.id, reply)
         self.supervisor.start(conv, reply, request, address=conn.address, slot=slot)
-        await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
 
     async def _start_rerun(
         self,

@@ -18,6 +18,9 @@ and its memory and Redis implementations beside it::
     rate limits                ratelimits        ratelimits_memory         ratelimits_redis
                                  RateLimiter       MemoryRateLimiter         RedisRateLimiter
                                                                              (Lua bucket)
+    a turn's writes            turn_writes       turn_writes_memory        turn_writes_redis
+      (admit and claim, start)   TurnWrites        SteppedTurnWrites         RedisTurnWrites
+                                                                             (one script each)
 
 Every backend has the same lifecycle (:class:`~.lifecycle.Lifecycle`): ``run()`` does its
 background work until cancelled (or returns at once), ``aclose()`` releases what it holds.

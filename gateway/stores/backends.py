@@ -29,6 +29,9 @@ from .redis_client import KeySpace, Redis
 from .replies import ReplyStore
 from .replies_memory import MemoryReplyStore
 from .replies_redis import RedisReplyStore
+from .turn_writes import TurnWrites
+from .turn_writes_memory import SteppedTurnWrites
+from .turn_writes_redis import RedisTurnWrites
 from .upstream_queue_redis import RedisUpstreamQueue
 from .usage import UsageStore
 from .usage_memory import MemoryUsageStore
@@ -45,8 +48,8 @@ class Backends:
     :meth:`run` starts every backend's ``run()`` as a task and returns; :meth:`aclose`
     closes the replies first (a publisher writes what it holds), then stops those tasks,
     then closes the other backends (presence leaves at once). ``usage`` and ``windows`` (the
-    per-address sliding windows) and ``upstream_queue`` (the concurrency cap) hold no task
-    or connection of their own.
+    per-address sliding windows), ``upstream_queue`` (the concurrency cap) and ``turn_writes``
+    (a turn's writes across the others) hold no task or connection of their own.
     """
 
     conversations: ConversationStore
@@ -57,6 +60,7 @@ class Backends:
     usage: UsageStore
     windows: WindowCounter
     upstream_queue: UpstreamQueue
+    turn_writes: TurnWrites
     images: ImageStore = field(default_factory=MemoryImageStore)
     _tasks: TaskOwner = field(default_factory=TaskOwner, init=False, repr=False)
 
@@ -93,17 +97,21 @@ def memory_backends(config: Config, registry: Registry) -> Backends:
         viewed=lambda: {conn.conversation_id for conn in registry},
         on_forget=images.forget,
     )
+    replies = MemoryReplyStore(limits.resume_window_s, limits.memory_max_reply_bytes)
+    bus, rate_limiter = LocalBus(), MemoryRateLimiter(limits.messages_per_minute)
+    usage, windows = MemoryUsageStore(limits.usage_retention_days), MemoryWindowCounter()
     return Backends(
         conversations=conversations,
-        replies=MemoryReplyStore(limits.resume_window_s, limits.memory_max_reply_bytes),
-        bus=LocalBus(),
+        replies=replies,
+        bus=bus,
         presence=LocalPresence(registry),
-        rate_limiter=MemoryRateLimiter(limits.messages_per_minute),
-        usage=MemoryUsageStore(limits.usage_retention_days),
-        windows=MemoryWindowCounter(),
+        rate_limiter=rate_limiter,
+        usage=usage,
+        windows=windows,
         upstream_queue=MemoryUpstreamQueue(
             config.upstream.max_concurrent, config.upstream.queue_timeout_s
         ),
+        turn_writes=SteppedTurnWrites(conversations, replies, bus, rate_limiter, windows, usage),
         images=images,
     )
 
@@ -128,16 +136,22 @@ def redis_backends(config: Config, redis: Redis, registry: Registry, instance: s
     )
     presence = RedisPresence(redis, keys, live_id, registry, config.redis.heartbeat_s, replies)
     bus = RedisBus(redis, keys.events, instance)
+    usage = RedisUsageStore(redis, keys.prefix, limits.usage_retention_days)
+    windows = RedisWindowCounter(redis, keys.prefix)
+    per_minute = limits.messages_per_minute
     return Backends(
         conversations=conversations,
         replies=replies,
         bus=bus,
         presence=presence,
-        rate_limiter=RedisRateLimiter(redis, keys, limits.messages_per_minute),
-        usage=RedisUsageStore(redis, keys.prefix, limits.usage_retention_days),
-        windows=RedisWindowCounter(redis, keys.prefix),
+        rate_limiter=RedisRateLimiter(redis, keys, per_minute),
+        usage=usage,
+        windows=windows,
         upstream_queue=RedisUpstreamQueue(
             redis, keys.prefix, config.upstream.max_concurrent, config.upstream.queue_timeout_s
+        ),
+        turn_writes=RedisTurnWrites(
+            redis, keys, conversations, replies, bus, windows, usage, per_minute
         ),
         images=RedisImageStore(
             redis,

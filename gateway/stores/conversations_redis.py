@@ -308,15 +308,31 @@ class RedisConversationStore:
         return rows
 
     async def add_messages(self, conversation: Conversation, *messages: HistoryMessage) -> None:
+        keys, args, now, title = self.add_request(conversation, messages)
+        with guarded():
+            await self._add(keys=keys, args=args)
+        self.added(conversation, messages, now, title)
+
+    def add_request(
+        self, conversation: Conversation, messages: tuple[HistoryMessage, ...]
+    ) -> tuple[list[str], list[Any], float, str]:
+        """:data:`_ADD`'s keys and arguments for ``messages``, with the time and the title
+        :meth:`added` puts in the snapshot once the script has run."""
         k, cid, now = self._k, conversation.id, time.time()
         first_user = next((m for m in messages if m.role == "user"), None)
         title = first_user.content[:80] if first_user and not conversation.title else ""
         pairs = [field for m in messages for field in (m.id, _encode(m))]
-        with guarded():
-            await self._add(
-                keys=[k.order(cid), k.msgs(cid), k.conv(cid), k.members(cid)],
-                args=[self._max, now, title, self._ttl, k.user_prefix, cid, *pairs],
-            )
+        keys = [k.order(cid), k.msgs(cid), k.conv(cid), k.members(cid)]
+        return keys, [self._max, now, title, self._ttl, k.user_prefix, cid, *pairs], now, title
+
+    def added(
+        self,
+        conversation: Conversation,
+        messages: tuple[HistoryMessage, ...],
+        now: float,
+        title: str,
+    ) -> None:
+        """The snapshot after :data:`_ADD` stored ``messages``."""
         conversation.messages.extend(messages)
         del conversation.messages[: max(0, len(conversation.messages) - self._max)]
         conversation.updated_at = now
@@ -352,15 +368,34 @@ class RedisConversationStore:
         *,
         interrupt: bool,
     ) -> Claim:
-        k = self._k
+        keys, args = self.claim_request(conversation, message_id, client_id, instance, interrupt)
         with guarded():
-            outcome, previous, stale = await self._claim(
-                keys=[k.conv(conversation.id), k.clients(conversation.id)],
-                args=[
-                    *(message_id, client_id, self._live_id or instance, int(interrupt)),
-                    *(k.alive_prefix, self._ttl),
-                ],
-            )
+            answer = await self._claim(keys=keys, args=args)
+        return self.claimed(conversation, answer, message_id, client_id)
+
+    def claim_request(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        client_id: str,
+        instance: str,
+        interrupt: bool,
+    ) -> tuple[list[str], list[Any]]:
+        """:data:`_CLAIM`'s keys and arguments."""
+        k = self._k
+        keys = [k.conv(conversation.id), k.clients(conversation.id)]
+        args = [
+            *(message_id, client_id, self._live_id or instance, int(interrupt)),
+            *(k.alive_prefix, self._ttl),
+        ]
+        return keys, args
+
+    @staticmethod
+    def claimed(
+        conversation: Conversation, answer: list[str], message_id: str, client_id: str
+    ) -> Claim:
+        """The claim :data:`_CLAIM` answered, applied to the snapshot."""
+        outcome, previous, stale = answer
         claim = Claim(cast(Any, outcome), previous or None, stale == "1")
         if claim.outcome == "started":
             conversation.running = message_id
@@ -381,6 +416,18 @@ class RedisConversationStore:
     ) -> None:
         """:meth:`update_message` with ``text`` (content, status, reasoning) when given, then
         :meth:`end_reply`, in one script."""
+        keys, args = self.settle_request(conversation, message_id, text)
+        with guarded():
+            await self._settle(keys=keys, args=args)
+        self.settled(conversation, message_id)
+
+    def settle_request(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        text: tuple[str, Status, str] | None,
+    ) -> tuple[list[str], list[str]]:
+        """:data:`_SETTLE`'s keys and arguments (the snapshot's message gets ``text`` now)."""
         encoded = ""
         if text is not None:
             content, status, reasoning = text
@@ -391,11 +438,11 @@ class RedisConversationStore:
                     encoded = _encode(message)
                     break
         k = self._k
-        with guarded():
-            await self._settle(
-                keys=[k.msgs(conversation.id), k.conv(conversation.id)],
-                args=[message_id, encoded],
-            )
+        return [k.msgs(conversation.id), k.conv(conversation.id)], [message_id, encoded]
+
+    @staticmethod
+    def settled(conversation: Conversation, message_id: str) -> None:
+        """The snapshot after :data:`_SETTLE` freed the claim."""
         if conversation.running == message_id:
             conversation.running = None
 

@@ -48,8 +48,16 @@ class RedisBus:
     async def wait_ready(self) -> None:
         await self._subscribed.wait()
 
+    @property
+    def channel(self) -> str:
+        return self._channel
+
+    def encode(self, kind: str, **fields: Any) -> str:
+        """An event as :meth:`publish` sends it (for a script that publishes it itself)."""
+        return json.dumps({"kind": kind, "origin": self._instance, **fields}, ensure_ascii=False)
+
     async def publish(self, kind: str, **fields: Any) -> None:
-        body = json.dumps({"kind": kind, "origin": self._instance, **fields}, ensure_ascii=False)
+        body = self.encode(kind, **fields)
         try:
             await self._redis.publish(self._channel, body)
         except RedisError as exc:

@@ -235,6 +235,13 @@ class RedisReplyStore(MemoryReplyStore):
 
     async def add(self, log_: ReplyLog) -> None:
         """Write the reply's header (before anyone is told of it), then publish its steps."""
+        keys, args = self.header_request(log_)
+        with guarded():
+            await self._add_header(keys=keys, args=args)
+        await self.produce_here(log_)
+
+    def header_request(self, log_: ReplyLog) -> tuple[list[str], list[EncodableT]]:
+        """:data:`_HEADER`'s keys and arguments for a reply produced here."""
         log_.mark_produced_by(self._instance)
         header: dict[str, EncodableT] = {
             "conversation_id": log_.conversation_id,
@@ -244,11 +251,13 @@ class RedisReplyStore(MemoryReplyStore):
             "started_at": log_.started_at,
             "instance": self._instance,
         }
-        with guarded():
-            await self._add_header(
-                keys=[self._k.reply(log_.message_id)],
-                args=[RUNNING_TTL_S, *(x for kv in header.items() for x in kv)],
-            )
+        return [self._k.reply(log_.message_id)], [
+            RUNNING_TTL_S,
+            *(x for kv in header.items() for x in kv),
+        ]
+
+    async def produce_here(self, log_: ReplyLog) -> None:
+        """Once its header is written: hold the log and publish its steps as they come."""
         await super().add(log_)
         self._sent[log_] = 0
         log_.watch(on_change=functools.partial(self._changed, log_))

@@ -59,6 +59,12 @@ class RedisUsageStore:
         return f"{self._prefix}usage:{day.isoformat()}:spent"
 
     async def record(self, record: UsageRecord) -> None:
+        keys, args = self.record_request(record)
+        with guarded():
+            await self._record(keys=keys, args=args)
+
+    def record_request(self, record: UsageRecord) -> tuple[list[str], list[str | int]]:
+        """:data:`_RECORD`'s keys and arguments for one reply's usage."""
         day_key, spent_key = self.day_key(record.day), self.spent_key(record.day)
         who = json.dumps([record.user, record.assistant, record.model], ensure_ascii=False)
         counts = {
@@ -76,8 +82,7 @@ class RedisUsageStore:
         args: list[str | int] = [int(expire_at.timestamp()), len(day_fields)]
         for name, n in (*day_fields, *spent_fields):
             args += (name, n)
-        with guarded():
-            await self._record(keys=[day_key, spent_key], args=args)
+        return [day_key, spent_key], args
 
     async def rows(
         self, start: dt.date, end: dt.date, group_by: GroupBy, user: str | None = None
