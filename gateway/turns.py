@@ -24,23 +24,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 from . import protocol
 from .cluster import ClusterEvents
 from .config import Config
 from .connection import Connection
-from .conversations import Claim, Conversation, HistoryMessage, ImageRef, new_id
+from .conversations import Claim, Conversation, HistoryMessage, new_id
 from .errors import BadRequest, Busy, GatewayError, RateLimited, ResumeUnavailable
-from .images import KeptImage, check_images, with_uploads
 from .llm.events import ChatRequest, Image
+from .message_images import MessageImages
 from .metrics import Metrics
 from .quotas import QuotaLimits, check_quota
 from .replies import ReplyLog
 from .rooms import Rooms
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
-from .stores.images import ImageStore, StoredImage
 from .stores.presence import Presence
 from .stores.replies import ReplyStore
 from .stores.turn_writes import TurnAsk, TurnWrites
@@ -54,7 +53,6 @@ from .turn_rules import (
     decide_message,
     decide_regenerate,
     min_tokens,
-    past_image_ids,
     upstream_messages,
 )
 from .upstream_queue import Slot, UpstreamQueue
@@ -97,7 +95,7 @@ class Turns:
         self._quotas: dict[str, QuotaLimits] = {}  # per assistant
         self.upstream_queue: UpstreamQueue = backends.upstream_queue
         self._waiting: dict[str, asyncio.Task[None]] = {}  # turns in line for the upstream
-        self.images: ImageStore = backends.images
+        self.message_images = MessageImages(config, backends.images)
         self.rooms = rooms
         self.supervisor = supervisor
         self.cluster = cluster
@@ -133,11 +131,8 @@ class Turns:
             return
         if isinstance(decision, Refuse):
             raise decision.error
-        # Checked (and decoded, once) before anything is spent on the turn. (An assistant
-        # gone from the config fails the turn further on, as any turn of it does.)
-        assistant = self.config.assistants.get(conv.assistant)
-        checked = check_images(msg.images, limits, vision=assistant is None or assistant.vision)
-        images = await self._with_uploads(conv, checked)
+        # Checked (and decoded, once) before anything is spent on the turn.
+        images = await self.message_images.checked(conv, msg)
         message_id = new_id("m")
         claim = await self._admit_and_claim(conn, conv, message_id, msg.id, msg.interrupt)
         if claim.outcome == "duplicate" and claim.previous is not None:
@@ -361,7 +356,7 @@ class Turns:
             if reply is not None:
                 await self.supervisor.stop(reply, "cancelled")
         await self.conversations.clear(conv)
-        await self.images.drop_conversation(conv.id)
+        await self.message_images.drop(conv)
         await self.cluster.publish_room(conv.id, protocol.history_cleared_frame(conv.id))
 
     async def delete(self, conv: Conversation) -> None:
@@ -375,7 +370,7 @@ class Turns:
             if reply is not None:
                 await self.supervisor.stop(reply, "cancelled")
         await self.conversations.delete(conv)
-        await self.images.drop_conversation(conv.id)
+        await self.message_images.drop(conv)
         await self.cluster.publish_delete(conv.id, message_ids)
 
     # ---------------------------------------------------------------- starting a reply
@@ -394,7 +389,7 @@ class Turns:
         model = self.config.assistant_model(conv.assistant)
         now = time.time()
         budget = self.config.limits.history_budget_chars
-        refs = await self._keep_images(conv, images)
+        refs = await self.message_images.keep(conv, images)
         user_msg = HistoryMessage(
             new_id("u"),
             "user",
@@ -420,7 +415,7 @@ class Turns:
                 msg.text,
                 budget,
                 images,
-                await self._past_images(conv, msg.text, images, budget),
+                await self.message_images.past(conv, msg.text, images, budget),
             ),
             temperature=msg.temperature if msg.temperature is not None else assistant.temperature,
             top_p=msg.top_p if msg.top_p is not None else assistant.top_p,
@@ -463,7 +458,7 @@ class Turns:
         asked = conv.messages[plan.index]
         history = conv.messages[: plan.index]
         budget = self.config.limits.history_budget_chars
-        asked_images = await self._images_of(asked)  # asked again with them
+        asked_images = await self.message_images.of(asked)  # asked again with them
         reply = ReplyLog(
             message_id=message_id,
             conversation_id=conv.id,
@@ -479,7 +474,7 @@ class Turns:
                 plan.text,
                 budget,
                 asked_images,
-                await self._past_images(conv, plan.text, asked_images, budget, history),
+                await self.message_images.past(conv, plan.text, asked_images, budget, history),
             ),
             temperature=assistant.temperature,
             top_p=assistant.top_p,
@@ -519,73 +514,6 @@ class Turns:
         self.rooms.publish_reply(conv.id, reply)
         self.supervisor.start(conv, reply, request, address=conn.address, slot=slot)
         await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
-
-    # ---------------------------------------------------------------- images
-
-    async def _keep_images(
-        self, conv: Conversation, images: tuple[Image, ...]
-    ) -> tuple[ImageRef, ...]:
-        """Store this turn's images with the conversation (the decoded bytes, not a copy)."""
-        refs: list[ImageRef] = []
-        uploads: dict[str, StoredImage] = {}
-        for image in images:
-            if isinstance(image, KeptImage):  # (uploaded before the message: kept already)
-                refs.append(ImageRef(image.id, image.media_type, len(image.data or b"")))
-                uploads[image.id] = StoredImage(conv.id, image.media_type, image.data or b"")
-                continue
-            if image.url is not None:
-                refs.append(ImageRef(new_id("i"), "", 0, url=image.url))
-                continue
-            data = image.data or b""
-            ref = ImageRef(new_id("i"), image.media_type, len(data))
-            await self.images.put(ref.id, StoredImage(conv.id, image.media_type, data))
-            refs.append(ref)
-        if uploads:  # (named now: no longer pending, they live with the conversation)
-            await self.images.adopt(uploads)
-        return tuple(refs)
-
-    async def _with_uploads(
-        self, conv: Conversation, checked: tuple[Image | protocol.UploadedImage, ...]
-    ) -> tuple[Image, ...]:
-        """The message's checked images, the uploaded ones (``POST /api/v1/images``) taken
-        from the store."""
-        ids = [image.id for image in checked if isinstance(image, protocol.UploadedImage)]
-        kept = await self.images.get_many(ids) if ids else {}
-        return with_uploads(checked, conv.id, kept, self.config.limits.pending_image_ttl_s)
-
-    async def _images_of(self, message: HistoryMessage) -> tuple[Image, ...]:
-        """A past message's images as they go upstream again: its URLs, and the kept ones
-        its conversation's store still has."""
-        ids = [ref.id for ref in message.images if not ref.url]
-        found = await self.images.get_many(ids) if ids else {}
-        return tuple(
-            Image(url=ref.url)
-            if ref.url
-            else Image(media_type=found[ref.id].media_type, data=found[ref.id].data)
-            for ref in message.images
-            if ref.url or ref.id in found
-        )
-
-    async def _past_images(
-        self,
-        conv: Conversation,
-        text: str,
-        images: tuple[Image, ...],
-        budget: int,
-        history: Sequence[HistoryMessage] | None = None,
-    ) -> dict[str, Image]:
-        """The kept images of the past turns (``history``: the conversation's messages by
-        default) that go upstream again; their lifetime renewed with the conversation's."""
-        history = conv.messages if history is None else history
-        ids = past_image_ids(history, text, images, budget)
-        if any(message.images for message in conv.messages):
-            await self.images.touch(conv.id)
-        if not ids:
-            return {}
-        found = await self.images.get_many(ids)
-        return {
-            i: Image(media_type=image.media_type, data=image.data) for i, image in found.items()
-        }
 
 
 def _asked_reply_to(conv: Conversation, plan: Rerun) -> str:
