@@ -27,23 +27,21 @@ import time
 from collections.abc import Awaitable, Callable
 
 from . import protocol
+from .admission import TurnAdmission
 from .cluster import ClusterEvents
 from .config import Config
 from .connection import Connection
-from .conversations import Claim, Conversation, HistoryMessage, new_id
-from .errors import BadRequest, Busy, GatewayError, RateLimited, ResumeUnavailable
+from .conversations import Conversation, HistoryMessage, new_id
+from .errors import BadRequest, Busy, GatewayError, ResumeUnavailable
 from .llm.events import ChatRequest, Image
 from .message_images import MessageImages
 from .metrics import Metrics
-from .quotas import QuotaLimits, check_quota
 from .replies import ReplyLog
 from .rooms import Rooms
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
-from .stores.presence import Presence
 from .stores.replies import ReplyStore
-from .stores.turn_writes import TurnAsk, TurnWrites
-from .stores.usage import UsageStore
+from .stores.turn_writes import TurnWrites
 from .supervisor import ReplySupervisor
 from .turn_rules import (
     Follow,
@@ -56,9 +54,6 @@ from .turn_rules import (
     upstream_messages,
 )
 from .upstream_queue import Slot, UpstreamQueue
-from .usage import utc_day
-
-_NO_DAY = utc_day(0.0)  # (no quota: today's spend is not read)
 
 
 class Turns:
@@ -66,13 +61,14 @@ class Turns:
     regenerate, edit) and for deleting a conversation.
 
     Contract: it asks :func:`~gateway.turn_rules.decide_message` what a message does, then
-    applies the answer with the stores: the rate limit, the anonymous limit per client
-    address and the daily quotas (section 12), the store's atomic claim (which has
-    the last word on busy and duplicate ids), history, the reply's log, the viewers here
-    and elsewhere; a started reply belongs to the supervisor from then on. A claim it takes
-    is never left behind: if anything fails before the supervisor holds the reply, the
-    claim is freed. With ``upstream.max_concurrent`` a claimed turn waits for its place in a
-    task (never in the caller), sending ``queued`` frames; ``cancel`` takes it out of line.
+    applies the answer: :class:`~gateway.admission.TurnAdmission` (the rate limit, the
+    anonymous limit per client address, the daily quotas and the store's atomic claim,
+    which has the last word on busy and duplicate ids), history, the reply's log, the
+    viewers here and elsewhere; a started reply belongs to the supervisor from then on. A
+    claim it takes is never left behind: if anything fails before the supervisor holds the
+    reply, the claim is freed. With ``upstream.max_concurrent`` a claimed turn waits for its
+    place in a task (never in the caller), sending ``queued`` frames; ``cancel`` takes it
+    out of line.
     Errors raised are :class:`~gateway.errors.GatewayError`\\ s for the sender.
     """
 
@@ -89,10 +85,10 @@ class Turns:
         self.config = config
         self.conversations: ConversationStore = backends.conversations
         self.replies: ReplyStore = backends.replies
-        self.presence: Presence = backends.presence
-        self.usage: UsageStore = backends.usage
         self.turn_writes: TurnWrites = backends.turn_writes
-        self._quotas: dict[str, QuotaLimits] = {}  # per assistant
+        self.admission = TurnAdmission(
+            config, backends.turn_writes, backends.presence, supervisor, metrics, instance
+        )
         self.upstream_queue: UpstreamQueue = backends.upstream_queue
         self._waiting: dict[str, asyncio.Task[None]] = {}  # turns in line for the upstream
         self.message_images = MessageImages(config, backends.images)
@@ -100,7 +96,6 @@ class Turns:
         self.supervisor = supervisor
         self.cluster = cluster
         self.metrics = metrics
-        self.instance = instance
 
     async def refresh(self, conv: Conversation) -> Conversation:
         """The conversation as shared state has it now (another instance may have changed it)."""
@@ -123,7 +118,7 @@ class Turns:
             interrupt=msg.interrupt,
             running=conv.running,
             seen=conv.replies_by_client_id,
-            user_running=self._user_running(conn.user),
+            user_running=self.admission.user_running(conn.user),
             limits=limits,
         )
         if isinstance(decision, Follow):
@@ -134,7 +129,7 @@ class Turns:
         # Checked (and decoded, once) before anything is spent on the turn.
         images = await self.message_images.checked(conv, msg)
         message_id = new_id("m")
-        claim = await self._admit_and_claim(conn, conv, message_id, msg.id, msg.interrupt)
+        claim = await self.admission.admit_and_claim(conn, conv, message_id, msg.id, msg.interrupt)
         if claim.outcome == "duplicate" and claim.previous is not None:
             await self._follow_again(conn, claim.previous)
             return
@@ -153,7 +148,7 @@ class Turns:
             start = functools.partial(self._start_turn, conn, conv, msg, message_id, images)
             await self._start_or_wait(conn, conv, message_id, msg.id, start)
         except BaseException as exc:
-            await self._release_unstarted(conv, message_id, exc)
+            await self.admission.release_unstarted(conv, message_id, exc)
             raise
 
     async def _start_or_wait(
@@ -175,73 +170,12 @@ class Turns:
             return
         await start(slot=None)
 
-    async def _admit_and_claim(
-        self,
-        conn: Connection,
-        conv: Conversation,
-        message_id: str,
-        client_id: str,
-        interrupt: bool,
-    ) -> Claim:
-        """What every turn that starts a reply passes (``message``, ``regenerate``, ``edit``)
-        after its rules: the rate limit, the anonymous limit per client address and the
-        daily quotas (section 12), then the store's atomic claim, in one step of the
-        turn-writes seam (raise the refusal, or return the claim)."""
-        limits = self.config.limits
-        quotas = self._quotas.get(conv.assistant)
-        if quotas is None:  # the config is frozen: worked out once per assistant
-            quotas = self._quotas[conv.assistant] = QuotaLimits.for_assistant(
-                self.config, conv.assistant
-            )
-        now = time.time()
-        ask = TurnAsk(
-            conn.user,
-            conn.address,
-            limits.anonymous_messages_per_minute_per_ip,
-            conv.assistant,
-            quotas,
-            utc_day(now) if quotas.any else _NO_DAY,
-        )
-        admission = await self.turn_writes.admit_and_claim(
-            conv, ask, message_id, client_id, self.instance, interrupt=interrupt
-        )
-        if admission.outcome == "rate_limited":
-            raise RateLimited(
-                f"more than {limits.messages_per_minute} messages a minute; slow down"
-            )
-        if admission.outcome == "address_limited":
-            raise RateLimited(
-                f"more than {limits.anonymous_messages_per_minute_per_ip} messages a minute"
-                " from your network; slow down"
-            )
-        if admission.outcome == "over_quota":
-            assert admission.spent is not None  # (only quotas refuse so)
-            refusal = check_quota(
-                admission.spent, quotas, anonymous=conn.address is not None, now=now
-            )
-            if refusal is not None:
-                self.metrics.quota_refusals.labels(refusal.quota).inc()
-                raise refusal
-        assert admission.claim is not None  # (claimed)
-        return admission.claim
-
-    async def _release_unstarted(
-        self, conv: Conversation, message_id: str, exc: BaseException
-    ) -> None:
-        """Whatever failed, a claim with no reply task behind it is freed here (the task,
-        once it exists, frees it itself): the conversation is never left busy."""
-        if not self.supervisor.runs(message_id):
-            if isinstance(exc, Exception):
-                await self.supervisor.release(conv, message_id)
-            else:  # cancelled: no awaiting here
-                self.supervisor.release_later(conv, message_id)
-
     async def regenerate(self, conn: Connection, conv: Conversation) -> None:
         """A new reply to the last user message; the reply it replaces stays, ``replaced``."""
         plan = decide_regenerate(
             history=conv.messages,
             running=conv.running,
-            user_running=self._user_running(conn.user),
+            user_running=self.admission.user_running(conn.user),
             limits=self.config.limits,
             user=conn.user,
             owner=conv.owner,
@@ -256,17 +190,13 @@ class Turns:
             message_id=frame.message_id,
             text=frame.text,
             running=conv.running,
-            user_running=self._user_running(conn.user),
+            user_running=self.admission.user_running(conn.user),
             limits=self.config.limits,
             user=conn.user,
             owner=conv.owner,
             admin=conn.admin,
         )
         await self._rerun(conn, conv, plan, edited_as=frame.message_id)
-
-    def _user_running(self, user: str) -> int:
-        """The user's replies running here and on the other instances."""
-        return self.supervisor.running_for(user) + self.presence.replies_elsewhere(user)
 
     async def _rerun(
         self, conn: Connection, conv: Conversation, plan: Rerun | Refuse, edited_as: str | None
@@ -275,7 +205,7 @@ class Turns:
             raise plan.error
         message_id = new_id("m")
         # The claim's client id is the reply's own: a redo is never a duplicate of a message.
-        claim = await self._admit_and_claim(conn, conv, message_id, message_id, False)
+        claim = await self.admission.admit_and_claim(conn, conv, message_id, message_id, False)
         if claim.outcome != "started":
             raise Busy()
         try:
@@ -284,7 +214,7 @@ class Turns:
             start = functools.partial(self._start_rerun, conn, conv, plan, message_id, edited_as)
             await self._start_or_wait(conn, conv, message_id, _asked_reply_to(conv, plan), start)
         except BaseException as exc:
-            await self._release_unstarted(conv, message_id, exc)
+            await self.admission.release_unstarted(conv, message_id, exc)
             raise
 
     async def _wait_then_start(
