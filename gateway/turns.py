@@ -21,10 +21,8 @@ instances are :class:`~gateway.cluster.ClusterEvents`'.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable
 
 from . import protocol
 from .admission import TurnAdmission
@@ -32,7 +30,7 @@ from .cluster import ClusterEvents
 from .config import Config
 from .connection import Connection
 from .conversations import Conversation, HistoryMessage, new_id
-from .errors import BadRequest, Busy, GatewayError, ResumeUnavailable
+from .errors import BadRequest, Busy, ResumeUnavailable
 from .llm.events import ChatRequest, Image
 from .message_images import MessageImages
 from .metrics import Metrics
@@ -53,7 +51,8 @@ from .turn_rules import (
     min_tokens,
     upstream_messages,
 )
-from .upstream_queue import Slot, UpstreamQueue
+from .upstream_queue import Slot
+from .waiting_turns import WaitingTurns
 
 
 class Turns:
@@ -67,8 +66,8 @@ class Turns:
     viewers here and elsewhere; a started reply belongs to the supervisor from then on. A
     claim it takes is never left behind: if anything fails before the supervisor holds the
     reply, the claim is freed. With ``upstream.max_concurrent`` a claimed turn waits for its
-    place in a task (never in the caller), sending ``queued`` frames; ``cancel`` takes it
-    out of line.
+    place in a task (never in the caller, :class:`~gateway.waiting_turns.WaitingTurns`),
+    sending ``queued`` frames; ``cancel`` takes it out of line.
     Errors raised are :class:`~gateway.errors.GatewayError`\\ s for the sender.
     """
 
@@ -89,8 +88,7 @@ class Turns:
         self.admission = TurnAdmission(
             config, backends.turn_writes, backends.presence, supervisor, metrics, instance
         )
-        self.upstream_queue: UpstreamQueue = backends.upstream_queue
-        self._waiting: dict[str, asyncio.Task[None]] = {}  # turns in line for the upstream
+        self.waiting = WaitingTurns(config, backends.upstream_queue, supervisor)
         self.message_images = MessageImages(config, backends.images)
         self.rooms = rooms
         self.supervisor = supervisor
@@ -139,36 +137,15 @@ class Turns:
             if claim.previous is not None:
                 if claim.stale:
                     self.supervisor.reap_stale_later(claim.previous)
-                elif (waiting := self._waiting.pop(claim.previous, None)) is not None:
-                    waiting.cancel()  # interrupted while still in line for the upstream
-                else:
+                elif not self.waiting.leave(claim.previous):  # (one in line just leaves)
                     previous = await self.replies.find(claim.previous)
                     if previous is not None:
                         await self.supervisor.stop(previous, "interrupted")
             start = functools.partial(self._start_turn, conn, conv, msg, message_id, images)
-            await self._start_or_wait(conn, conv, message_id, msg.id, start)
+            await self.waiting.start_or_wait(conn, conv, message_id, msg.id, start)
         except BaseException as exc:
             await self.admission.release_unstarted(conv, message_id, exc)
             raise
-
-    async def _start_or_wait(
-        self,
-        conn: Connection,
-        conv: Conversation,
-        message_id: str,
-        reply_to: str,
-        start: Callable[..., Awaitable[None]],
-    ) -> None:
-        """Start a claimed turn now (``start(slot=None)``), or, with
-        ``upstream.max_concurrent``, in a task once it has a place: the same line for
-        ``message``, ``regenerate`` and ``edit``."""
-        if self.config.upstream.max_concurrent > 0:
-            task = self.supervisor.spawn(
-                self._wait_then_start(conn, conv, message_id, reply_to, start), "waiting upstream"
-            )
-            self._waiting[message_id] = task
-            return
-        await start(slot=None)
 
     async def regenerate(self, conn: Connection, conv: Conversation) -> None:
         """A new reply to the last user message; the reply it replaces stays, ``replaced``."""
@@ -212,43 +189,12 @@ class Turns:
             if claim.previous is not None and claim.stale:
                 self.supervisor.reap_stale_later(claim.previous)
             start = functools.partial(self._start_rerun, conn, conv, plan, message_id, edited_as)
-            await self._start_or_wait(conn, conv, message_id, _asked_reply_to(conv, plan), start)
+            await self.waiting.start_or_wait(
+                conn, conv, message_id, _asked_reply_to(conv, plan), start
+            )
         except BaseException as exc:
             await self.admission.release_unstarted(conv, message_id, exc)
             raise
-
-    async def _wait_then_start(
-        self,
-        conn: Connection,
-        conv: Conversation,
-        message_id: str,
-        reply_to: str,
-        start: Callable[..., Awaitable[None]],
-    ) -> None:
-        """Wait for a place under ``upstream.max_concurrent`` (the sender hears ``queued``
-        frames for ``reply_to``), then ``start(slot=...)`` the turn; past
-        ``upstream.queue_timeout_s``, ``error`` ``upstream_throttled``. Cancelled
-        (``cancel``, an interrupt, a reset): it leaves the line. The claim is freed whenever
-        no reply starts; nothing is stored before the turn starts."""
-
-        def tell(position: int) -> None:
-            conn.send(protocol.queued_frame(reply_to, position))
-
-        slot: Slot | None = None
-        try:
-            slot = await self.upstream_queue.acquire(tell)
-            self._waiting.pop(message_id, None)
-            await start(slot=slot)
-        except BaseException as exc:
-            self._waiting.pop(message_id, None)
-            if not self.supervisor.runs(message_id):
-                if slot is not None:
-                    await slot.release()
-                self.supervisor.release_later(conv, message_id)
-            if isinstance(exc, GatewayError):
-                conn.send(protocol.error_frame(exc, reply_to=reply_to))
-            elif not isinstance(exc, asyncio.CancelledError):
-                raise
 
     async def _follow_again(self, conn: Connection, message_id: str) -> None:
         reply = await self.replies.find(message_id)
@@ -259,9 +205,7 @@ class Turns:
     async def cancel(self, conv: Conversation, message_id: str | None) -> None:
         if conv.running is None or (message_id and message_id != conv.running):
             return  # nothing to stop: idempotent
-        waiting = self._waiting.pop(conv.running, None)
-        if waiting is not None:  # still in line for the upstream: it leaves the line
-            waiting.cancel()
+        if self.waiting.leave(conv.running):  # still in line for the upstream: it left
             return
         reply = await self.replies.find(conv.running)
         if reply is not None:
@@ -279,9 +223,7 @@ class Turns:
         self.metrics.resumes.inc()
 
     async def reset(self, conv: Conversation) -> None:
-        if conv.running is not None and (waiting := self._waiting.pop(conv.running, None)):
-            waiting.cancel()  # still in line for the upstream: it leaves the line
-        elif conv.running is not None:
+        if conv.running is not None and not self.waiting.leave(conv.running):
             reply = await self.replies.find(conv.running)
             if reply is not None:
                 await self.supervisor.stop(reply, "cancelled")
