@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .config import LimitsConfig
+from .config import AssistantConfig, LimitsConfig
 from .conversations import HistoryMessage, ImageRef, Status
 from .errors import BadRequest, Busy, GatewayError, MessageTooLong, NotAllowed
-from .llm.events import ChatMessage, Image
+from .llm.events import ChatMessage, ChatRequest, Image
 from .replies import ReplyState
 
 
@@ -195,6 +195,30 @@ def upstream_messages(
     ]
     head = (ChatMessage("system", system_prompt),) if system_prompt else ()
     return (*head, *past, ChatMessage("user", text, images))
+
+
+def upstream_request(
+    assistant: AssistantConfig,
+    model: str,
+    messages: tuple[ChatMessage, ...],
+    *,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+) -> ChatRequest:
+    """The request a turn sends ``model``: the ``messages``, the turn's sampling where it
+    sets one (else the assistant's), the smaller of the two token caps, and the
+    assistant's reasoning and endpoint settings."""
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        temperature=assistant.temperature if temperature is None else temperature,
+        top_p=assistant.top_p if top_p is None else top_p,
+        max_tokens=min_tokens(max_tokens, assistant.max_tokens),
+        thinking=assistant.thinking,
+        thinking_budget=assistant.thinking_budget,
+        endpoint=assistant.endpoint,
+    )
 
 
 def _past_images(message: HistoryMessage, kept: Mapping[str, Image]) -> tuple[Image, ...]:

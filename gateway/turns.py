@@ -31,7 +31,7 @@ from .config import Config
 from .connection import Connection
 from .conversations import Conversation, HistoryMessage, new_id
 from .errors import BadRequest, Busy, ResumeUnavailable
-from .llm.events import ChatRequest, Image
+from .llm.events import Image
 from .message_images import MessageImages
 from .metrics import Metrics
 from .replies import ReplyLog
@@ -48,8 +48,8 @@ from .turn_rules import (
     decide_edit,
     decide_message,
     decide_regenerate,
-    min_tokens,
     upstream_messages,
+    upstream_request,
 )
 from .upstream_queue import Slot
 from .waiting_turns import WaitingTurns
@@ -279,9 +279,10 @@ class Turns:
             reply_to=msg.id,
             model=model,
         )
-        request = ChatRequest(
-            model=model,
-            messages=upstream_messages(
+        request = upstream_request(
+            assistant,
+            model,
+            upstream_messages(
                 conv.messages,
                 assistant.system_prompt,
                 msg.text,
@@ -289,12 +290,9 @@ class Turns:
                 images,
                 await self.message_images.past(conv, msg.text, images, budget),
             ),
-            temperature=msg.temperature if msg.temperature is not None else assistant.temperature,
-            top_p=msg.top_p if msg.top_p is not None else assistant.top_p,
-            max_tokens=min_tokens(msg.max_tokens, assistant.max_tokens),
-            thinking=assistant.thinking,
-            thinking_budget=assistant.thinking_budget,
-            endpoint=assistant.endpoint,
+            temperature=msg.temperature,
+            top_p=msg.top_p,
+            max_tokens=msg.max_tokens,
         )
         user_message = protocol.user_message_frame(
             id=msg.id,
@@ -338,9 +336,10 @@ class Turns:
             reply_to=_asked_reply_to(conv, plan),
             model=model,
         )
-        request = ChatRequest(
-            model=model,
-            messages=upstream_messages(
+        request = upstream_request(
+            assistant,
+            model,
+            upstream_messages(
                 history,
                 assistant.system_prompt,
                 plan.text,
@@ -348,12 +347,6 @@ class Turns:
                 asked_images,
                 await self.message_images.past(conv, plan.text, asked_images, budget, history),
             ),
-            temperature=assistant.temperature,
-            top_p=assistant.top_p,
-            max_tokens=assistant.max_tokens,
-            thinking=assistant.thinking,
-            thinking_budget=assistant.thinking_budget,
-            endpoint=assistant.endpoint,
         )
         placeholder = HistoryMessage(message_id, "assistant", "", "running", now)
         user_message = ""

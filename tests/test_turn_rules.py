@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import LimitsConfig
+from gateway.config import AssistantConfig, LimitsConfig
 from gateway.conversations import HistoryMessage, ImageRef
 from gateway.errors import BadRequest, Busy, MessageTooLong, NotAllowed
 from gateway.llm.events import ChatMessage, Image
@@ -23,6 +23,7 @@ from gateway.turn_rules import (
     min_tokens,
     past_image_ids,
     upstream_messages,
+    upstream_request,
 )
 
 LIMITS = LimitsConfig(max_message_chars=10, max_replies_per_user=2)
@@ -167,6 +168,23 @@ def test_history_status_of_each_way_a_reply_ends(
 def test_min_tokens_is_the_smaller_cap(a: int | None, b: int | None, smaller: int | None) -> None:
     """The smaller of two optional caps; None only where neither caps."""
     assert min_tokens(a, b) == smaller
+
+
+def test_upstream_request_takes_the_turns_sampling_else_the_assistants() -> None:
+    """A turn's own sampling wins, the smaller token cap applies, the rest is the assistant's."""
+    assistant = AssistantConfig(
+        temperature=0.2, top_p=0.9, max_tokens=100, thinking="on", thinking_budget=50
+    )
+    messages = (ChatMessage("user", "hi"),)
+    plain = upstream_request(assistant, "qwen-plus", messages)
+    assert (plain.model, plain.messages) == ("qwen-plus", messages)
+    assert (plain.temperature, plain.top_p, plain.max_tokens) == (0.2, 0.9, 100)
+    assert (plain.thinking, plain.thinking_budget, plain.endpoint) == ("on", 50, None)
+    own = upstream_request(
+        assistant, "qwen-plus", messages, temperature=0.0, top_p=0.5, max_tokens=500
+    )
+    assert (own.temperature, own.top_p, own.max_tokens) == (0.0, 0.5, 100)
+    assert upstream_request(assistant, "m", messages, max_tokens=10).max_tokens == 10
 
 
 def turn(
