@@ -1,8 +1,8 @@
 """The turn rules: what a turn does, decided from plain values, with no I/O.
 
-:class:`~gateway.turns.Turns` asks these functions and applies the answers; everything
-that needs a store, a clock or a socket (the rate limit, the atomic claim, the stores'
-writes) stays there. So each rule here is tested with values alone
+:class:`~gateway.turns.Turns` and :class:`~gateway.reruns.Reruns` ask these functions and
+apply the answers; everything that needs a store, a clock or a socket (the rate limit, the
+atomic claim, the stores' writes) stays with them. So each rule here is tested with values alone
 (``tests/test_turn_rules.py``).
 """
 

@@ -14,7 +14,10 @@ cancel its producer, which closes the upstream response; a reply produced on ano
 instance is stopped there (a ``stop`` event). A closed socket only detaches its viewer; a
 reply left with no viewer anywhere keeps running for ``limits.orphan_grace_s``.
 
-The decisions are :mod:`gateway.turn_rules` (pure); the reply tasks are
+The decisions are :mod:`gateway.turn_rules` (pure); admission and the claim are
+:mod:`gateway.admission`'s, the wait for a place upstream :mod:`gateway.waiting_turns`',
+``regenerate`` and ``edit`` :mod:`gateway.reruns`', a message's images
+:mod:`gateway.message_images`'; the reply tasks are
 :class:`~gateway.supervisor.ReplySupervisor`'s; the events to and from the other
 instances are :class:`~gateway.cluster.ClusterEvents`'.
 """
@@ -35,6 +38,7 @@ from .llm.events import Image
 from .message_images import MessageImages
 from .metrics import Metrics
 from .replies import ReplyLog
+from .reruns import Reruns
 from .rooms import Rooms
 from .stores.backends import Backends
 from .stores.conversations import ConversationStore
@@ -44,10 +48,7 @@ from .supervisor import ReplySupervisor
 from .turn_rules import (
     Follow,
     Refuse,
-    Rerun,
-    decide_edit,
     decide_message,
-    decide_regenerate,
     upstream_messages,
     upstream_request,
 )
@@ -56,19 +57,20 @@ from .waiting_turns import WaitingTurns
 
 
 class Turns:
-    """The I/O shell for a conversation's client frames (message, cancel, resume, reset,
-    regenerate, edit) and for deleting a conversation.
+    """The thin shell the session calls for a conversation's client frames (message,
+    cancel, resume, reset, regenerate, edit) and for deleting a conversation.
 
-    Contract: it asks :func:`~gateway.turn_rules.decide_message` what a message does, then
-    applies the answer: :class:`~gateway.admission.TurnAdmission` (the rate limit, the
-    anonymous limit per client address, the daily quotas and the store's atomic claim,
-    which has the last word on busy and duplicate ids), history, the reply's log, the
-    viewers here and elsewhere; a started reply belongs to the supervisor from then on. A
-    claim it takes is never left behind: if anything fails before the supervisor holds the
-    reply, the claim is freed. With ``upstream.max_concurrent`` a claimed turn waits for its
-    place in a task (never in the caller, :class:`~gateway.waiting_turns.WaitingTurns`),
-    sending ``queued`` frames; ``cancel`` takes it out of line.
-    Errors raised are :class:`~gateway.errors.GatewayError`\\ s for the sender.
+    Contract: a ``message`` is asked of :func:`~gateway.turn_rules.decide_message`, its
+    images checked (:class:`~gateway.message_images.MessageImages`), then it is admitted
+    and claimed (:class:`~gateway.admission.TurnAdmission`; the store's claim has the last
+    word on busy and duplicate ids) and started now or once it has its place upstream
+    (:class:`~gateway.waiting_turns.WaitingTurns`, never in the caller): history, the
+    reply's log and the other instances' event in one step, then the viewers here; a
+    started reply belongs to the supervisor from then on. ``regenerate`` and ``edit`` are
+    :class:`~gateway.reruns.Reruns`'. ``cancel``, an interrupt and ``reset`` take a waiting
+    turn out of the line, or stop the running reply. A claim taken is never left behind:
+    if anything fails before the supervisor holds the reply, it is freed. Errors raised
+    are :class:`~gateway.errors.GatewayError`\\ s for the sender.
     """
 
     def __init__(
@@ -94,6 +96,17 @@ class Turns:
         self.supervisor = supervisor
         self.cluster = cluster
         self.metrics = metrics
+        self.reruns = Reruns(
+            config,
+            self.conversations,
+            self.replies,
+            rooms,
+            supervisor,
+            cluster,
+            self.admission,
+            self.waiting,
+            self.message_images,
+        )
 
     async def refresh(self, conv: Conversation) -> Conversation:
         """The conversation as shared state has it now (another instance may have changed it)."""
@@ -148,53 +161,12 @@ class Turns:
             raise
 
     async def regenerate(self, conn: Connection, conv: Conversation) -> None:
-        """A new reply to the last user message; the reply it replaces stays, ``replaced``."""
-        plan = decide_regenerate(
-            history=conv.messages,
-            running=conv.running,
-            user_running=self.admission.user_running(conn.user),
-            limits=self.config.limits,
-            user=conn.user,
-            owner=conv.owner,
-            admin=conn.admin,
-        )
-        await self._rerun(conn, conv, plan, edited_as=None)
+        """A new reply to the last user message (:class:`~gateway.reruns.Reruns`)."""
+        await self.reruns.regenerate(conn, conv)
 
     async def edit(self, conn: Connection, conv: Conversation, frame: protocol.Edit) -> None:
-        """A user message's new text; what followed it is dropped and a reply starts."""
-        plan = decide_edit(
-            history=conv.messages,
-            message_id=frame.message_id,
-            text=frame.text,
-            running=conv.running,
-            user_running=self.admission.user_running(conn.user),
-            limits=self.config.limits,
-            user=conn.user,
-            owner=conv.owner,
-            admin=conn.admin,
-        )
-        await self._rerun(conn, conv, plan, edited_as=frame.message_id)
-
-    async def _rerun(
-        self, conn: Connection, conv: Conversation, plan: Rerun | Refuse, edited_as: str | None
-    ) -> None:
-        if isinstance(plan, Refuse):
-            raise plan.error
-        message_id = new_id("m")
-        # The claim's client id is the reply's own: a redo is never a duplicate of a message.
-        claim = await self.admission.admit_and_claim(conn, conv, message_id, message_id, False)
-        if claim.outcome != "started":
-            raise Busy()
-        try:
-            if claim.previous is not None and claim.stale:
-                self.supervisor.reap_stale_later(claim.previous)
-            start = functools.partial(self._start_rerun, conn, conv, plan, message_id, edited_as)
-            await self.waiting.start_or_wait(
-                conn, conv, message_id, _asked_reply_to(conv, plan), start
-            )
-        except BaseException as exc:
-            await self.admission.release_unstarted(conv, message_id, exc)
-            raise
+        """A user message's new text and a new reply (:class:`~gateway.reruns.Reruns`)."""
+        await self.reruns.edit(conn, conv, frame)
 
     async def _follow_again(self, conn: Connection, message_id: str) -> None:
         reply = await self.replies.find(message_id)
@@ -309,80 +281,3 @@ class Turns:
         self.rooms.publish(conv.id, user_message)
         self.rooms.publish_reply(conv.id, reply)
         self.supervisor.start(conv, reply, request, address=conn.address, slot=slot)
-
-    async def _start_rerun(
-        self,
-        conn: Connection,
-        conv: Conversation,
-        plan: Rerun,
-        message_id: str,
-        edited_as: str | None,
-        *,
-        slot: Slot | None = None,
-    ) -> None:
-        """Start the reply a ``regenerate`` (``edited_as`` None) or an ``edit`` (the id the
-        client named the message by) planned: history first, then the viewers, as a turn."""
-        assistant = self.config.assistants[conv.assistant]
-        model = self.config.assistant_model(conv.assistant)
-        now = time.time()
-        asked = conv.messages[plan.index]
-        history = conv.messages[: plan.index]
-        budget = self.config.limits.history_budget_chars
-        asked_images = await self.message_images.of(asked)  # asked again with them
-        reply = ReplyLog(
-            message_id=message_id,
-            conversation_id=conv.id,
-            owner=conn.user,
-            reply_to=_asked_reply_to(conv, plan),
-            model=model,
-        )
-        request = upstream_request(
-            assistant,
-            model,
-            upstream_messages(
-                history,
-                assistant.system_prompt,
-                plan.text,
-                budget,
-                asked_images,
-                await self.message_images.past(conv, plan.text, asked_images, budget, history),
-            ),
-        )
-        placeholder = HistoryMessage(message_id, "assistant", "", "running", now)
-        user_message = ""
-        if edited_as is None:
-            old = next((m for m in conv.messages if m.id == plan.replaces), None)
-            if old is not None:
-                await self.conversations.update_message(conv, old.id, old.content, "replaced")
-            await self.conversations.add_messages(conv, placeholder)
-        else:
-            edited = HistoryMessage(
-                asked.id,
-                "user",
-                plan.text,
-                "complete",
-                asked.created_at,
-                user=asked.user,
-                client_id=asked.client_id,
-                images=asked.images,
-            )
-            await self.conversations.replace_tail(conv, plan.index, edited, placeholder)
-            user_message = protocol.user_message_frame(
-                id=edited_as,
-                conversation_id=conv.id,
-                user=conn.public_user or conn.user,
-                text=plan.text,
-            )
-        await self.replies.add(reply)  # in Redis before anyone is told of it
-        if user_message:
-            self.rooms.publish(conv.id, user_message)
-        self.rooms.publish_reply(conv.id, reply)
-        self.supervisor.start(conv, reply, request, address=conn.address, slot=slot)
-        await self.cluster.publish_turn(conv.id, user_message, reply.message_id)
-
-
-def _asked_reply_to(conv: Conversation, plan: Rerun) -> str:
-    """The ``reply_to`` of a rerun's frames: the client id of the user message it answers
-    (its history id when it has none)."""
-    asked = conv.messages[plan.index]
-    return asked.client_id or asked.id
