@@ -75,7 +75,8 @@ class Connection:
     """One authenticated chat socket and its writer.
 
     Contract: frames are queued (``send``, ``send_ordered``, ``follow``) from any task and
-    sent by one writer task, in lane order; nothing is queued once it is closing. Each send
+    sent by one writer task, in lane order (with a ``pace``, a delta no sooner than it
+    allows, urgent frames regardless); nothing is queued once it is closing. Each send
     has the send policy's deadline: the watchdog calls :meth:`missed_send_deadline` and the
     writer closes with 1013. Only its own methods write its fields, except ``user``,
     ``public_user`` and ``admin`` on a re-authentication (the session and the registry)."""
