@@ -15,6 +15,12 @@ fed by two lanes:
   fewer, larger frames; reasoning steps as ``reasoning`` frames, never merged with answer
   steps), then ``done`` or the reply's ``error`` once the end is visible.
 
+A client may ask for at most one delta frame per ``frame_interval_ms`` (the chat socket's
+URL; the page does, at its redraw cadence): the connection then has a
+:class:`~gateway.pace.DeltaPace`, and a delta that may not go yet waits on a timer while the
+steps arriving meanwhile are merged into it. The writer is not woken by those steps, and
+frames of the urgent lane still go at once. Without it (the default) nothing of this runs.
+
 Backpressure: every send has a deadline, ``limits.slow_consumer_timeout_s``. aiohttp's
 writer blocks in ``drain`` once the transport's buffer is full, so a send that misses its
 deadline means the peer stopped reading with a full buffer: the connection is closed with
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -39,6 +46,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import protocol
 from .errors import GatewayError, SlowConsumer
+from .pace import DeltaPace
 from .replies import ReplyLog
 from .send_policy import SendPolicy
 from .websocket import socket_transport
@@ -67,7 +75,8 @@ class Connection:
     """One authenticated chat socket and its writer.
 
     Contract: frames are queued (``send``, ``send_ordered``, ``follow``) from any task and
-    sent by one writer task, in lane order; nothing is queued once it is closing. Each send
+    sent by one writer task, in lane order (with a ``pace``, a delta no sooner than it
+    allows, urgent frames regardless); nothing is queued once it is closing. Each send
     has the send policy's deadline: the watchdog calls :meth:`missed_send_deadline` and the
     writer closes with 1013. Only its own methods write its fields, except ``user``,
     ``public_user`` and ``admin`` on a re-authentication (the session and the registry)."""
@@ -103,6 +112,9 @@ class Connection:
     slow: bool = False  # closed because it could not keep up
     sending_since: float = 0.0  # loop time a send started; 0.0: not sending
     writer: asyncio.Task[None] | None = None
+    # The client's delta pace (``frame_interval_ms``); None: none, every step as it comes.
+    pace: DeltaPace | None = None
+    _pace_timer: asyncio.TimerHandle | None = None  # set while a paced delta waits
 
     def __post_init__(self) -> None:
         self.max_merge_chars = self.policy.max_merge_chars
@@ -150,8 +162,38 @@ class Connection:
         if self._ordered is None:
             self._ordered = deque()
         self._ordered.append(cursor)
-        reply.attach(cursor, self.wake)
+        if self.pace is None:
+            reply.attach(cursor, self.wake)
+        else:
+            reply.attach(cursor, functools.partial(self._paced_step, reply))
         return True
+
+    def _paced_step(self, reply: ReplyLog) -> None:
+        """A step (or the end) of ``reply`` under a pace: while a delta waits for its time,
+        the step merges into it and the writer sleeps on; the end wakes it at once."""
+        if self._pace_timer is None or reply.end_visible:
+            self.wake()
+
+    def _pace_over(self) -> None:
+        self._pace_timer = None
+        self.wake()
+
+    def _paced_wait(self, pace: DeltaPace, reply: ReplyLog) -> bool:
+        """True if the next delta of ``reply`` must wait for the pace (a timer then wakes
+        the writer when it may go)."""
+        wait = pace.wait(time.monotonic(), reply.end_visible)
+        if not wait:
+            return False
+        if self._pace_timer is None:
+            loop = asyncio.get_running_loop()
+            self._pace_timer = loop.call_later(wait, self._pace_over)
+        return True
+
+    def _paced_sent(self, pace: DeltaPace, reply: ReplyLog, seq: int) -> None:
+        pace.sent(time.monotonic(), seq >= reply.watermark)
+        if self._pace_timer is not None:  # the end let the delta go early
+            self._pace_timer.cancel()
+            self._pace_timer = None
 
     def follows(self, message_id: str) -> bool:
         return any(
@@ -203,11 +245,16 @@ class Connection:
             if not item.started:
                 item.started = True
                 return protocol.start_frame(reply, resumed=item.resumed), 0
+            pace = self.pace
+            if pace is not None and item.seq < reply.watermark and self._paced_wait(pace, reply):
+                return None
             text, seq, reasoning = reply.read(item.seq, self.max_merge_chars)
             if text:
                 merged = seq - item.seq - 1
                 item.seq = seq
                 reply.record_frame(merged)
+                if pace is not None:
+                    self._paced_sent(pace, reply, seq)
                 if reasoning:
                     return self._reasoning_frame(item, seq, text), merged
                 return protocol.delta_frame(item.prefix, seq, text), merged
@@ -323,6 +370,9 @@ class Connection:
     def detach_all(self) -> None:
         """Let go of every reply this socket follows (the socket is going away)."""
         self._closing = True
+        if self._pace_timer is not None:
+            self._pace_timer.cancel()
+            self._pace_timer = None
         for item in self._ordered or ():
             if isinstance(item, Cursor):
                 item.log.detach(item)

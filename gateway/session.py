@@ -38,6 +38,7 @@ from .errors import (
 )
 from .framing import MaskedSocket
 from .images import frame_too_big, with_streamed_images
+from .pace import DeltaPace
 from .registry import Registry
 from .send_policy import SendPolicy
 from .turns import Turns
@@ -50,7 +51,7 @@ TOKEN_WARNING_S = 60.0
 @dataclass(frozen=True, slots=True)
 class Handshake:
     """What the upgrade request said: assistant, session type, conversation, origin, host,
-    token and anonymous identity; the session decides from it."""
+    token, anonymous identity and delta pace; the session decides from it."""
 
     assistant: str
     session_type: SessionType
@@ -63,6 +64,7 @@ class Handshake:
     auth_frame: bool = False  # ?auth=frame: the client sends its token in a first frame
     proxied: Identity | None = None  # the user a trusted proxy named (auth.trusted_user_header)
     address: str | None = None  # the client address (section 12): per-address limits
+    frame_interval_ms: int = 0  # at most one delta frame per this many ms (0: no pace)
 
 
 class SocketSession:
@@ -163,6 +165,7 @@ class SocketSession:
             instance=hs.instance,
             address=hs.address if identity.anonymous else None,
             policy=SendPolicy.from_limits(limits),
+            pace=DeltaPace.every_ms(hs.frame_interval_ms),
             created_at=now,
             last_active=now,
         )

@@ -201,3 +201,42 @@ def test_a_connection_prints_without_its_user_or_address() -> None:
     shown = repr(conn)
     assert "ws-1" in shown and "conv-1" in shown
     assert "private-id" not in shown and "203.0.113.9" not in shown
+
+
+async def test_a_paced_socket_gets_a_fast_reply_in_fewer_frames_with_the_exact_text(
+    gateway,
+) -> None:
+    """With frame_interval_ms, a reader that keeps up gets merged deltas: the text is exact,
+    seq strictly increases and ends at done's."""
+    gw = await gateway()
+    prompt = "paced sim:tokens=400 sim:delay_ms=1"
+    plain = await gw.chat()
+    unpaced = await plain.ask(prompt)
+    sock = await gw.chat(frame_interval_ms="25")
+    reply = await sock.ask(prompt, msg_id="c-2")  # checks seq order and done's figures
+    assert reply.text == unpaced.text == expected(prompt)
+    assert reply.end["seq"] == unpaced.end["seq"] == 400
+    # About one frame per 25 ms of a reply of some 0.5 s, against one per step or so.
+    assert len(reply.deltas) < min(100, len(unpaced.deltas))
+    paced = next(c for c in gw.app[keys.REGISTRY] if c.pace is not None)
+    assert paced.frames_merged == 400 - len(reply.deltas)
+
+
+async def test_a_paced_socket_holds_deltas_but_neither_pongs_nor_the_end(gateway) -> None:
+    """Under a 1 s pace a ping sent while a delta is held is answered at once, and the
+    reply's end lets the last delta and done go without waiting out the interval."""
+    gw = await gateway()
+    sock = await gw.chat(frame_interval_ms="1000")
+    prompt = "held sim:tokens=100 sim:delay_ms=3"
+    await sock.send(type="message", id="c-1", text=prompt)
+    await sock.recv_type("start")
+    first = await sock.recv()
+    assert first["type"] == "delta"  # a socket's first delta is never held
+    await sock.send(type="ping")
+    assert (await sock.recv())["type"] == "pong"  # before the held delta
+    rest = [await sock.recv()]
+    while rest[-1]["type"] == "delta":
+        rest.append(await sock.recv())
+    assert rest[-1]["type"] == "done" and rest[-1]["seq"] == 100
+    assert first["text"] + "".join(f["text"] for f in rest[:-1]) == expected(prompt)
+    assert len(rest) <= 3  # the held delta at the end (or once more, on a slow machine)

@@ -11,6 +11,7 @@ from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
 from ..client_address import request_address
 from ..errors import RateLimited, StoreUnavailable, Unauthorized
 from ..framing import LargeFrames
+from ..pace import frame_interval_ms
 from ..quotas import AddressLimits
 from ..send_policy import SendPolicy
 from ..session import Handshake, SocketSession
@@ -69,6 +70,11 @@ async def open_socket(request: web.Request) -> web.StreamResponse:
                 code=1008, message=f"conversation_id must be {protocol.ID_RULE}".encode()
             )
             return ws
+        try:
+            interval_ms = frame_interval_ms(request.query.get("frame_interval_ms"))
+        except ValueError as exc:
+            await ws.close(code=1008, message=str(exc).encode())
+            return ws
         handshake = Handshake(
             assistant=request.match_info["assistant"],
             session_type="group" if session_type == "group" else "person",
@@ -81,6 +87,7 @@ async def open_socket(request: web.Request) -> web.StreamResponse:
             auth_frame=request.query.get("auth") == "frame",
             proxied=via_proxy,
             address=address_of(request),
+            frame_interval_ms=interval_ms,
         )
         session = SocketSession(
             config, app[keys.TURNS], app[keys.REGISTRY], ws, app[keys.ANONYMOUS]

@@ -5,7 +5,7 @@ import { Attachments } from "./attachments.js";
 import { GatewayClient } from "./client.js";
 import { copyText, tool } from "./controls.js";
 import { clock, errorSentence, errorText, t, translate } from "./i18n.js";
-import { StreamView } from "./render.js";
+import { DRAW_INTERVAL_MS, StreamView } from "./render.js";
 import { closeDrawer, openDrawer, Sidebar } from "./sidebar.js";
 import { fromHost, store, stored } from "./storage.js";
 
@@ -606,7 +606,11 @@ async function openConversation(conversationId, { push = true } = {}) {
 // ----------------------------------------------------------------------------- start
 
 async function start(conversationId) {
-  client = new GatewayClient({ base, assistant: config.assistant, token, conversationId });
+  // Deltas no more often than the view redraws: more would only be merged by the page
+  // itself, at the cost of a message each on its main thread (docs/page.md#rendering).
+  client = new GatewayClient({
+    base, assistant: config.assistant, token, conversationId, frameIntervalMs: DRAW_INTERVAL_MS,
+  });
   client.addEventListener("frame", onFrame);
   client.addEventListener("state", (e) => setState(e.detail));
   window.gatewayClient = client; // for tests and for embedding pages that want to watch

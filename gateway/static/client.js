@@ -1,6 +1,6 @@
 // The gateway's browser client: one chat connection that survives drops.
 //
-//   const client = new GatewayClient({ base, assistant, token, conversationId });
+//   const client = new GatewayClient({ base, assistant, token, conversationId, frameIntervalMs });
 //   client.addEventListener("frame", (e) => ...e.detail...);   // every server frame
 //   client.addEventListener("state", (e) => ...e.detail...);   // "connecting" | "connected" | "reconnecting" | "offline"
 //   client.connect(); client.send("Hello"); client.cancel();
@@ -11,7 +11,9 @@
 // frame, never in the URL. After a drop it reconnects with exponential backoff and jitter
 // (never after a 1008 close), rejoins the conversation and resumes the running reply from
 // the last seq it holds. Message ids are the client's own: a message re-sent after a
-// reconnect is recognised by the server and starts nothing twice.
+// reconnect is recognised by the server and starts nothing twice. `frameIntervalMs` (0: off)
+// asks the server for at most one delta frame per that many milliseconds, the steps between
+// merged into it: fewer messages for a page that cannot draw them any faster.
 
 const MAX_BACKOFF_MS = 30000;
 
@@ -32,13 +34,14 @@ export function socketUrl(base, assistant, query) {
 
 export class GatewayClient extends EventTarget {
   constructor({ base = location.href, assistant = "default", token = null,
-                conversationId = null, sessionType = "person" } = {}) {
+                conversationId = null, sessionType = "person", frameIntervalMs = 0 } = {}) {
     super();
     this.base = base;
     this.assistant = assistant;
     this.token = token;
     this.conversationId = conversationId;
     this.sessionType = sessionType;
+    this.frameIntervalMs = frameIntervalMs;
     this.ws = null;
     this.attempt = 0;
     this.stopped = false;
@@ -56,6 +59,7 @@ export class GatewayClient extends EventTarget {
       session_type: this.sessionType,
       conversation_id: this.conversationId,
       auth: this.token ? "frame" : null, // the server waits for the auth frame below
+      frame_interval_ms: this.frameIntervalMs ? String(this.frameIntervalMs) : null,
     });
     const ws = new WebSocket(url, ["gateway.v1"]);
     this.ws = ws;

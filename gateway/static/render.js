@@ -23,7 +23,7 @@ const FRAME_BUDGET_CHARS = 8000;
 // every other frame at 60 Hz (with room for the frames' jitter) is smooth to read, and it
 // halves what a fast stream costs the page, its compositor and the browser (each redraw
 // scrolls and repaints the view).
-const DRAW_INTERVAL_MS = 25;
+export const DRAW_INTERVAL_MS = 25;
 // Finished pieces go into groups of this many, each group one content-visibility box: the
 // browser checks every such box for being on screen on each frame, so fewer, larger boxes
 // keep that check from growing with the reply.

@@ -25,7 +25,8 @@ async def say(page, text: str) -> None:
 
 @pytest.mark.timeout(90)
 async def test_a_reply_streams_in_and_hostile_text_stays_text(gateway, page) -> None:
-    """The reply streams into the page; <img>, <script> and javascript: links run nothing."""
+    """The reply streams into the page, its steps merged at the page's 25 ms pace; <img>,
+    <script> and javascript: links run nothing."""
     gw = await gateway()
     await open_page(page, gw)
     prompt = f"Hello {XSS} sim:tokens=80 sim:delay_ms=10"
@@ -35,6 +36,9 @@ async def test_a_reply_streams_in_and_hostile_text_stays_text(gateway, page) -> 
     await expect(reply).to_have_attribute("data-status", "complete", timeout=20000)
     raw = await page.evaluate("window.gatewayClient.reply.text")
     assert raw == expected(prompt)
+    (conn,) = gw.app[keys.REGISTRY]
+    assert conn.pace is not None and conn.pace.interval == 0.025  # frame_interval_ms=25
+    assert conn.frames_merged > 0  # 80 steps 10 ms apart: fewer frames than steps
     assert await page.evaluate("window.__pwned") is None
     assert await page.locator(".msg img, .msg script").count() == 0
     assert await page.locator('.msg a[href^="javascript"]').count() == 0

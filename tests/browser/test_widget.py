@@ -73,8 +73,8 @@ async def test_allowed_site_chats_through_the_widget_with_its_users_token(
     await frame.locator("#input").press("Enter")
     reply = frame.locator(".msg.assistant").last
     await expect(reply).to_have_attribute("data-status", "complete", timeout=20000)
-    users = [c.user for c in gw.app[keys.REGISTRY]]
-    assert users == ["alice"]
+    users = [(c.user, c.pace and c.pace.interval) for c in gw.app[keys.REGISTRY]]
+    assert users == [("alice", 0.025)]  # the widget asks for the page's pace too
     conv = await gw.app[keys.BACKENDS].conversations.for_user("alice")
     assert conv[0].messages[-1].content == expected(prompt)
     src = await page.locator("[data-qwen-gateway] >> css=iframe").get_attribute("src")

@@ -53,6 +53,16 @@ async def test_a_malformed_conversation_id_closes_the_handshake_with_1008(
     assert closed.extra == "conversation_id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -"
 
 
+@pytest.mark.parametrize("value", ["-5", "1001", "25ms", "2.5"])
+async def test_a_bad_frame_interval_closes_the_handshake_with_1008(gateway, value: str) -> None:
+    """frame_interval_ms outside 0-1000 or not an integer: 1008 with a reason naming the rule."""
+    gw = await gateway()
+    sock = await gw.connect(token=make_token("alice"), frame_interval_ms=value)
+    closed = await sock.ws.receive(timeout=10)
+    assert closed.data == 1008
+    assert closed.extra == "frame_interval_ms must be an integer from 0 to 1000"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "fragment"),
     [
