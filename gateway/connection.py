@@ -1,19 +1,12 @@
-"""A viewer: one WebSocket, its two outbound lanes, its cursors, and its one writer task.
+"""A viewer: one WebSocket, its lanes, and its one writer task.
 
 Once a connection is registered, nothing but its writer task sends data frames on the
 socket (before that, the session alone has it: a ``pong`` while signing in, then
 ``connected``). Control frames, the heartbeat's pings and the pongs answering the client's,
-go out whole beside them, as aiohttp's own heartbeat and autoping send theirs. The writer is
-fed by two lanes:
-
-* ``urgent``: frames that need no order relative to a reply (``pong``, ``error`` about a
-  client frame, ``broadcast``, ``token_expiring``); sent as soon as the socket can take them;
-* ``ordered``: frames and :class:`Cursor`\\ s in conversation order (``user_message``,
-  ``history_cleared``, a reply). A cursor at the head of the lane produces ``start``, then,
-  each time the socket can take more, *all* text between the cursor and the reply log's
-  watermark (its head; with Redis, what is in Redis) as one ``delta`` (so a slow socket gets
-  fewer, larger frames; reasoning steps as ``reasoning`` frames, never merged with answer
-  steps), then ``done`` or the reply's ``error`` once the end is visible.
+go out whole beside them, as aiohttp's own heartbeat and autoping send theirs. The writer
+sends what :class:`~gateway.lanes.Lanes` chooses (the urgent lane, then the ordered lane with
+a :class:`~gateway.lanes.Cursor` per followed reply, merged deltas, the delta pace): this
+module is the I/O around that choice, the task, the socket, its deadlines and its close.
 
 A client may ask for at most one delta frame per ``frame_interval_ms`` (the chat socket's
 URL; the page does, at its redraw cadence): the connection then has a
@@ -35,17 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from . import protocol
 from .errors import GatewayError, SlowConsumer
+from .lanes import Lanes
 from .pace import DeltaPace
 from .replies import ReplyLog
 from .send_policy import SendPolicy
@@ -56,27 +47,14 @@ log = structlog.get_logger("gateway.connection")
 _pings: set[asyncio.Task[None]] = set()  # pings on their way (a task needs a reference)
 
 
-@dataclass(eq=False, slots=True)
-class Cursor:
-    """A viewer's place in one reply it follows: the log, the seq sent up to (the log reads
-    it for backpressure; only the writer moves it), whether ``start`` went out, and the
-    reply's constant delta- and reasoning-frame heads."""
-
-    log: ReplyLog
-    seq: int = 0
-    resumed: bool = False
-    started: bool = False
-    prefix: str = ""
-    reasoning_prefix: str = ""  # made at the reply's first reasoning frame
-
-
 @dataclass(eq=False, slots=True, repr=False)
 class Connection:
     """One authenticated chat socket and its writer.
 
-    Contract: frames are queued (``send``, ``send_ordered``, ``follow``) from any task and
-    sent by one writer task, in lane order (with a ``pace``, a delta no sooner than it
-    allows, urgent frames regardless); nothing is queued once it is closing. Each send
+    Contract: frames are queued (``send``, ``send_ordered``, ``follow``) from any task into
+    its :class:`~gateway.lanes.Lanes` and sent by one writer task in the order they choose
+    (with a ``pace``, a delta no sooner than it allows, urgent frames regardless); nothing
+    is queued once it is closing. The writer runs only while something is queued. Each send
     has the send policy's deadline: the watchdog calls :meth:`missed_send_deadline` and the
     writer closes with 1013. Only its own methods write its fields, except ``user``,
     ``public_user`` and ``admin`` on a re-authentication (the session and the registry)."""
@@ -89,7 +67,6 @@ class Connection:
     conversation_id: str
     instance: str
     policy: SendPolicy
-    max_merge_chars: int = field(init=False)  # the policy's, read once per frame
     admin: bool = False
     public_user: str = ""  # what others see of ``user`` (Identity.shown); empty: ``user``
     address: str | None = None  # an anonymous caller's client address; None: not anonymous
@@ -101,23 +78,19 @@ class Connection:
     pinged_at: float = 0.0
     frames_sent: int = 0
     frames_merged: int = 0
-    # The lanes are created at the first frame and dropped once drained, and the writer
-    # waits on a future made when it has nothing to send: an idle socket holds neither
-    # deque blocks nor an Event and its own waiter deque (docs/performance.md).
-    _urgent: deque[str] | None = None
-    _ordered: deque[str | Cursor] | None = None
+    lanes: Lanes = field(init=False)  # what is queued, and which frame goes next
+    # The writer waits on a future made when it has nothing to send: an idle socket holds
+    # no Event and its own waiter deque (docs/performance.md).
     _waiter: asyncio.Future[None] | None = None
-    _closing: bool = False
     close_code: int | None = None
     slow: bool = False  # closed because it could not keep up
     sending_since: float = 0.0  # loop time a send started; 0.0: not sending
     writer: asyncio.Task[None] | None = None
     # The client's delta pace (``frame_interval_ms``); None: none, every step as it comes.
     pace: DeltaPace | None = None
-    _pace_timer: asyncio.TimerHandle | None = None  # set while a paced delta waits
 
     def __post_init__(self) -> None:
-        self.max_merge_chars = self.policy.max_merge_chars
+        self.lanes = Lanes(self.policy.max_merge_chars, self.pace)
 
     def __repr__(self) -> str:
         # What a log or a traceback may show: never ``user`` (an anonymous caller's private
@@ -132,7 +105,7 @@ class Connection:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-        elif self.writer is None and not self._closing:
+        elif self.writer is None and not self.lanes.closed:
             # An idle socket has no writer task (docs/performance.md): the first frame
             # starts one, and it ends when both lanes are empty again.
             self.writer = asyncio.get_running_loop().create_task(
@@ -141,72 +114,19 @@ class Connection:
 
     def send(self, frame: str) -> None:
         """Queue a frame that needs no order relative to replies."""
-        if not self._closing:
-            if self._urgent is None:
-                self._urgent = deque()
-            self._urgent.append(frame)
+        if self.lanes.push(frame):
             self.wake()
 
     def send_ordered(self, frame: str) -> None:
-        if not self._closing:
-            if self._ordered is None:
-                self._ordered = deque()
-            self._ordered.append(frame)
+        if self.lanes.push_ordered(frame):
             self.wake()
 
     def follow(self, reply: ReplyLog, after: int = 0, *, resumed: bool = False) -> bool:
         """Stream ``reply`` from step ``after``; False if this socket already follows it."""
-        if self._closing or self.follows(reply.message_id):
-            return False
-        cursor = Cursor(reply, after, resumed, prefix=protocol.delta_prefix(reply.message_id))
-        if self._ordered is None:
-            self._ordered = deque()
-        self._ordered.append(cursor)
-        if self.pace is None:
-            reply.attach(cursor, self.wake)
-        else:
-            reply.attach(cursor, functools.partial(self._paced_step, reply))
-        return True
-
-    def _paced_step(self, reply: ReplyLog) -> None:
-        """A step (or the end) of ``reply`` under a pace: while a delta waits for its time,
-        the step merges into it and the writer sleeps on; the end wakes it at once."""
-        if self._pace_timer is None or reply.end_visible:
-            self.wake()
-
-    def _pace_over(self) -> None:
-        self._pace_timer = None
-        self.wake()
-
-    def _paced_wait(self, pace: DeltaPace, reply: ReplyLog) -> bool:
-        """True if the next delta of ``reply`` must wait for the pace (a timer then wakes
-        the writer when it may go)."""
-        wait = pace.wait(time.monotonic(), reply.end_visible)
-        if not wait:
-            return False
-        if self._pace_timer is None:
-            loop = asyncio.get_running_loop()
-            self._pace_timer = loop.call_later(wait, self._pace_over)
-        return True
-
-    def _paced_sent(self, pace: DeltaPace, reply: ReplyLog, seq: int) -> None:
-        pace.sent(time.monotonic(), seq >= reply.watermark)
-        if self._pace_timer is not None:  # the end let the delta go early
-            self._pace_timer.cancel()
-            self._pace_timer = None
-
-    def follows(self, message_id: str) -> bool:
-        return any(
-            isinstance(item, Cursor) and item.log.message_id == message_id
-            for item in self._ordered or ()
-        )
+        return self.lanes.follow(reply, after, resumed, self.wake)
 
     def bytes_behind(self) -> int:
-        return sum(
-            item.log.bytes_behind(item.seq)
-            for item in self._ordered or ()
-            if isinstance(item, Cursor)
-        )
+        return self.lanes.bytes_behind()
 
     def info(self) -> dict[str, Any]:
         return {
@@ -225,54 +145,6 @@ class Connection:
 
     # ---------------------------------------------------------------- the writer
 
-    def _next_frame(self) -> tuple[str, int] | None:
-        """The next frame to send and how many steps it merged beyond one; None: nothing yet."""
-        urgent = self._urgent
-        if urgent:
-            frame = urgent.popleft()
-            if not urgent:
-                self._urgent = None
-            return frame, 0
-        ordered = self._ordered
-        while ordered:
-            item = ordered[0]
-            if isinstance(item, str):
-                ordered.popleft()
-                if not ordered:
-                    self._ordered = None
-                return item, 0
-            reply = item.log
-            if not item.started:
-                item.started = True
-                return protocol.start_frame(reply, resumed=item.resumed), 0
-            pace = self.pace
-            if pace is not None and item.seq < reply.watermark and self._paced_wait(pace, reply):
-                return None
-            text, seq, reasoning = reply.read(item.seq, self.max_merge_chars)
-            if text:
-                merged = seq - item.seq - 1
-                item.seq = seq
-                reply.record_frame(merged)
-                if pace is not None:
-                    self._paced_sent(pace, reply, seq)
-                if reasoning:
-                    return self._reasoning_frame(item, seq, text), merged
-                return protocol.delta_frame(item.prefix, seq, text), merged
-            if not reply.end_visible:
-                return None
-            ordered.popleft()
-            if not ordered:
-                self._ordered = None
-            reply.detach(item)
-            return protocol.end_frame(reply), 0
-        return None
-
-    @staticmethod
-    def _reasoning_frame(cursor: Cursor, seq: int, text: str) -> str:
-        if not cursor.reasoning_prefix:
-            cursor.reasoning_prefix = protocol.reasoning_prefix(cursor.log.message_id)
-        return protocol.reasoning_frame(cursor.reasoning_prefix, seq, text)
-
     async def run_writer(self) -> None:
         """Send until both lanes are empty (a reply being followed keeps it waiting) or the
         socket closes; close with 1013 when the watchdog says a send missed its deadline."""
@@ -285,10 +157,12 @@ class Connection:
     async def _write(self) -> None:
         ws = self.ws
         loop = asyncio.get_running_loop()
+        lanes = self.lanes
+        next_frame, wake = lanes.next_frame, self.wake
         while True:
-            item = self._next_frame()
+            item = next_frame(wake)
             if item is None:
-                if self._closing or (self._urgent is None and self._ordered is None):
+                if lanes.closed or (lanes.urgent is None and lanes.ordered is None):
                     return  # nothing queued: the next frame's ``wake`` starts a writer again
                 # A cursor waits for its reply's next step. Nothing runs between the look
                 # above and this wait: a step from now on resolves the future (``wake``).
@@ -369,15 +243,7 @@ class Connection:
 
     def detach_all(self) -> None:
         """Let go of every reply this socket follows (the socket is going away)."""
-        self._closing = True
-        if self._pace_timer is not None:
-            self._pace_timer.cancel()
-            self._pace_timer = None
-        for item in self._ordered or ():
-            if isinstance(item, Cursor):
-                item.log.detach(item)
-        self._ordered = None
-        self._urgent = None
+        self.lanes.close()
         self.wake()
 
     async def close_with(
