@@ -83,9 +83,7 @@ class Lanes:
         """Queue a frame in conversation order; False once closed."""
         if self.closed:
             return False
-        if self.ordered is None:
-            self.ordered = deque()
-        self.ordered.append(frame)
+        self._ordered_lane().append(frame)
         return True
 
     def follow(self, reply: ReplyLog, after: int, resumed: bool, wake: Wake) -> bool:
@@ -94,14 +92,17 @@ class Lanes:
         if self.closed or self.follows(reply.message_id):
             return False
         cursor = Cursor(reply, after, resumed, prefix=protocol.delta_prefix(reply.message_id))
-        if self.ordered is None:
-            self.ordered = deque()
-        self.ordered.append(cursor)
+        self._ordered_lane().append(cursor)
         if self.pace is None:
             reply.attach(cursor, wake)
         else:
             reply.attach(cursor, functools.partial(self._paced_step, reply, wake))
         return True
+
+    def _ordered_lane(self) -> deque[str | Cursor]:
+        if self.ordered is None:
+            self.ordered = deque()
+        return self.ordered
 
     def follows(self, message_id: str) -> bool:
         return any(
