@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -20,7 +19,7 @@ from . import logs, protocol
 from .auth import AnonymousIds, Identity, identify, origin_allowed
 from .config import Config
 from .connection import Connection
-from .conversations import Conversation, SessionType, new_id
+from .conversations import Conversation, new_id
 from .errors import (
     BadRequest,
     ClientError,
@@ -37,6 +36,7 @@ from .errors import (
     UnsupportedData,
 )
 from .framing import MaskedSocket
+from .handshake import Handshake
 from .images import frame_too_big, with_streamed_images
 from .pace import DeltaPace
 from .registry import Registry
@@ -46,25 +46,6 @@ from .turns import Turns
 log = structlog.get_logger("gateway.session")
 
 TOKEN_WARNING_S = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Handshake:
-    """What the upgrade request said: assistant, session type, conversation, origin, host,
-    token, anonymous identity and delta pace; the session decides from it."""
-
-    assistant: str
-    session_type: SessionType
-    conversation_id: str | None
-    origin: str | None
-    host: str
-    token: str | None
-    anonymous: Identity | None  # the cookie's (or a fresh) one; None: Redis was down
-    instance: str
-    auth_frame: bool = False  # ?auth=frame: the client sends its token in a first frame
-    proxied: Identity | None = None  # the user a trusted proxy named (auth.trusted_user_header)
-    address: str | None = None  # the client address (section 12): per-address limits
-    frame_interval_ms: int = 0  # at most one delta frame per this many ms (0: no pace)
 
 
 class SocketSession:

@@ -11,10 +11,11 @@ from ..auth import ANON_COOKIE, SUBPROTOCOL, Identity, handshake_token
 from ..client_address import request_address
 from ..errors import RateLimited, StoreUnavailable, Unauthorized
 from ..framing import LargeFrames
+from ..handshake import Handshake
 from ..pace import frame_interval_ms
 from ..quotas import AddressLimits
 from ..send_policy import SendPolicy
-from ..session import Handshake, SocketSession
+from ..session import SocketSession
 from ..websocket import GatewaySocket, hold_transport_buffer
 from .callers import proxied
 
