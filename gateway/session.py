@@ -2,8 +2,9 @@
 
 The handler (:mod:`gateway.handlers.socket`) prepares the socket and calls
 :meth:`SocketSession.run`. Refusals happen after the upgrade, as close frames with the
-contract's code and reason. The receive loop runs here, in the handler's task, so
-aiohttp keeps processing pongs whatever the writer is doing; the writer is its own task.
+contract's code and reason. The client's frames are read by :mod:`gateway.client_frames`,
+in the handler's task, so aiohttp keeps processing pongs whatever the writer (its own task)
+is doing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import WSMsgType, web
 
 from . import logs, protocol
 from .auth import AnonymousIds, Identity, identify, origin_allowed
+from .client_frames import client_frames
 from .config import Config
 from .connection import Connection
 from .conversations import Conversation, new_id
@@ -33,11 +35,10 @@ from .errors import (
     TokenExpired,
     Unauthorized,
     UnknownAssistant,
-    UnsupportedData,
 )
 from .framing import MaskedSocket
 from .handshake import Handshake
-from .images import frame_too_big, with_streamed_images
+from .images import frame_too_big
 from .pace import DeltaPace
 from .registry import Registry
 from .send_policy import SendPolicy
@@ -208,45 +209,10 @@ class SocketSession:
 
     async def _receive_loop(self) -> None:
         assert self.conn is not None
-        conn = self.conn
-        async for msg in self.ws:
-            conn.heard()
-            if msg.type is WSMsgType.TEXT:
-                frame = self._parse(msg.data)
-                msg = None  # type: ignore[assignment]  # (its text may be megabytes: let it go)
-                if frame is not None:
-                    await self._on_frame(frame)
-            elif msg.type is WSMsgType.BINARY:
-                conn.send(protocol.error_frame(UnsupportedData()))
-            elif msg.type is WSMsgType.PING:
-                await self._pong(msg.data)
-            if self.ws.closed or conn.close_code is not None:
-                break
-
-    async def _pong(self, data: bytes) -> None:
-        """Answer a client's ping (aiohttp's autoping is off: it would hide the pongs that
-        answer the heartbeat's pings). A control frame, sent whole beside the writer's."""
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.pong(data)
-
-    def _parse(self, data: str) -> protocol.ClientFrame | None:
-        """The frame ``data`` holds; None (the sender told why) when it is not one. Past
-        ``limits.max_frame_bytes``, only a message with images is taken (1009 otherwise)."""
-        assert self.conn is not None
         limit = self.config.limits.max_frame_bytes
-        if frame_too_big(data, limit):
-            raise MessageTooBig()
-        streamed = self.ws.claim_images(data) if isinstance(self.ws, MaskedSocket) else {}
-        try:
-            frame = protocol.parse_client_frame(data)
-        except protocol.FrameError as exc:
-            self.conn.send(protocol.error_frame(exc.error, reply_to=exc.reply_to))
-            return None
-        if frame_too_big(data, limit, frame):
-            raise MessageTooBig()
-        if isinstance(frame, protocol.Message) and frame.images:
-            frame = with_streamed_images(frame, streamed)
-        return frame
+        async with contextlib.aclosing(client_frames(self.ws, self.conn, limit)) as frames:
+            async for frame in frames:
+                await self._on_frame(frame)
 
     async def _on_frame(self, frame: protocol.ClientFrame) -> None:
         assert self.conn is not None and self.conv is not None
