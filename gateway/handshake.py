@@ -1,5 +1,5 @@
 """What a chat socket's upgrade request said, read once by the handler and decided on by the
-session (:mod:`gateway.session`)."""
+session (:mod:`gateway.session`) and its sign-in (:mod:`gateway.sign_in`)."""
 
 from __future__ import annotations
 

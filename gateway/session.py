@@ -1,10 +1,11 @@
-"""One conversation socket's life: authenticate, join a conversation, dispatch frames, leave.
+"""One conversation socket's life: sign in, join a conversation, dispatch frames, leave.
 
 The handler (:mod:`gateway.handlers.socket`) prepares the socket and calls
 :meth:`SocketSession.run`. Refusals happen after the upgrade, as close frames with the
-contract's code and reason. The client's frames are read by :mod:`gateway.client_frames`,
-in the handler's task, so aiohttp keeps processing pongs whatever the writer (its own task)
-is doing.
+contract's code and reason. Who the caller is, and their token's life, is decided by
+:mod:`gateway.sign_in`; the client's frames are read by :mod:`gateway.client_frames`, in
+the handler's task, so aiohttp keeps processing pongs whatever the writer (its own task) is
+doing.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import contextlib
 import time
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from . import logs, protocol
-from .auth import AnonymousIds, Identity, identify, origin_allowed
+from .auth import AnonymousIds, Identity
 from .client_frames import client_frames
 from .config import Config
 from .connection import Connection
@@ -28,50 +29,32 @@ from .errors import (
     Forbidden,
     GatewayError,
     InternalError,
-    MessageTooBig,
     NotAllowed,
     Refusal,
     StoreUnavailable,
-    TokenExpired,
-    Unauthorized,
-    UnknownAssistant,
 )
-from .framing import MaskedSocket
 from .handshake import Handshake
-from .images import frame_too_big
 from .pace import DeltaPace
 from .registry import Registry
 from .send_policy import SendPolicy
+from .sign_in import SignIn
 from .turns import Turns
 
 log = structlog.get_logger("gateway.session")
-
-TOKEN_WARNING_S = 60.0
 
 
 class SocketSession:
     """One WebSocket's session, run in its handler's task.
 
-    Contract: :meth:`run` authenticates the caller (handshake token, a trusted proxy's user
-    header, anonymous cookie or a first ``auth`` frame), opens or joins the conversation,
-    registers the connection, then hands each client frame to
-    :class:`~gateway.turns.Turns` (or answers it itself: ping, auth, disconnect) until the
-    socket closes. Client errors come back as error frames;
-    refusals close the socket with the contract's code. It returns only once the
-    connection has left its room and the registry and its writer task has ended.
+    Contract: :meth:`run` has the caller signed in (:class:`~gateway.sign_in.SignIn`),
+    opens or joins the conversation, registers the connection, then hands each client frame
+    to :class:`~gateway.turns.Turns` (or answers it itself: ping, auth, disconnect) until
+    the socket closes. Client errors come back as error frames; refusals close the socket
+    with the contract's code. It returns only once the connection has left its room and the
+    registry and its writer task has ended. ``conv`` is the conversation as last read.
     """
 
-    __slots__ = (
-        "_token_watch",
-        "anonymous",
-        "config",
-        "conn",
-        "conv",
-        "identity",
-        "registry",
-        "turns",
-        "ws",
-    )
+    __slots__ = ("config", "conn", "conv", "registry", "sign_in", "turns", "ws")
 
     def __init__(
         self,
@@ -82,18 +65,16 @@ class SocketSession:
         anonymous: AnonymousIds,
     ) -> None:
         self.config = config
-        self.anonymous = anonymous
         self.turns = turns
         self.registry = registry
         self.ws = ws
+        self.sign_in = SignIn(config, anonymous, registry, turns.conversations)
         self.conn: Connection | None = None
         self.conv: Conversation | None = None
-        self.identity: Identity | None = None
-        self._token_watch: asyncio.Task[None] | None = None
 
     async def run(self, hs: Handshake) -> None:
         try:
-            identity = await self._authenticate(hs)
+            identity = await self.sign_in.identify(hs, self.ws)
             if identity is None:
                 return
             await self._open(hs, identity)
@@ -107,28 +88,6 @@ class SocketSession:
             await self._leave()
 
     # ---------------------------------------------------------------- opening
-
-    async def _authenticate(self, hs: Handshake) -> Identity | None:
-        auth = self.config.auth
-        if hs.assistant not in self.config.assistants:
-            raise UnknownAssistant()
-        allowed = self.config.assistants[hs.assistant].allowed_origins
-        if not origin_allowed(hs.origin, hs.host, allowed):
-            raise Forbidden("this site may not use this assistant")
-        if hs.token is not None:
-            return await identify(auth, self.anonymous, hs.token)
-        if hs.proxied is not None and not hs.auth_frame:
-            return hs.proxied
-        if not auth.required and not hs.auth_frame:
-            if hs.anonymous is None:
-                raise StoreUnavailable()
-            return hs.anonymous
-        # The page and the widget send {"type":"auth"} first; only ping is answered before it.
-        with self.registry.awaiting_auth():
-            token = await receive_auth_token(
-                self.ws, auth.auth_timeout_s, self.config.limits.max_frame_bytes
-            )
-        return None if token is None else await identify(auth, self.anonymous, token)
 
     async def _open(self, hs: Handshake, identity: Identity) -> None:
         self.registry.check_capacity(identity.user)
@@ -151,7 +110,7 @@ class SocketSession:
             created_at=now,
             last_active=now,
         )
-        self.conn, self.conv, self.identity = conn, conv, identity
+        self.conn, self.conv = conn, conv
         # connection_id, conversation_id and user on every line this task (and the tasks it
         # starts) logs, read from the connection when a line is emitted.
         logs.bind_connection(conn)
@@ -164,7 +123,7 @@ class SocketSession:
         conn.count_frame_sent()
         self.registry.add(conn)
         self.turns.rooms.join(conv.id, conn)
-        self._watch_token()
+        self.sign_in.watch(conn)
         if logs.info_enabled():
             log.info("connected", assistant=hs.assistant, session_type=hs.session_type)
 
@@ -239,49 +198,14 @@ class SocketSession:
                 case protocol.Ping():
                     conn.send(protocol.pong_frame())
                 case protocol.Auth(token=token):
-                    await self._reauthenticate(token)
+                    if await self.sign_in.renew(token, conn, conv):
+                        conn.send(self._connected_frame())  # who the client is now
                 case protocol.Disconnect():
                     await conn.close_with(code=1000, reason="bye")
         except Refusal:
             raise
         except GatewayError as exc:
             conn.send(protocol.error_frame(exc, reply_to=reply_to))
-
-    async def _reauthenticate(self, token: str) -> None:
-        """A fresh token on a live connection. It changes who the caller is, never who owns
-        or belongs to the conversation: a new user stays in it only where a new connection of
-        theirs could (a room joins them; someone else's person conversation refuses)."""
-        assert self.conn is not None and self.identity is not None and self.conv is not None
-        identity = await identify(self.config.auth, self.anonymous, token)
-        switched = identity.user != self.identity.user
-        if switched:
-            conv = self.conv
-            if conv.session_type == "group":
-                await self.turns.conversations.join(conv, identity.user)
-            elif conv.owner != identity.user and not identity.admin:
-                raise NotAllowed("the token is for another user; reconnect to switch users")
-            self.registry.rename(self.conn, identity.user)  # the logs' user follows conn.user
-            self.conn.public_user = identity.shown
-        self.identity = identity
-        self.conn.admin = identity.admin
-        self._watch_token()
-        if switched:
-            self.conn.send(self._connected_frame())
-
-    def _watch_token(self) -> None:
-        if self._token_watch is not None:
-            self._token_watch.cancel()
-        if self.identity is not None and self.identity.expires_at is not None:
-            self._token_watch = asyncio.create_task(self._token_deadline(self.identity.expires_at))
-
-    async def _token_deadline(self, expires_at: float) -> None:
-        assert self.conn is not None
-        warn_in = expires_at - TOKEN_WARNING_S - time.time()
-        if warn_in > 0:
-            await asyncio.sleep(warn_in)
-        self.conn.send(protocol.token_expiring_frame())
-        await asyncio.sleep(max(0.0, expires_at - time.time()))
-        await self.conn.close_with(TokenExpired())
 
     # ---------------------------------------------------------------- closing
 
@@ -294,8 +218,7 @@ class SocketSession:
             await self.ws.close(code=code, message=reason.encode()[:120])
 
     async def _leave(self) -> None:
-        if self._token_watch is not None:
-            self._token_watch.cancel()
+        self.sign_in.stop()
         conn = self.conn
         if conn is not None:
             conn.detach_all()
@@ -319,47 +242,6 @@ class SocketSession:
         logs.unbind_connection()
 
 
-async def receive_auth_token(
-    ws: web.WebSocketResponse, timeout_s: float, max_frame_bytes: int = 64 * 1024
-) -> str | None:
-    """The token of the socket's first frame, which must be ``auth`` and come within
-    ``timeout_s`` (contract section 4); pings, WebSocket or JSON, are answered meanwhile.
-    None: the client went away. Anything else raises :class:`Unauthorized`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise Unauthorized("no token within the auth deadline")
-        try:
-            msg = await ws.receive(timeout=remaining)
-        except TimeoutError:
-            raise Unauthorized("no token within the auth deadline") from None
-        if msg.type in _CLOSED:
-            return None
-        if msg.type is WSMsgType.PING:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.pong(msg.data)
-            continue
-        if msg.type is WSMsgType.PONG:
-            continue
-        if msg.type is not WSMsgType.TEXT:
-            raise Unauthorized("send an auth frame first")
-        if frame_too_big(msg.data, max_frame_bytes, protocol.Ping()):  # (no images before auth)
-            raise MessageTooBig()
-        if isinstance(ws, MaskedSocket) and ws.claim_images(msg.data):  # (one had images)
-            raise MessageTooBig()
-        try:
-            frame = protocol.parse_client_frame(msg.data)
-        except protocol.FrameError:
-            raise Unauthorized("send an auth frame first") from None
-        if isinstance(frame, protocol.Ping):
-            await ws.send_str(protocol.pong_frame())
-            continue
-        if isinstance(frame, protocol.Auth):
-            return frame.token
-        raise Unauthorized("send an auth frame first")
-
-
 _TOUCHES_CONVERSATION = (
     protocol.Message,
     protocol.Cancel,
@@ -368,4 +250,3 @@ _TOUCHES_CONVERSATION = (
     protocol.Regenerate,
     protocol.Edit,
 )
-_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)

@@ -18,7 +18,7 @@ from ..auth import (
 from ..errors import Forbidden, GatewayError, NotFound
 from ..framing import MaskedSocket
 from ..replies import ReplyLog
-from ..session import receive_auth_token
+from ..sign_in import receive_auth_token
 from .callers import caller, proxied
 
 WATCH_INTERVAL_S = 1.0
