@@ -1,6 +1,6 @@
 """The client frames of one open chat socket, read in its handler's task.
 
-:func:`client_frames` is the receive side of a registered connection: it reads the socket,
+:func:`receive` is the receive side of a registered connection: it reads the socket,
 holds each frame to the size limits, puts a message's streamed images in place
 (:mod:`gateway.frame_images`) and answers itself what the session need not see. Reading in
 the handler's task keeps aiohttp processing pongs whatever the writer is doing.
@@ -9,7 +9,7 @@ the handler's task keeps aiohttp processing pongs whatever the writer is doing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -20,21 +20,26 @@ from .framing import MaskedSocket
 from .images import frame_too_big, with_streamed_images
 
 
-async def client_frames(
-    ws: web.WebSocketResponse, conn: Connection, max_frame_bytes: int
-) -> AsyncGenerator[protocol.ClientFrame, None]:
-    """Each client frame ``ws`` receives, in order, until the socket closes or ``conn`` has
-    a close code (looked at after each frame is handled). Every frame in counts as heard.
-    Answered here, never yielded: a WebSocket ping (a pong), a binary frame and text that is
-    not a client frame (error frames through ``conn``). Past ``max_frame_bytes`` only a
-    message with images is taken: :class:`MessageTooBig` otherwise."""
+async def receive(
+    ws: web.WebSocketResponse,
+    conn: Connection,
+    max_frame_bytes: int,
+    on_frame: Callable[[protocol.ClientFrame], Awaitable[None]],
+) -> None:
+    """Hand each client frame ``ws`` receives to ``on_frame``, in order, until the socket
+    closes or ``conn`` has a close code (looked at after each frame is handled). Every
+    frame in counts as heard. Answered here, never handed on: a WebSocket ping (a pong), a
+    binary frame and text that is not a client frame (error frames through ``conn``). Past
+    ``max_frame_bytes`` only a message with images is taken: :class:`MessageTooBig`
+    otherwise. A coroutine, not an async generator: it is the one frame a socket's receive
+    side holds while it waits (docs/performance.md)."""
     async for msg in ws:
         conn.heard()
         if msg.type is WSMsgType.TEXT:
             frame = _parse(ws, conn, msg.data, max_frame_bytes)
             msg = None  # type: ignore[assignment]  # (its text may be megabytes: let it go)
             if frame is not None:
-                yield frame
+                await on_frame(frame)
         elif msg.type is WSMsgType.BINARY:
             conn.send(protocol.error_frame(UnsupportedData()))
         elif msg.type is WSMsgType.PING:

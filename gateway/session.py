@@ -17,9 +17,8 @@ import time
 import structlog
 from aiohttp import web
 
-from . import logs, protocol
+from . import client_frames, logs, protocol
 from .auth import AnonymousIds, Identity
-from .client_frames import client_frames
 from .config import Config
 from .connection import Connection
 from .conversations import Conversation, new_id
@@ -78,7 +77,9 @@ class SocketSession:
             if identity is None:
                 return
             await self._open(hs, identity)
-            await self._receive_loop()
+            assert self.conn is not None
+            limit = self.config.limits.max_frame_bytes
+            await client_frames.receive(self.ws, self.conn, limit, self._on_frame)
         except (Refusal, ClientError, StoreUnavailable) as exc:
             await self._refuse(exc)
         except Exception:
@@ -165,13 +166,6 @@ class SocketSession:
         )
 
     # ---------------------------------------------------------------- frames
-
-    async def _receive_loop(self) -> None:
-        assert self.conn is not None
-        limit = self.config.limits.max_frame_bytes
-        async with contextlib.aclosing(client_frames(self.ws, self.conn, limit)) as frames:
-            async for frame in frames:
-                await self._on_frame(frame)
 
     async def _on_frame(self, frame: protocol.ClientFrame) -> None:
         assert self.conn is not None and self.conv is not None
