@@ -32,7 +32,7 @@ from .stores.conversations import ConversationStore
 from .stores.replies import ReplyStore
 from .stores.turn_writes import TurnWrites
 from .stores.usage import UsageStore
-from .tasks import TaskOwner
+from .tasks import RECANCEL_S, TaskOwner, cancel_and_wait
 from .turn_rules import history_status
 from .upstream_queue import Slot
 from .usage import UsageRecord, count_tokens, estimated_usage, utc_day
@@ -140,7 +140,9 @@ class ReplySupervisor:
 
     async def drain(self, grace_s: float) -> None:
         """Shutdown: let running replies finish for up to ``grace_s``, then stop them (the
-        gateway cut them, not a user: history keeps them as ``incomplete``)."""
+        gateway cut them, not a user: history keeps them as ``incomplete``); a reply still
+        writing that after another ``grace_s`` (1 s at least) is cut there. Then the tasks
+        spawned here get ``grace_s`` and are cancelled."""
         tasks = [r.task for r in self._running.values()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace_s)
@@ -150,10 +152,9 @@ class ReplySupervisor:
                     reply.mark_cut_at_shutdown()
                     usage = estimated_usage(running.request, reply.text)
                     reply.finish(ReplyState.CANCELLED, "cancelled", usage=usage)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+            # A cut reply writes its end to history as it stops: cancelled again (the
+            # write abandoned) only if that takes longer than the grace again.
+            await cancel_and_wait(pending, recancel_s=max(grace_s, RECANCEL_S))
         await self._tasks.aclose(grace_s)
 
     # ---------------------------------------------------------------- claims without a task

@@ -5,17 +5,24 @@ reported late or never: whoever starts a background task holds it in a :class:`T
 which keeps the reference, logs what fails, and stops every task it holds in one
 :meth:`~TaskOwner.aclose`. A loop that must survive an outage (Redis restarting) is
 :func:`retry_forever`: it waits longer after each failure and logs once per outage.
+
+A task is stopped with :func:`cancel_and_wait`, never with one ``cancel()`` and an unbounded
+wait: on Python 3.11, ``asyncio.wait_for`` (which redis-py calls around every command it
+sends) drops a cancellation that arrives while the awaited thing completes, and a loop that
+lost its cancel (a heartbeat) runs on forever; a stopping instance then never exits.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import Any, NoReturn
 
 import structlog
 
 log = structlog.get_logger("gateway.tasks")
+
+RECANCEL_S = 1.0  # a task still running this long after its cancel is cancelled again
 
 
 class Backoff:
@@ -72,15 +79,35 @@ async def retry_forever(
             backoff.reset()
 
 
+async def cancel_and_wait(
+    tasks: Collection[asyncio.Task[Any]], *, recancel_s: float = RECANCEL_S
+) -> None:
+    """Cancel ``tasks`` and return once every one has ended, cancelling again, every
+    ``recancel_s``, those still running: a task that lost its cancellation (see the module's
+    docstring) gets another, and one that is still cleaning up after it that long is cut.
+    A cancellation of the caller is not delayed (it propagates, leaving the tasks cancelled)."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=recancel_s)
+        if pending:
+            log.warning(
+                "tasks still running after a cancel: cancelling them again",
+                tasks=sorted(task.get_name() for task in pending),
+            )
+
+
 class TaskOwner:
     """The background tasks of one component: it keeps them, logs them, and stops them.
 
     Contract: :meth:`spawn` starts a task and holds a reference until it is done; a task
     that ends with an exception (not a cancellation) is logged with its name, once.
     :meth:`forever` spawns :func:`retry_forever`. :meth:`aclose` first lets the tasks run
-    for up to ``grace_s`` (0: not at all), then cancels the rest and returns once every
-    task held, including any spawned meanwhile, is done; it never raises their exceptions.
-    After :meth:`aclose` the owner may be used again.
+    for up to ``grace_s`` (0: not at all), then cancels the rest (:func:`cancel_and_wait`:
+    again every :data:`RECANCEL_S` while one still runs) and returns once every task held,
+    including any spawned meanwhile, is done; it never raises their exceptions. After
+    :meth:`aclose` the owner may be used again.
     """
 
     def __init__(self) -> None:
@@ -119,7 +146,5 @@ class TaskOwner:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
         while self._tasks:
             pending = set(self._tasks)
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending)
+            await cancel_and_wait(pending)
             self._tasks -= pending

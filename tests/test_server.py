@@ -26,17 +26,16 @@ async def _status(http: aiohttp.ClientSession, url: str, status: int) -> bool:
         return resp.status == status
 
 
-async def start_gateway(config_text: str, tmp_path, **env: str):
-    """Start the gateway as a subprocess; return (process, base_url, log_lines)."""
+async def start_gateway(config_text: str, tmp_path, *, program: str = "", **env: str):
+    """Start the gateway as a subprocess; return (process, base_url, log_lines). ``program``:
+    Python run instead of ``-m gateway serve``, given the config's path and the port."""
     path = tmp_path / "gw.toml"
     path.write_text(config_text)
     port = free_port()
+    command = ("-c", program) if program else ("-m", "gateway", "serve", "--config")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        "--config",
+        *command,
         str(path),
         "--port",
         str(port),
@@ -222,6 +221,145 @@ async def test_a_reply_cut_at_the_sigterm_grace_is_stored_incomplete(tmp_path, s
                 proc.terminate()
                 await proc.wait()
             await proc.drainer
+        await redis.stop()
+
+
+async def _stream_a_long_reply(http: aiohttp.ClientSession, url: str):
+    """Open a socket on ``url`` and start a long reply on it; the socket, once a delta came."""
+    ws = await http.ws_connect(url + "/api/v1/assistants/default/ws")
+    await ws.receive_json(timeout=10)
+    await ws.send_json(
+        {"type": "message", "id": "c-1", "text": "long sim:tokens=2000 sim:delay_ms=20"}
+    )
+    while (await ws.receive_json(timeout=10))["type"] != "delta":
+        pass
+    return ws
+
+
+async def _logged(lines: list[str], event: str) -> dict:
+    """The first JSON log line of ``event`` (the process logs as it goes: no event to await)."""
+
+    async def find():
+        for line in lines:
+            if line.startswith("{") and json.loads(line).get("event") == event:
+                return json.loads(line)
+        return None
+
+    return await eventually(find)
+
+
+async def test_a_second_sigterm_ends_a_shutdown_at_once_with_status_1(tmp_path) -> None:
+    """SIGTERM starts the shutdown (a reply may run for the 30 s grace); a second SIGTERM
+    ends the process at once, status 1, logging that the shutdown did not finish."""
+    proc, url, lines = await start_gateway(
+        "[server]\nshutdown_grace_s = 30\n", tmp_path, DASHSCOPE_API_KEY=""
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await _stream_a_long_reply(http, url)
+            proc.send_signal(signal.SIGTERM)
+            await _logged(lines, "shutting down")
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 5) == 1
+            await ws.close()
+        await proc.drainer
+        stopped = await _logged(lines, "shutdown did not finish: exiting now")
+        assert stopped["why"] == "a second SIGTERM"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+# A gateway with one more shutdown step that never ends and swallows every cancellation: what
+# no await in the real shutdown may do; the deadline must end the process anyway.
+STUCK_SHUTDOWN = """
+import asyncio, sys
+from gateway import app, config, logs, server
+
+def with_a_stuck_step(cfg):
+    made = app.create_app(cfg)
+
+    async def stuck(_):
+        yield
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass
+
+    made.cleanup_ctx.append(stuck)
+    return made
+
+server.create_app = with_a_stuck_step
+cfg = config.load(sys.argv[1], required=True)
+logs.configure(cfg.log.level, cfg.log.format)
+sys.exit(server.serve(cfg, port=int(sys.argv[3])))
+"""
+
+
+async def test_a_shutdown_stuck_for_ever_ends_at_the_deadline_with_status_1(tmp_path) -> None:
+    """Whatever hangs in the shutdown (here a step that ignores cancellation), the process
+    exits 2 x shutdown_grace_s + 10 s after SIGTERM, status 1, naming the tasks still running."""
+    from gateway.server import stop_deadline_s
+    from tests.conftest import gateway_config
+
+    toml = "[server]\nshutdown_grace_s = 0.5\n"
+    deadline = stop_deadline_s(gateway_config(toml))
+    proc, _, lines = await start_gateway(
+        toml, tmp_path, program=STUCK_SHUTDOWN, DASHSCOPE_API_KEY=""
+    )
+    try:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), deadline + 10) == 1
+        assert deadline <= loop.time() - began
+        await proc.drainer
+        stopped = await _logged(lines, "shutdown did not finish: exiting now")
+        assert stopped["why"] == f"still stopping {deadline:g} s after SIGTERM"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_a_stalled_redis_at_sigterm_does_not_keep_the_gateway_from_exiting(
+    tmp_path, sim
+) -> None:
+    """Redis stops answering (SIGSTOP) while a reply streams; on SIGTERM the gateway still
+    exits, within its deadline."""
+    from gateway.server import stop_deadline_s
+    from tests.conftest import gateway_config
+
+    redis = RedisServer(need_binary("redis-server"), str(tmp_path))
+    await redis.start()
+    toml = (
+        f'[upstream]\nkind = "dashscope"\nbase_url = "{sim.url}"\napi_key = "sk-test"\n'
+        f'[auth]\njwt_secret = "{SECRET}"\naudience = "gateway-tests"\n'
+        f'[redis]\nurl = "{redis.url}"\nheartbeat_s = 0.2\ncommand_timeout_s = 30\n'
+        "[server]\nshutdown_grace_s = 0.5\n"
+    )
+    deadline = stop_deadline_s(gateway_config(toml))
+    proc, url, lines = await start_gateway(toml, tmp_path)
+    headers = {"Authorization": f"Bearer {make_token('alice')}"}
+    try:
+        async with aiohttp.ClientSession(headers=headers) as http:
+            ws = await _stream_a_long_reply(http, url)
+            redis.proc.send_signal(signal.SIGSTOP)
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            proc.send_signal(signal.SIGTERM)
+            status = await asyncio.wait_for(proc.wait(), deadline + 5)
+            took = loop.time() - began
+            await ws.close()
+        await proc.drainer
+        assert status == 0 and took < deadline, "".join(lines[-20:])
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        redis.proc.send_signal(signal.SIGCONT)
         await redis.stop()
 
 

@@ -8,7 +8,7 @@ import itertools
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.tasks import Backoff, TaskOwner, retry_forever
+from gateway.tasks import Backoff, TaskOwner, cancel_and_wait, retry_forever
 
 
 class Outage(Exception):
@@ -88,6 +88,57 @@ async def test_aclose_with_a_grace_lets_tasks_finish_and_cancels_the_late_ones()
         await owner.aclose(grace_s=0.2)
     assert quick_task.done() and not quick_task.cancelled()
     assert slow_task.cancelled()
+
+
+async def test_aclose_cancels_again_a_task_that_lost_its_cancellation() -> None:
+    """A loop that drops a cancel (as Python 3.11's wait_for can, around every redis-py
+    command) is cancelled again and stopped; the second cancel is logged with its name."""
+    owner = TaskOwner()
+    beats = asyncio.Event()
+
+    async def heartbeat_that_drops_one_cancel() -> None:
+        dropped = False
+        while True:
+            try:
+                beats.set()
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if dropped:
+                    raise
+                dropped = True  # carries on as if never cancelled
+
+    with capture_logs() as logs:
+        async with asyncio.timeout(5):
+            task = owner.spawn(heartbeat_that_drops_one_cancel(), "heartbeat")
+            await beats.wait()
+            await owner.aclose()
+    assert task.cancelled() and len(owner) == 0
+    assert [e["tasks"] for e in logs if e["log_level"] == "warning"] == [["heartbeat"]]
+
+
+async def test_cancel_and_wait_gives_way_to_a_cancellation_of_its_caller() -> None:
+    """Cancelling whoever waits in cancel_and_wait ends that wait at once (the tasks stay
+    cancelled); it does not wait out the re-cancel interval."""
+    stopping = asyncio.Event()
+
+    async def slow_cleanup() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopping.set()
+            await asyncio.sleep(30)  # a cleanup that takes long
+
+    async with asyncio.timeout(5):
+        task = asyncio.create_task(slow_cleanup())
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(cancel_and_wait([task], recancel_s=60))
+        await stopping.wait()
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 async def test_a_task_spawned_while_closing_is_stopped_too() -> None:

@@ -36,8 +36,8 @@ SETTLE_S = 0.25
 
 class RedisPresence:
     """Presence by heartbeat (see the module's docstring): :meth:`run` beats until
-    cancelled, :meth:`aclose` leaves at once; :meth:`connections` never waits for a beat
-    for this instance's own connections."""
+    cancelled, :meth:`aclose` leaves at once (or gives up after three beats);
+    :meth:`connections` never waits for a beat for this instance's own connections."""
 
     def __init__(
         self,
@@ -140,12 +140,15 @@ class RedisPresence:
             except RedisError as exc:
                 log.warning("presence waits for redis", error=type(exc).__name__)
                 self._written, self._usage = {}, {}
+            # (asyncio.timeout, not wait_for: on Python 3.11 wait_for can drop a cancellation.)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self._beat_s)
+                async with asyncio.timeout(self._beat_s):
+                    await self._changed.wait()
                 await asyncio.sleep(SETTLE_S)
 
     async def leave(self) -> None:
-        """A clean shutdown: disappear at once rather than after three beats."""
+        """A clean shutdown: disappear at once rather than after three beats. Given up after
+        three beats (Redis not answering): by then this instance's keys have expired anyway."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(
             self._k.alive(self._instance),
@@ -153,8 +156,9 @@ class RedisPresence:
             self._k.instance_users(self._instance),
         )
         pipe.zrem(self._k.instances, self._instance)
-        with contextlib.suppress(RedisError):
-            await pipe.execute()
+        with contextlib.suppress(RedisError, TimeoutError):
+            async with asyncio.timeout(self._ttl_ms / 1000):
+                await pipe.execute()
 
     async def connections(self) -> list[dict[str, Any]]:
         found = self._registry.snapshot()  # this instance: live, not as of the last beat

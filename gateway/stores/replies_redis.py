@@ -43,7 +43,7 @@ from redis.typing import EncodableT, KeyT, StreamIdT
 
 from ..errors import StoreUnavailable, UpstreamError, error_for_code
 from ..replies import ReplyLog, ReplyState, StepKind
-from ..tasks import TaskOwner
+from ..tasks import TaskOwner, cancel_and_wait
 from ..usage import TokenCounts
 from .conversations import ConversationStore
 from .redis_client import KeySpace, Redis, guarded
@@ -667,10 +667,7 @@ class RedisReplyStore(MemoryReplyStore):
             pending.add(self._publisher)
         if self._reader is not None:
             pending.add(self._reader)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        await cancel_and_wait(pending)
         if self._publisher_conn is not None:
             await self._publisher_conn.disconnect()
         await super().aclose()

@@ -31,6 +31,7 @@ from types import TracebackType
 import structlog
 from redis.exceptions import RedisError
 
+from ..tasks import cancel_and_wait
 from ..upstream_queue import (
     MemorySlot,
     MemoryUpstreamQueue,
@@ -94,9 +95,7 @@ class RedisSlot:
         queue, self._queue = self._queue, None
         if queue is None:
             return
-        self._refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._refresher
+        await cancel_and_wait([self._refresher])  # (it sends Redis commands: see tasks)
         await queue._release(self.token)
 
     async def __aenter__(self) -> RedisSlot:

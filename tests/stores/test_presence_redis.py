@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from gateway import keys
 from tests.conftest import make_token
 from tests.stores.conftest import started
@@ -46,3 +48,30 @@ async def test_the_replies_in_flight_cap_per_user_counts_both_instances(instance
     await beat(a, b)
     reply = await other.ask("hello again sim:tokens=3", msg_id="c-3")
     assert reply.end["type"] == "done"
+
+
+async def test_a_heartbeat_beating_flat_out_stops_every_time_its_owner_closes(redis_server) -> None:
+    """A presence heartbeat sending commands back to back stops at its owner's aclose, every
+    time (on Python 3.11, redis-py's wait_for drops a cancel that lands as a send completes:
+    a stopping gateway once beat on for ever and never exited)."""
+    from gateway.metrics import Metrics
+    from gateway.registry import Registry
+    from gateway.stores.presence_redis import RedisPresence
+    from gateway.stores.redis_client import KeySpace, make_redis
+    from gateway.tasks import TaskOwner
+    from tests.conftest import gateway_config
+
+    config = gateway_config(f'[redis]\nurl = "{redis_server.url}"\n')
+    client = make_redis(config.redis)
+    registry = Registry(10, 10, Metrics())
+    presence = RedisPresence(client, KeySpace("t:"), "i~1", registry, heartbeat_s=0.0001)
+    try:
+        async with asyncio.timeout(30):
+            for _ in range(12):
+                owner = TaskOwner()
+                task = owner.spawn(presence.run(), "presence")
+                await presence.beat()  # (the loop beats meanwhile)
+                await owner.aclose()
+                assert task.done()
+    finally:
+        await client.aclose()
