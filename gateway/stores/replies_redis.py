@@ -37,7 +37,7 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, KeyT, StreamIdT
 
@@ -46,7 +46,7 @@ from ..replies import ReplyLog, ReplyState, StepKind
 from ..tasks import TaskOwner
 from ..usage import TokenCounts
 from .conversations import ConversationStore
-from .redis_client import KeySpace, Redis, guarded
+from .redis_client import CommandLane, KeySpace, Redis, bulk, exchange_on, guarded
 from .replies_memory import MemoryReplyStore
 
 log = structlog.get_logger("gateway.replies")
@@ -107,15 +107,11 @@ return 1
 """
 
 
-def _bulk(data: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
 # EVAL and the script, packed once; what a reply without steps, or not ended, sends.
-_EVAL_PUBLISH = _bulk(b"EVAL") + _bulk(_PUBLISH.encode())
+_EVAL_PUBLISH = bulk(b"EVAL") + bulk(_PUBLISH.encode())
 _ARGS_PER_REPLY = 8
-_NO_STEPS = _bulk(b"") * 5
-_NO_END = _bulk(b"") * 3
+_NO_STEPS = bulk(b"") * 5
+_NO_END = bulk(b"") * 3
 
 
 def _bulks(*parts: bytes) -> bytes:
@@ -226,6 +222,10 @@ class RedisReplyStore(MemoryReplyStore):
         self._publish_wake = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
         self._publisher_conn: AbstractConnection | None = None  # the publisher's own link
+        self._lane = CommandLane(redis.connection_pool)
+        self._timeout_s: float | None = redis.connection_pool.connection_kwargs.get(
+            "socket_timeout"
+        )
         self._followed: dict[str, tuple[ReplyLog, str]] = {}  # stream -> (mirror, last id)
         self._reader: asyncio.Task[None] | None = None
         # A new mirror wakes the reader's blocking XREAD through this stream at once,
@@ -402,54 +402,24 @@ class RedisReplyStore(MemoryReplyStore):
         return set(replies)
 
     async def _send(self, commands: list[bytes]) -> list[object]:
-        """Send packed commands in one write on a pooled connection; their answers, errors as
-        values (the resync and the nudge; the publisher's writes go on its own connection)."""
-        pool = self._redis.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await conn.send_packed_command(b"".join(commands), check_health=False)
-            answers: list[object] = []
-            for _ in commands:
-                try:
-                    answers.append(await conn.read_response(disable_decoding=True))
-                except ResponseError as exc:
-                    answers.append(exc)
-        except BaseException:
-            await conn.disconnect()  # an answer may be left unread: never reuse it
-            raise
-        finally:
-            await pool.release(conn)
-        return answers
+        """Send packed commands in one write on a connection of the store's lane; their
+        answers, errors as values (the resync and the nudge; the publisher's writes go on
+        its own connection)."""
+        return await self._lane.exchange(b"".join(commands), len(commands), decode=False)
 
     async def _send_on_own_connection(self, commands: list[bytes]) -> list[object]:
-        """As :meth:`_send`, on a connection only the publisher uses, under one timeout for
-        the whole exchange: no pool checkout, no per-answer timer (redis-py arms one for each
-        read when the connection has a socket timeout)."""
-        conn = self._publisher_conn
-        if conn is None:
-            pool = self._redis.connection_pool
-            conn = pool.make_connection()  # type: ignore[no-untyped-call]  # TLS, Sentinel alike
-            conn.socket_timeout = None  # the timeout below covers the whole exchange
-            self._publisher_conn = conn
-        timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
+        """As :meth:`_send`, on a connection only the publisher uses and never tried again
+        here (after a broken link the publisher first finds what each stream holds): no
+        pool checkout, no per-answer timer."""
+        if self._publisher_conn is None:
+            self._publisher_conn = self._lane.open_connection()
         try:
-            async with asyncio.timeout(timeout):
-                if not conn.is_connected:  # (connect(): a Sentinel-managed one asks for the master)
-                    await conn.connect()
-                await conn.send_packed_command(b"".join(commands), check_health=False)
-                answers: list[object] = []
-                for _ in commands:
-                    try:
-                        answers.append(await conn.read_response(disable_decoding=True))
-                    except ResponseError as exc:
-                        answers.append(exc)
-        except TimeoutError:
-            await conn.disconnect()
+            return await exchange_on(
+                self._publisher_conn, b"".join(commands), len(commands), self._timeout_s,
+                decode=False,
+            )  # fmt: skip
+        except RedisTimeoutError:
             raise RedisTimeoutError("reply publish timed out") from None
-        except BaseException:
-            await conn.disconnect()  # an answer may be left unread: never reuse it as is
-            raise
-        return answers
 
     def _note_replicas(self, acked: int) -> None:
         """Log when writes start or stop reaching ``redis.wait_replicas`` replicas in time."""
@@ -693,4 +663,5 @@ class RedisReplyStore(MemoryReplyStore):
             await asyncio.wait(pending)
         if self._publisher_conn is not None:
             await self._publisher_conn.disconnect()
+        await self._lane.aclose()
         await super().aclose()
