@@ -107,7 +107,7 @@ class ReplyLog:
 
     Contract: one producer appends non-empty steps (answer or reasoning, one numbering)
     while RUNNING, then finishes it once (a second finish is ignored); ``read`` returns
-    steps of one kind only; ``read``/``steps``/``text`` never copy per viewer. Viewers
+    steps of one kind only; ``read``/``text_between``/``text`` never copy per viewer. Viewers
     attach a :class:`Position` and a wake callback, are woken at every step and at the end,
     and report each frame sent (:meth:`record_frame`) after moving their position. The
     first viewer to attach calls ``on_adopted``; the last to detach from a running log calls
@@ -249,14 +249,27 @@ class ReplyLog:
             end = min(end, flips[run] - 1)
         return self._slice(after, end), end, _KINDS[self._first_kind ^ (run & 1)]
 
-    def steps(self, after: int, upto: int) -> list[tuple[str, StepKind]]:
-        """The steps after ``after`` up to and including ``upto``, one (text, kind) each."""
-        packed = self._packed
-        texts = [self._slice(seq, seq + 1) for seq in range(after, min(upto, packed))]
-        texts.extend(self._tail[max(after, packed) - packed : max(upto, packed) - packed])
-        if not self._flips:
-            return [(text, self._first_kind) for text in texts]
-        return [(text, self.kind(seq)) for seq, text in enumerate(texts, start=after + 1)]
+    def text_between(self, after: int, upto: int) -> str:
+        """The text of the steps after ``after`` up to and including ``upto``, joined,
+        whatever their kinds."""
+        return self._slice(after, upto)
+
+    def sizes(self, after: int, upto: int) -> list[int]:
+        """The length in code points of each step after ``after`` up to ``upto``."""
+        char_ends = self._char_ends
+        previous = char_ends[after - 1] if after > 0 else 0
+        if upto == after + 1:
+            return [char_ends[after] - previous]
+        sizes = []
+        for end in char_ends[after:upto]:
+            sizes.append(end - previous)
+            previous = end
+        return sizes
+
+    @property
+    def only_answers(self) -> bool:
+        """No step so far is reasoning."""
+        return not self._flips and self._first_kind is StepKind.ANSWER
 
     def _slice(self, after: int, end: int) -> str:
         """The text of steps ``after``+1 … ``end`` as one string."""

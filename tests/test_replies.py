@@ -62,8 +62,10 @@ def test_packed_steps_read_back_exactly_from_every_cursor() -> None:
     assert log.head == len(steps)
     assert log.text == "".join(steps)
     assert log.content_length == len(log.text)
-    assert log.steps(0, len(steps)) == [(step, ANSWER) for step in steps]
-    assert log.steps(37, 41) == [(step, ANSWER) for step in steps[37:41]]
+    assert log.text_between(0, len(steps)) == "".join(steps)
+    assert log.text_between(37, 41) == "".join(steps[37:41])
+    assert log.sizes(37, 41) == [len(step) for step in steps[37:41]]
+    assert log.sizes(0, len(steps)) == [len(step) for step in steps]
     for after in range(len(steps) + 1):
         for max_chars in (1, 500, 4000, 10**6):
             assert log.read(after, max_chars) == _reference_read(steps, after, max_chars)
@@ -83,7 +85,8 @@ def test_reasoning_and_answer_share_one_numbering_and_never_merge() -> None:
     assert (log.text, log.reasoning) == ("Hi!", "Let me")
     assert (log.content_length, log.reasoning_length) == (3, 6)
     assert [log.kind(seq) for seq in range(1, 5)] == [REASONING, REASONING, ANSWER, ANSWER]
-    assert log.steps(1, 3) == [(" me", REASONING), ("Hi", ANSWER)]
+    assert (log.text_between(1, 3), log.sizes(1, 3)) == (" meHi", [3, 2])
+    assert not log.only_answers
 
 
 def test_an_answer_only_reply_stores_no_kinds() -> None:
@@ -92,6 +95,7 @@ def test_an_answer_only_reply_stores_no_kinds() -> None:
     for piece in ["a", "b", "c"]:
         log.append(piece)
     assert log._flips == []
+    assert log.only_answers
     assert (log.reasoning, log.reasoning_length, log.content_length) == ("", 0, 3)
 
 
@@ -113,7 +117,9 @@ def test_mixed_packed_steps_read_back_exactly_and_by_kind() -> None:
     reasoning = "".join(s for s, k in zip(steps, kinds, strict=True) if k is REASONING)
     assert (log.text, log.reasoning) == (answer, reasoning)
     assert (log.content_length, log.reasoning_length) == (len(answer), len(reasoning))
-    assert log.steps(0, len(steps)) == list(zip(steps, kinds, strict=True))
+    assert log.text_between(0, len(steps)) == "".join(steps)
+    assert log.sizes(0, len(steps)) == [len(step) for step in steps]
+    assert [log.kind(seq) for seq in range(1, len(steps) + 1)] == kinds
     for after in range(len(steps) + 1):
         for max_chars in (1, 500, 4000, 10**6):
             expected = _reference_read(steps, after, max_chars, kinds)

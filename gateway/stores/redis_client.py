@@ -41,24 +41,32 @@ Every conversation key expires ``redis.history_ttl_s`` after its last write; rep
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import AbstractConnection, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import DataError, NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..config import RedisConfig
 from ..errors import StoreUnavailable
 
 Redis = aioredis.Redis
+
+# A lane keeps at most this many idle connections; more, opened in a burst, are closed after
+# their exchange.
+LANE_IDLE_MAX = 16
+# A lane tries an exchange this many times when the link breaks (as the pool's own retry).
+LANE_TRIES = 3
 
 
 def make_redis(config: RedisConfig) -> Redis:
@@ -83,7 +91,7 @@ def make_redis(config: RedisConfig) -> Redis:
     if url.startswith("rediss://"):
         options |= _tls_options(config)
     if not config.sentinels:
-        client: Redis = aioredis.Redis.from_url(url, **options)
+        client: Redis = GatewayRedis.from_url(url, **options)
         return client
     parts = parse_url(url)  # scheme, password, database; the host comes from the Sentinels
     options |= {k: v for k, v in parts.items() if k in ("username", "password", "db")}
@@ -106,7 +114,24 @@ def make_redis(config: RedisConfig) -> Redis:
     return master
 
 
-class SentinelRedis(aioredis.Redis):
+class GatewayRedis(aioredis.Redis):
+    """redis-py's client, whose registered scripts run through a :class:`CommandLane` of its
+    own (:class:`LaneScript`) instead of its command layer; closing it closes the lane."""
+
+    _lane: CommandLane | None = None
+
+    def register_script(self, script: Any) -> Any:
+        if self._lane is None:
+            self._lane = CommandLane(self.connection_pool)
+        return LaneScript(self._lane, script)
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._lane is not None:
+            await self._lane.aclose()
+        await super().aclose(close_connection_pool)
+
+
+class SentinelRedis(GatewayRedis):
     """A client of the master that Sentinel names; closing it closes the Sentinel clients."""
 
     sentinels: Sentinel | None = None
@@ -115,6 +140,126 @@ class SentinelRedis(aioredis.Redis):
         await super().aclose(close_connection_pool)
         if self.sentinels is not None:
             await self.sentinels.aclose()
+
+
+def bulk(data: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def encode_arg(value: object) -> bytes:
+    """A command's argument as redis-py's encoder writes it (bytes, str, int, float)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value).encode()
+    raise DataError(f"Invalid input of type: '{type(value).__name__}'")
+
+
+async def exchange_on(
+    conn: AbstractConnection, packed: bytes, count: int, timeout_s: float | None, *, decode: bool
+) -> list[object]:
+    """Send ``count`` packed commands on ``conn`` in one write and read their answers under
+    one timeout, Redis errors as values. Any other failure disconnects ``conn`` (an answer
+    may be left unread: it is never reused as is) and raises; a timeout as
+    :class:`redis.exceptions.TimeoutError`."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            if not conn.is_connected:  # (connect(): a Sentinel-managed one asks for the master)
+                await conn.connect()  # type: ignore[no-untyped-call]
+            await conn.send_packed_command(packed, check_health=False)
+            answers: list[object] = []
+            for _ in range(count):
+                try:
+                    answers.append(await conn.read_response(disable_decoding=not decode))
+                except ResponseError as exc:
+                    answers.append(exc)
+    except TimeoutError:
+        await conn.disconnect()
+        raise RedisTimeoutError("redis did not answer in time") from None
+    except BaseException:
+        await conn.disconnect()
+        raise
+    return answers
+
+
+class CommandLane:
+    """Connections of its own for packed commands, apart from redis-py's pool checkout and
+    per-command layers (the stores' scripts: several a turn).
+
+    Contract: :meth:`exchange` borrows an idle connection or opens one with the pool's own
+    factory (so TLS, credentials and Sentinel hold as for any connection), sends, reads
+    every answer under the pool's command timeout, and gives it back; Redis errors come
+    back as values. A broken link is dropped with every idle one (they most likely broke
+    together) and the exchange is tried again on a new connection, :data:`LANE_TRIES` times
+    in all, as the pool's retry does; a timeout is not tried again (the command may have
+    run). At most :data:`LANE_IDLE_MAX` connections are
+    kept idle. :meth:`aclose` closes the idle ones.
+    """
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._timeout_s: float | None = pool.connection_kwargs.get("socket_timeout")
+        self._idle: list[AbstractConnection] = []
+
+    def open_connection(self) -> AbstractConnection:
+        """A new connection of the pool's kind, timed by its exchanges, not per read."""
+        conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+        conn.socket_timeout = None
+        return conn
+
+    async def exchange(self, packed: bytes, count: int, *, decode: bool = True) -> list[object]:
+        """The answers of ``count`` packed commands sent in one write (see the class)."""
+        for attempt in range(LANE_TRIES):
+            conn = self._idle.pop() if self._idle else self.open_connection()
+            try:
+                answers = await exchange_on(conn, packed, count, self._timeout_s, decode=decode)
+            except (RedisConnectionError, OSError):
+                await self.aclose()  # the idle ones most likely broke too (a restart)
+                if attempt + 1 == LANE_TRIES:
+                    raise
+                if attempt:  # at once on a new link; then back off, as the pool's retry
+                    await asyncio.sleep(min(0.5, 0.05 * 2**attempt))
+                continue
+            if len(self._idle) < LANE_IDLE_MAX:
+                self._idle.append(conn)
+            else:
+                await conn.disconnect()
+            return answers
+        raise AssertionError("unreachable")  # (the last try raises or returns)
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.disconnect()
+
+
+class LaneScript:
+    """A Lua script called as redis-py's registered scripts are, ``await script(keys=...,
+    args=...)`` for its decoded answer, through a :class:`CommandLane`: ``EVALSHA`` packed
+    in one format, and ``EVAL`` when the server lacks the script (restarted, failed over),
+    which also loads it. A Redis error raises as redis-py's does."""
+
+    def __init__(self, lane: CommandLane, script: str | bytes) -> None:
+        text = script.encode() if isinstance(script, str) else script
+        self._lane = lane
+        self._evalsha = bulk(b"EVALSHA") + bulk(
+            hashlib.sha1(text, usedforsecurity=False).hexdigest().encode()
+        )
+        self._eval = bulk(b"EVAL") + bulk(text)
+
+    async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        parts = [encode_arg(part) for part in (len(keys), *keys, *args)]
+        head = b"*%d\r\n" % (2 + len(parts))
+        tail = b"".join([bulk(part) for part in parts])
+        (answer,) = await self._lane.exchange(head + self._evalsha + tail, 1)
+        if isinstance(answer, NoScriptError):
+            (answer,) = await self._lane.exchange(head + self._eval + tail, 1)
+        if isinstance(answer, ResponseError):
+            raise answer
+        return answer
 
 
 def _address(text: str) -> tuple[str, int]:

@@ -37,7 +37,7 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, KeyT, StreamIdT
 
@@ -46,7 +46,7 @@ from ..replies import ReplyLog, ReplyState, StepKind
 from ..tasks import TaskOwner, cancel_and_wait
 from ..usage import TokenCounts
 from .conversations import ConversationStore
-from .redis_client import KeySpace, Redis, guarded
+from .redis_client import CommandLane, KeySpace, Redis, bulk, exchange_on, guarded
 from .replies_memory import MemoryReplyStore
 
 log = structlog.get_logger("gateway.replies")
@@ -107,26 +107,22 @@ return 1
 """
 
 
-def _bulk(data: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
 # EVAL and the script, packed once; what a reply without steps, or not ended, sends.
-_EVAL_PUBLISH = _bulk(b"EVAL") + _bulk(_PUBLISH.encode())
+_EVAL_PUBLISH = bulk(b"EVAL") + bulk(_PUBLISH.encode())
 _ARGS_PER_REPLY = 8
-_NO_STEPS = _bulk(b"") * 5
-_NO_END = _bulk(b"") * 3
+_NO_STEPS = bulk(b"") * 5
+_NO_END = bulk(b"") * 3
 
 
 def _bulks(*parts: bytes) -> bytes:
     return b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
 
 
-def _pack_steps_in_one_go(head: int, fields: dict[str, str], *, first: bool) -> bytes:
+def _pack_steps_in_one_go(head: int, parts: tuple[str, str, str], *, first: bool) -> bytes:
     """A reply's steps as :data:`_PUBLISH` takes them (entry id, texts, lengths, kinds, first),
     packed with one format instead of one call a part: the publisher's per-reply work."""
-    eid, t = b"0-%d" % head, fields["t"].encode()
-    n, k, f = fields["n"].encode(), fields.get("k", "").encode(), b"1" if first else b""
+    eid, t, n, k = b"0-%d" % head, parts[0].encode(), parts[1].encode(), parts[2].encode()
+    f = b"1" if first else b""
     return b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
         *(len(eid), eid, len(t), t, len(n), n),
         *(len(k), k, len(f), f),
@@ -146,16 +142,24 @@ def _pack(*parts: bytes | str | int) -> bytes:
     return b"".join(out)
 
 
-def encode_steps(steps: list[tuple[str, StepKind]]) -> dict[str, str]:
-    """One stream entry for consecutive steps: their texts joined, their lengths, and,
-    when any is reasoning, their kinds (``k``: one digit a step; absent: all answer)."""
-    entry: dict[str, str] = {
-        "t": "".join(text for text, _ in steps),
-        "n": ",".join(str(len(text)) for text, _ in steps),
-    }
-    if any(kind for _, kind in steps):
-        entry["k"] = "".join(str(int(kind)) for _, kind in steps)
-    return entry
+def encode_steps(log_: ReplyLog, after: int, upto: int) -> dict[str, str]:
+    """One stream entry for the log's steps after ``after`` up to ``upto``: their texts
+    joined (``t``), their lengths in code points (``n``), and, when any is reasoning, their
+    kinds (``k``: one digit a step; absent: all answer)."""
+    t, n, k = _entry_parts(log_, after, upto)
+    return {"t": t, "n": n, "k": k} if k else {"t": t, "n": n}
+
+
+def _entry_parts(log_: ReplyLog, after: int, upto: int) -> tuple[str, str, str]:
+    """:func:`encode_steps`' fields as (t, n, k), k empty when absent: read from the log's
+    packed text and offsets, no list of steps built (the publisher's per-reply work)."""
+    sizes = log_.sizes(after, upto)
+    n = str(sizes[0]) if len(sizes) == 1 else ",".join(map(str, sizes))
+    k = ""
+    if not log_.only_answers:
+        kinds = "".join(str(int(log_.kind(seq))) for seq in range(after + 1, upto + 1))
+        k = kinds if "1" in kinds else ""
+    return log_.text_between(after, upto), n, k
 
 
 def decode_steps(entry_id: str, fields: dict[str, str]) -> tuple[int, list[tuple[str, StepKind]]]:
@@ -213,10 +217,15 @@ class RedisReplyStore(MemoryReplyStore):
         self._conversations = conversations
         self._window_ms = max(1000, int(resume_window_s * 1000))
         self._sent: dict[ReplyLog, int] = {}  # local running logs -> steps written to Redis
+        self._keys_of: dict[ReplyLog, bytes] = {}  # (see _packed_keys)
         self._dirty: set[ReplyLog] = set()
         self._publish_wake = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
         self._publisher_conn: AbstractConnection | None = None  # the publisher's own link
+        self._lane = CommandLane(redis.connection_pool)
+        self._timeout_s: float | None = redis.connection_pool.connection_kwargs.get(
+            "socket_timeout"
+        )
         self._followed: dict[str, tuple[ReplyLog, str]] = {}  # stream -> (mirror, last id)
         self._reader: asyncio.Task[None] | None = None
         # A new mirror wakes the reader's blocking XREAD through this stream at once,
@@ -323,11 +332,10 @@ class RedisReplyStore(MemoryReplyStore):
             written.append((reply, head, ended))
             if head <= sent and not ended:
                 continue
-            mid = reply.message_id
-            keys.append(_bulks(self._k.steps(mid).encode(), self._k.reply(mid).encode()))
+            keys.append(self._packed_keys(reply))
             if head > sent:
-                fields = encode_steps(reply.steps(sent, head))
-                args.append(_pack_steps_in_one_go(head, fields, first=sent == 0))
+                parts = _entry_parts(reply, sent, head)
+                args.append(_pack_steps_in_one_go(head, parts, first=sent == 0))
             else:
                 args.append(_NO_STEPS)
             if ended:
@@ -349,9 +357,20 @@ class RedisReplyStore(MemoryReplyStore):
         for reply, head, ended in written:
             if ended:
                 self._sent.pop(reply, None)
+                self._keys_of.pop(reply, None)
             else:
                 self._sent[reply] = head
         return written
+
+    def _packed_keys(self, reply: ReplyLog) -> bytes:
+        """The reply's stream and header keys as :data:`_PUBLISH` takes them, packed once
+        per reply instead of once per write."""
+        packed = self._keys_of.get(reply)
+        if packed is None:
+            mid = reply.message_id
+            packed = _bulks(self._k.steps(mid).encode(), self._k.reply(mid).encode())
+            self._keys_of[reply] = packed
+        return packed
 
     def _one_command_for_every_reply(self, keys: list[bytes], args: list[bytes]) -> bytes:
         """The whole write as one ``EVAL`` of :data:`_PUBLISH`: one answer to read, however
@@ -383,54 +402,24 @@ class RedisReplyStore(MemoryReplyStore):
         return set(replies)
 
     async def _send(self, commands: list[bytes]) -> list[object]:
-        """Send packed commands in one write on a pooled connection; their answers, errors as
-        values (the resync and the nudge; the publisher's writes go on its own connection)."""
-        pool = self._redis.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await conn.send_packed_command(b"".join(commands), check_health=False)
-            answers: list[object] = []
-            for _ in commands:
-                try:
-                    answers.append(await conn.read_response(disable_decoding=True))
-                except ResponseError as exc:
-                    answers.append(exc)
-        except BaseException:
-            await conn.disconnect()  # an answer may be left unread: never reuse it
-            raise
-        finally:
-            await pool.release(conn)
-        return answers
+        """Send packed commands in one write on a connection of the store's lane; their
+        answers, errors as values (the resync and the nudge; the publisher's writes go on
+        its own connection)."""
+        return await self._lane.exchange(b"".join(commands), len(commands), decode=False)
 
     async def _send_on_own_connection(self, commands: list[bytes]) -> list[object]:
-        """As :meth:`_send`, on a connection only the publisher uses, under one timeout for
-        the whole exchange: no pool checkout, no per-answer timer (redis-py arms one for each
-        read when the connection has a socket timeout)."""
-        conn = self._publisher_conn
-        if conn is None:
-            pool = self._redis.connection_pool
-            conn = pool.make_connection()  # type: ignore[no-untyped-call]  # TLS, Sentinel alike
-            conn.socket_timeout = None  # the timeout below covers the whole exchange
-            self._publisher_conn = conn
-        timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
+        """As :meth:`_send`, on a connection only the publisher uses and never tried again
+        here (after a broken link the publisher first finds what each stream holds): no
+        pool checkout, no per-answer timer."""
+        if self._publisher_conn is None:
+            self._publisher_conn = self._lane.open_connection()
         try:
-            async with asyncio.timeout(timeout):
-                if not conn.is_connected:  # (connect(): a Sentinel-managed one asks for the master)
-                    await conn.connect()
-                await conn.send_packed_command(b"".join(commands), check_health=False)
-                answers: list[object] = []
-                for _ in commands:
-                    try:
-                        answers.append(await conn.read_response(disable_decoding=True))
-                    except ResponseError as exc:
-                        answers.append(exc)
-        except TimeoutError:
-            await conn.disconnect()
+            return await exchange_on(
+                self._publisher_conn, b"".join(commands), len(commands), self._timeout_s,
+                decode=False,
+            )  # fmt: skip
+        except RedisTimeoutError:
             raise RedisTimeoutError("reply publish timed out") from None
-        except BaseException:
-            await conn.disconnect()  # an answer may be left unread: never reuse it as is
-            raise
-        return answers
 
     def _note_replicas(self, acked: int) -> None:
         """Log when writes start or stop reaching ``redis.wait_replicas`` replicas in time."""
@@ -639,6 +628,7 @@ class RedisReplyStore(MemoryReplyStore):
         log_ = self.get(message_id)
         if log_ is not None:
             self._sent.pop(log_, None)
+            self._keys_of.pop(log_, None)
             self._dirty.discard(log_)
         self._followed.pop(self._k.steps(message_id), None)
         await super().forget(message_id)
@@ -670,4 +660,5 @@ class RedisReplyStore(MemoryReplyStore):
         await cancel_and_wait(pending)
         if self._publisher_conn is not None:
             await self._publisher_conn.disconnect()
+        await self._lane.aclose()
         await super().aclose()
