@@ -37,6 +37,7 @@ class RedisBus:
         self._handlers: dict[str, EventHandler] = {}
         self._subscribed = asyncio.Event()
         self._backoff = Backoff(max_s=RETRY_MAX_S)
+        self._own_prefix = json.dumps({"origin": instance}, ensure_ascii=False)[:-1] + ","
 
     def on(self, kind: str, handler: EventHandler) -> None:
         self._handlers[kind] = handler
@@ -54,7 +55,7 @@ class RedisBus:
 
     def encode(self, kind: str, **fields: Any) -> str:
         """An event as :meth:`publish` sends it (for a script that publishes it itself)."""
-        return json.dumps({"kind": kind, "origin": self._instance, **fields}, ensure_ascii=False)
+        return json.dumps({"origin": self._instance, "kind": kind, **fields}, ensure_ascii=False)
 
     async def publish(self, kind: str, **fields: Any) -> None:
         body = self.encode(kind, **fields)
@@ -77,7 +78,9 @@ class RedisBus:
             self._subscribed.set()
             self._backoff.reset()  # subscribed: the outage, if any, is over
             async for message in pubsub.listen():
-                if message.get("type") == "message":
+                if message.get("type") == "message" and not self._from_this_instance(
+                    message["data"]
+                ):
                     await self._dispatch(message["data"])
         finally:
             self._subscribed.clear()
@@ -85,6 +88,13 @@ class RedisBus:
 
     async def aclose(self) -> None:
         pass  # (the subscription closes when run() is cancelled)
+
+    def _from_this_instance(self, data: str) -> bool:
+        """Whether the event is this instance's own, told by its first bytes (:meth:`encode`
+        writes the origin first): every turn's event comes back to the instance that
+        published it, and is dropped without being parsed. (An event that does not start
+        so is parsed and its origin checked, as any other.)"""
+        return data.startswith(self._own_prefix)
 
     async def _dispatch(self, data: str) -> None:
         try:
