@@ -258,8 +258,6 @@ class ReplyLog:
         """The length in code points of each step after ``after`` up to ``upto``."""
         char_ends = self._char_ends
         previous = char_ends[after - 1] if after > 0 else 0
-        if upto == after + 1:
-            return [char_ends[after] - previous]
         sizes = []
         for end in char_ends[after:upto]:
             sizes.append(end - previous)

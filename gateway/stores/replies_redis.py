@@ -153,8 +153,10 @@ def encode_steps(log_: ReplyLog, after: int, upto: int) -> dict[str, str]:
 def _entry_parts(log_: ReplyLog, after: int, upto: int) -> tuple[str, str, str]:
     """:func:`encode_steps`' fields as (t, n, k), k empty when absent: read from the log's
     packed text and offsets, no list of steps built (the publisher's per-reply work)."""
-    sizes = log_.sizes(after, upto)
-    n = str(sizes[0]) if len(sizes) == 1 else ",".join(map(str, sizes))
+    if upto == after + 1 and log_.only_answers:  # one answer step: most writes under load
+        text = log_.text_between(after, upto)
+        return text, str(len(text)), ""
+    n = ",".join(map(str, log_.sizes(after, upto)))
     k = ""
     if not log_.only_answers:
         kinds = "".join(str(int(log_.kind(seq))) for seq in range(after + 1, upto + 1))
