@@ -110,6 +110,8 @@ async def rest_of(sock, message_id: str, text: str) -> tuple[str, dict]:
 
 
 def sentinel_toml(group: SentinelGroup, name: str) -> str:
+    # The WAIT timeout is long enough for a replica on a busy machine: a write its WAIT gave
+    # up on may be lost in the failover (replication is asynchronous; docs/deploy.md).
     sentinels = ", ".join(f'"{s}"' for s in group.sentinels)
     return f"""
 [server]
@@ -122,7 +124,7 @@ heartbeat_s = 0.2
 connect_timeout_s = 0.5
 command_timeout_s = 2.0
 wait_replicas = 1
-wait_timeout_ms = 200
+wait_timeout_ms = 1000
 """
 
 
