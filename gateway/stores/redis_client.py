@@ -42,6 +42,7 @@ Every conversation key expires ``redis.history_ttl_s`` after its last write; rep
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 from collections.abc import Iterator, Sequence
@@ -62,9 +63,9 @@ from ..errors import StoreUnavailable
 
 Redis = aioredis.Redis
 
-# A lane keeps at most this many idle connections; more, opened in a burst, are closed after
-# their exchange.
-LANE_IDLE_MAX = 16
+# A lane opens at most this many connections (fewer when redis.max_connections says so):
+# Redis runs one command at a time, so more would only move the wait from here to there.
+LANE_SIZE = 64
 # A lane tries an exchange this many times when the link breaks (as the pool's own retry).
 LANE_TRIES = 3
 
@@ -189,20 +190,25 @@ class CommandLane:
     """Connections of its own for packed commands, apart from redis-py's pool checkout and
     per-command layers (the stores' scripts: several a turn).
 
-    Contract: :meth:`exchange` borrows an idle connection or opens one with the pool's own
-    factory (so TLS, credentials and Sentinel hold as for any connection), sends, reads
-    every answer under the pool's command timeout, and gives it back; Redis errors come
-    back as values. A broken link is dropped with every idle one (they most likely broke
-    together) and the exchange is tried again on a new connection, :data:`LANE_TRIES` times
-    in all, as the pool's retry does; a timeout is not tried again (the command may have
-    run). At most :data:`LANE_IDLE_MAX` connections are
-    kept idle. :meth:`aclose` closes the idle ones.
+    Contract: :meth:`exchange` takes an idle connection, opens one with the pool's own
+    factory (so TLS, credentials and Sentinel hold as for any connection) while fewer than
+    ``size`` are open, or waits its turn for one (first come, first served); it sends,
+    reads every answer under the pool's command timeout, and gives the connection back,
+    broken or not (a broken one is reconnected at its next use). Redis errors come back as
+    values. After a broken link the idle connections are disconnected too (they most likely
+    broke together) and the exchange is tried again, :data:`LANE_TRIES` times in all, as the
+    pool's retry does; a timeout is not tried again (the command may have run). A burst
+    opens no more than ``size`` connections and closes none: none are opened again for the
+    next one. :meth:`aclose` disconnects the idle ones.
     """
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, size: int = LANE_SIZE) -> None:
         self._pool = pool
         self._timeout_s: float | None = pool.connection_kwargs.get("socket_timeout")
+        self._size = max(1, min(size, pool.max_connections))
+        self._opened = 0
         self._idle: list[AbstractConnection] = []
+        self._waiters: collections.deque[asyncio.Future[AbstractConnection]] = collections.deque()
 
     def open_connection(self) -> AbstractConnection:
         """A new connection of the pool's kind, timed by its exchanges, not per read."""
@@ -213,27 +219,48 @@ class CommandLane:
     async def exchange(self, packed: bytes, count: int, *, decode: bool = True) -> list[object]:
         """The answers of ``count`` packed commands sent in one write (see the class)."""
         for attempt in range(LANE_TRIES):
-            conn = self._idle.pop() if self._idle else self.open_connection()
+            conn = await self._take()
             try:
-                answers = await exchange_on(conn, packed, count, self._timeout_s, decode=decode)
+                return await exchange_on(conn, packed, count, self._timeout_s, decode=decode)
             except (RedisConnectionError, OSError):
-                await self.aclose()  # the idle ones most likely broke too (a restart)
                 if attempt + 1 == LANE_TRIES:
                     raise
-                if attempt:  # at once on a new link; then back off, as the pool's retry
-                    await asyncio.sleep(min(0.5, 0.05 * 2**attempt))
-                continue
-            if len(self._idle) < LANE_IDLE_MAX:
-                self._idle.append(conn)
-            else:
-                await conn.disconnect()
-            return answers
+                await self._disconnect_idle()
+            finally:
+                self._give_back(conn)
+            if attempt:  # at once on a new link; then back off, as the pool's retry
+                await asyncio.sleep(min(0.5, 0.05 * 2**attempt))
         raise AssertionError("unreachable")  # (the last try raises or returns)
 
-    async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
+    async def _take(self) -> AbstractConnection:
+        if self._idle:
+            return self._idle.pop()
+        if self._opened < self._size:
+            self._opened += 1
+            return self.open_connection()
+        waiter: asyncio.Future[AbstractConnection] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back(waiter.result())  # handed over as the wait was cancelled
+            raise
+
+    def _give_back(self, conn: AbstractConnection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._idle.append(conn)
+
+    async def _disconnect_idle(self) -> None:
+        for conn in self._idle:
             await conn.disconnect()
+
+    async def aclose(self) -> None:
+        await self._disconnect_idle()
 
 
 class LaneScript:

@@ -12,7 +12,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.config import RedisConfig, Secret
-from gateway.stores.redis_client import LANE_IDLE_MAX, GatewayRedis, LaneScript, make_redis
+from gateway.stores.redis_client import LANE_SIZE, GatewayRedis, LaneScript, make_redis
 
 # Every kind of answer: a nested array of a string, an integer, a nil and a status.
 SCRIPT = """
@@ -25,12 +25,18 @@ def _client(url: str, timeout_s: float = 2.0) -> aioredis.Redis:
     return make_redis(RedisConfig(url=Secret(url), command_timeout_s=timeout_s))
 
 
-async def _connections(url: str) -> int:
+async def _client_ids(url: str) -> set[str]:
+    """The ids of the server's clients, but the probe's own."""
     probe = aioredis.from_url(url)
     try:
-        return len(await probe.client_list()) - 1  # (the probe's own)
+        own = await probe.client_id()
+        return {str(c["id"]) for c in await probe.client_list() if int(c["id"]) != own}
     finally:
         await probe.aclose()
+
+
+async def _connections(url: str) -> int:
+    return len(await _client_ids(url))
 
 
 @pytest.mark.timeout(20)
@@ -121,18 +127,38 @@ async def test_a_stalled_server_times_out_and_the_lane_recovers(redis_server) ->
 
 
 @pytest.mark.timeout(20)
-async def test_a_burst_keeps_a_bounded_number_of_idle_links_and_close_drops_them(
-    redis_server,
-) -> None:
-    """After a burst of concurrent calls at most LANE_IDLE_MAX links stay; aclose closes them."""
+async def test_a_burst_opens_at_most_the_lane_size_and_keeps_them(redis_server) -> None:
+    """Calls beyond the lane's size wait their turn: a burst opens LANE_SIZE links, a second
+    burst opens none, every call answers, and aclose closes them."""
     client = _client(redis_server.url)
-    script = client.register_script("redis.call('PING') return 1")
+    script = client.register_script("return ARGV[1]")
     before = await _connections(redis_server.url)
-    await asyncio.gather(*(script() for _ in range(3 * LANE_IDLE_MAX)))
-    assert 1 <= await _connections(redis_server.url) - before <= LANE_IDLE_MAX
+    first = await asyncio.gather(*(script(args=[i]) for i in range(3 * LANE_SIZE)))
+    assert first == [str(i) for i in range(3 * LANE_SIZE)]
+    opened = await _connections(redis_server.url) - before
+    assert 1 <= opened <= LANE_SIZE
+    ids = await _client_ids(redis_server.url)
+    await asyncio.gather(*(script(args=[i]) for i in range(3 * LANE_SIZE)))
+    assert await _client_ids(redis_server.url) == ids
     await client.aclose()
     for _ in range(100):  # the server notices closed sockets on its own time
         if await _connections(redis_server.url) == before:
             break
         await asyncio.sleep(0.02)
     assert await _connections(redis_server.url) == before
+
+
+@pytest.mark.timeout(20)
+async def test_a_call_cancelled_while_waiting_its_turn_loses_no_link(redis_server) -> None:
+    """A caller cancelled while it waits for a link leaves the lane whole: later calls run."""
+    client = _client(redis_server.url)
+    script = client.register_script("return ARGV[1]")
+    calls = [asyncio.create_task(script(args=[i])) for i in range(2 * LANE_SIZE)]
+    await asyncio.sleep(0)  # every call has started: half of them wait for a link
+    for call in calls[LANE_SIZE:]:
+        call.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
+    assert await asyncio.gather(*(script(args=[i]) for i in range(LANE_SIZE))) == [
+        str(i) for i in range(LANE_SIZE)
+    ]
+    await client.aclose()
