@@ -63,9 +63,6 @@ from ..errors import StoreUnavailable
 
 Redis = aioredis.Redis
 
-# A lane opens at most this many connections (fewer when redis.max_connections says so):
-# Redis runs one command at a time, so more would only move the wait from here to there.
-LANE_SIZE = 64
 # A lane tries an exchange this many times when the link breaks (as the pool's own retry).
 LANE_TRIES = 3
 
@@ -192,20 +189,21 @@ class CommandLane:
 
     Contract: :meth:`exchange` takes an idle connection, opens one with the pool's own
     factory (so TLS, credentials and Sentinel hold as for any connection) while fewer than
-    ``size`` are open, or waits its turn for one (first come, first served); it sends,
+    the pool's ``max_connections`` are open, or waits its turn for one (first come, first
+    served, where the pool would refuse with "Too many connections"); it sends,
     reads every answer under the pool's command timeout, and gives the connection back,
     broken or not (a broken one is reconnected at its next use). Redis errors come back as
     values. After a broken link the idle connections are disconnected too (they most likely
     broke together) and the exchange is tried again, :data:`LANE_TRIES` times in all, as the
-    pool's retry does; a timeout is not tried again (the command may have run). A burst
-    opens no more than ``size`` connections and closes none: none are opened again for the
-    next one. :meth:`aclose` disconnects the idle ones.
+    pool's retry does; a timeout is not tried again (the command may have run). As the
+    pool, it keeps what a burst opened: the next burst opens none. :meth:`aclose`
+    disconnects the idle ones.
     """
 
-    def __init__(self, pool: ConnectionPool, size: int = LANE_SIZE) -> None:
+    def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
         self._timeout_s: float | None = pool.connection_kwargs.get("socket_timeout")
-        self._size = max(1, min(size, pool.max_connections))
+        self._size = max(1, pool.max_connections)  # redis.max_connections, as the pool's
         self._opened = 0
         self._idle: list[AbstractConnection] = []
         self._waiters: collections.deque[asyncio.Future[AbstractConnection]] = collections.deque()
