@@ -183,17 +183,22 @@ async def test_sockets_that_never_finish_a_request_head_are_closed(tmp_path) -> 
         await proc.wait()
 
 
+def _redis_mode_toml(sim_url: str, redis_url: str, redis_extra: str = "") -> str:
+    """A gateway on the simulator and Redis, with a short shutdown grace."""
+    return (
+        f'[upstream]\nkind = "dashscope"\nbase_url = "{sim_url}"\napi_key = "sk-test"\n'
+        f'[auth]\njwt_secret = "{SECRET}"\naudience = "gateway-tests"\n'
+        f'[redis]\nurl = "{redis_url}"\nheartbeat_s = 0.2\n{redis_extra}'
+        "[server]\nshutdown_grace_s = 0.5\n"
+    )
+
+
 async def test_a_reply_cut_at_the_sigterm_grace_is_stored_incomplete(tmp_path, sim) -> None:
     """SIGTERM cuts a reply at the shutdown grace: history keeps it as `incomplete` (as the
     gateway stopped it), not `cancelled` (a user's stop); read from another instance."""
     redis = RedisServer(need_binary("redis-server"), str(tmp_path))
     await redis.start()
-    config = (
-        f'[upstream]\nkind = "dashscope"\nbase_url = "{sim.url}"\napi_key = "sk-test"\n'
-        f'[auth]\njwt_secret = "{SECRET}"\naudience = "gateway-tests"\n'
-        f'[redis]\nurl = "{redis.url}"\nheartbeat_s = 0.2\n'
-        "[server]\nshutdown_grace_s = 0.5\n"
-    )
+    config = _redis_mode_toml(sim.url, redis.url)
     first, url, _ = await start_gateway(config, tmp_path)
     second, other_url, _ = await start_gateway(config, tmp_path)
     headers = {"Authorization": f"Bearer {make_token('alice')}"}
@@ -334,12 +339,7 @@ async def test_a_stalled_redis_at_sigterm_does_not_keep_the_gateway_from_exiting
 
     redis = RedisServer(need_binary("redis-server"), str(tmp_path))
     await redis.start()
-    toml = (
-        f'[upstream]\nkind = "dashscope"\nbase_url = "{sim.url}"\napi_key = "sk-test"\n'
-        f'[auth]\njwt_secret = "{SECRET}"\naudience = "gateway-tests"\n'
-        f'[redis]\nurl = "{redis.url}"\nheartbeat_s = 0.2\ncommand_timeout_s = 30\n'
-        "[server]\nshutdown_grace_s = 0.5\n"
-    )
+    toml = _redis_mode_toml(sim.url, redis.url, "command_timeout_s = 30\n")
     deadline = stop_deadline_s(gateway_config(toml))
     proc, url, lines = await start_gateway(toml, tmp_path)
     headers = {"Authorization": f"Bearer {make_token('alice')}"}
