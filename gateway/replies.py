@@ -132,7 +132,7 @@ class ReplyLog:
     first_step_at: float | None = None
     frames_sent: int = 0  # delta frames, over all viewers
     frames_merged: int = 0  # steps that rode in an earlier step's frame
-    remote: bool = False  # a mirror of a reply another instance produces (stores/replies_redis)
+    remote: bool = False  # a mirror of a reply another instance produces (stores/reply_mirrors)
     instance: str = ""  # the instance that produces it
     # What viewers may be told: steps up to ``watermark`` and, once ``end_visible``, the end.
     # At once (the head) in memory; in Redis once the publisher has them in the reply's

@@ -156,6 +156,11 @@ def encode_arg(value: object) -> bytes:
     raise DataError(f"Invalid input of type: '{type(value).__name__}'")
 
 
+def pack_command(*parts: object) -> bytes:
+    """One command in RESP, its arguments encoded as by :func:`encode_arg`."""
+    return b"*%d\r\n" % len(parts) + b"".join([bulk(encode_arg(part)) for part in parts])
+
+
 async def exchange_on(
     conn: AbstractConnection, packed: bytes, count: int, timeout_s: float | None, *, decode: bool
 ) -> list[object]:

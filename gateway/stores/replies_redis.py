@@ -17,49 +17,36 @@ received is in Redis, and a crash of this instance loses nothing a viewer saw. W
 down, viewers wait with the steps and the publisher writes the backlog once it is back.
 
 Another instance that needs the reply (a viewer resumes there, a room member is there)
-builds a *mirror*: a ReplyLog with ``remote=True``, loaded from the stream and kept up to
-date by the instance's one *reader* task, which follows every mirrored stream with a single
-``XREAD BLOCK`` (one connection however many mirrors; a busy round returns at once with the
-entries of many streams). Local viewers read the mirror like any log. While a mirror has
-viewers the reader marks ``reply:{mid}:watched`` so the producer does not stop the reply as
-orphaned. When the producing instance dies (its presence key expires), the reader ends the
-reply as failed, in Redis too, keeping the text that reached the stream.
+builds a *mirror* of it from the stream and follows it: that half of the store is
+:class:`~.reply_mirrors.ReplyMirrors` (one reader task, watched marks, reaping the replies of
+dead producers), which :class:`RedisReplyStore` owns.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
-import time
 from typing import Any, cast
 
 import structlog
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import EncodableT, KeyT, StreamIdT
+from redis.typing import EncodableT
 
-from ..errors import StoreUnavailable, UpstreamError, error_for_code
-from ..replies import ReplyLog, ReplyState, StepKind
-from ..tasks import TaskOwner, cancel_and_wait
-from ..usage import TokenCounts
+from ..replies import ReplyLog
 from .conversations import ConversationStore
 from .redis_client import CommandLane, KeySpace, Redis, bulk, exchange_on, guarded
 from .replies_memory import MemoryReplyStore
+from .reply_mirrors import ReplyMirrors
 
 log = structlog.get_logger("gateway.replies")
 
-FOLLOW_BLOCK_MS = 100  # an idle reader's XREAD returns this often (producer checks)
-NUDGE_TTL_MS = 60_000
-CHECK_EVERY_S = 1.0  # watched marks and producer liveness
-WATCHED_TTL_S = 5  # a mirror's watched mark outlives a few missed checks
 RETRY_MAX_S = 2.0
 # Under load the publisher starts a write at most this often, so one write carries the steps
 # of many replies; at low load (steps further apart than this) a step is written at once.
 WRITE_GAP_S = 0.001
-Entries = list[tuple[str, dict[str, str]]]
 RUNNING_TTL_S = 3600  # a running reply's keys outlive a crashed producer by this much
 
 
@@ -129,10 +116,6 @@ def _pack_steps_in_one_go(head: int, parts: tuple[str, str, str], *, first: bool
     )
 
 
-def _entry_id(seq: int) -> str:
-    return f"0-{seq}"
-
-
 def _pack(*parts: bytes | str | int) -> bytes:
     """One command in RESP, as redis-py's packer would write it."""
     out = [b"*%d\r\n" % len(parts)]
@@ -164,18 +147,6 @@ def _entry_parts(log_: ReplyLog, after: int, upto: int) -> tuple[str, str, str]:
     return log_.text_between(after, upto), n, k
 
 
-def decode_steps(entry_id: str, fields: dict[str, str]) -> tuple[int, list[tuple[str, StepKind]]]:
-    """The seq of the entry's first step, and its steps with their kinds, exactly as they
-    were appended."""
-    sizes = [int(n) for n in fields["n"].split(",")]
-    kinds = [StepKind(int(k)) for k in fields["k"]] if "k" in fields else None
-    text, steps, offset, answer = fields["t"], [], 0, StepKind.ANSWER
-    for i, size in enumerate(sizes):
-        steps.append((text[offset : offset + size], kinds[i] if kinds else answer))
-        offset += size
-    return int(entry_id.partition("-")[2]) - len(sizes) + 1, steps
-
-
 def _end_fields(reply: ReplyLog) -> dict[str, Any]:
     body: dict[str, Any] = {
         "state": str(reply.state),
@@ -195,9 +166,11 @@ def _end_fields(reply: ReplyLog) -> dict[str, Any]:
 class RedisReplyStore(MemoryReplyStore):
     """The memory store's logs, each also in Redis: see the module's docstring.
 
-    Logs produced here are published by one background task; mirrors of other instances'
-    replies are followed by one reader task (both start on demand). :meth:`aclose` gives
-    the publisher a grace to write what it holds, then stops every task.
+    Logs produced here are published by one background task (started on demand); mirrors
+    of other instances' replies are loaded, followed and reaped by its
+    :class:`~.reply_mirrors.ReplyMirrors`, and held here like any log. :meth:`aclose` gives
+    the publisher a grace to write what it holds, then the mirrors' tasks theirs, then
+    stops every task.
     """
 
     def __init__(
@@ -216,7 +189,6 @@ class RedisReplyStore(MemoryReplyStore):
         self._k = keys
         self._instance = instance
         self._add_header = redis.register_script(_HEADER)
-        self._conversations = conversations
         self._window_ms = max(1000, int(resume_window_s * 1000))
         self._sent: dict[ReplyLog, int] = {}  # local running logs -> steps written to Redis
         self._keys_of: dict[ReplyLog, bytes] = {}  # (see _packed_keys)
@@ -228,19 +200,20 @@ class RedisReplyStore(MemoryReplyStore):
         self._timeout_s: float | None = redis.connection_pool.connection_kwargs.get(
             "socket_timeout"
         )
-        self._followed: dict[str, tuple[ReplyLog, str]] = {}  # stream -> (mirror, last id)
-        self._reader: asyncio.Task[None] | None = None
-        # A new mirror wakes the reader's blocking XREAD through this stream at once,
-        # instead of joining the next XREAD when the current one times out.
-        self._nudge_key, self._nudge_last = keys.nudge(instance), "0-0"
-        self._background = TaskOwner()  # reaps, watched marks, nudges
-        self._loading: dict[str, asyncio.Future[ReplyLog | None]] = {}
+        self._mirrors = ReplyMirrors(
+            redis,
+            keys,
+            instance,
+            self._lane,
+            conversations,
+            hold=self._hold,
+            expire_later=self.expire_later,
+            end_fields=_end_fields,
+            outage_grace_s=outage_grace_s,
+        )
         self._wait_replicas = wait_replicas  # WAIT after each write (0: do not)
         self._wait_timeout_ms = wait_timeout_ms
         self._replicas_short = False
-        # After Redis was unreachable, alive markers may have expired meanwhile (a failover
-        # longer than three beats): producers get this long to beat again before a reap.
-        self._outage_grace_s = outage_grace_s
 
     # ---------------------------------------------------------------- producing here
 
@@ -433,197 +406,20 @@ class RedisReplyStore(MemoryReplyStore):
             else:
                 log.info("replicas caught up", acked=acked)
 
-    async def watched_elsewhere(self, message_id: str) -> bool:
-        try:
-            return bool(await self._redis.exists(self._k.watched(message_id)))
-        except RedisError:
-            return False  # cannot tell: let the grace decide
-
     # ---------------------------------------------------------------- mirrors
 
     async def find(self, message_id: str) -> ReplyLog | None:
         local = self.get(message_id)
         if local is not None:
             return local
-        pending = self._loading.get(message_id)
-        if pending is not None:  # another viewer here is already loading it
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ReplyLog | None] = asyncio.get_running_loop().create_future()
-        self._loading[message_id] = future
-        try:
-            mirror = await self._load(message_id)
-            future.set_result(mirror)
-            return mirror
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning
-            raise
-        finally:
-            del self._loading[message_id]
+        return await self._mirrors.load(message_id)
 
-    async def _load(self, message_id: str) -> ReplyLog | None:
-        with guarded():
-            header = cast(dict[str, str], await self._redis.hgetall(self._k.reply(message_id)))
-            if not header or "conversation_id" not in header:
-                return None
-            mirror = ReplyLog(
-                message_id=message_id,
-                conversation_id=header["conversation_id"],
-                owner=header["owner"],
-                reply_to=header["reply_to"],
-                model=header["model"],
-                started_at=float(header["started_at"]),
-                remote=True,
-                instance=header["instance"],
-            )
-            entries = cast(Entries, await self._redis.xrange(self._k.steps(message_id)))
-        last = self._apply(mirror, entries)
-        mirror.watch(on_adopted=self._mark_watched)  # a first viewer here: tell the producer now
-        self._logs[message_id] = mirror
-        if mirror.ended:
-            self.expire_later(mirror)
-        else:
-            self._followed[self._k.steps(message_id)] = (mirror, last)
-            if self._reader is None or self._reader.done():
-                self._reader = asyncio.create_task(self._read(), name="reply reader")
-            else:
-                self._background.spawn(self._nudge(), "nudge")
-        return mirror
+    def _hold(self, mirror: ReplyLog) -> None:
+        """Keep a mirror just loaded among the logs held here (what :meth:`get` finds)."""
+        self._logs[mirror.message_id] = mirror
 
-    def _apply(self, mirror: ReplyLog, entries: Entries) -> str:
-        last = _entry_id(mirror.head)
-        for entry_id, fields in entries:
-            last = entry_id
-            if "end" in fields:
-                self._finish_mirror(mirror, json.loads(fields["end"]))
-                break
-            first, steps = decode_steps(entry_id, fields)
-            for seq, (text, kind) in enumerate(steps, start=first):
-                if seq > mirror.head:  # steps already held are skipped
-                    mirror.append(text, kind)
-        return last
-
-    def _finish_mirror(self, mirror: ReplyLog, end: dict[str, Any]) -> None:
-        if end.get("orphaned"):
-            mirror.mark_orphaned()
-        mirror.mark_continued(int(end.get("continued") or 0))
-        error = end.get("error")
-        mirror.finish(
-            ReplyState(end["state"]),
-            end.get("finish_reason") or "error",
-            error=error_for_code(error[0], error[1]) if error else None,
-            usage=TokenCounts(**end.get("usage") or {}),
-            request_id=end.get("upstream_request_id"),
-            finished_at=float(end["finished_at"]) if end.get("finished_at") else None,
-        )
-
-    async def _read(self) -> None:
-        """While mirrors run: read every followed stream in one XREAD; check on producers."""
-        delay, checked = 0.05, time.monotonic()
-        while self._followed:
-            streams: dict[KeyT, StreamIdT] = {
-                stream: last for stream, (_, last) in self._followed.items()
-            }
-            streams[self._nudge_key] = self._nudge_last
-            try:
-                found = cast(
-                    list[tuple[str, Entries]],
-                    await self._redis.xread(streams, block=FOLLOW_BLOCK_MS, count=500),
-                )
-                for stream, entries in found or ():
-                    if stream == self._nudge_key:
-                        self._nudge_last = entries[-1][0]
-                        continue
-                    if stream not in self._followed:
-                        continue  # reaped while the XREAD was on its way
-                    mirror, _ = self._followed[stream]
-                    self._followed[stream] = (mirror, self._apply(mirror, entries))
-                    if mirror.ended:
-                        del self._followed[stream]
-                        self.expire_later(mirror)
-                if time.monotonic() - checked >= CHECK_EVERY_S:
-                    checked = time.monotonic()
-                    await self._check_producers()
-                delay = 0.05
-            except RedisError as exc:
-                log.warning("reply reader waits for redis", error=type(exc).__name__)
-                checked = time.monotonic() + self._outage_grace_s
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-
-    async def _nudge(self) -> None:
-        """Wake the reader's blocking XREAD, so a new mirror joins it now."""
-        with contextlib.suppress(RedisError):  # it joins when the XREAD times out anyway
-            await self._send(
-                [
-                    _pack(b"XADD", self._nudge_key, b"MAXLEN", 8, b"*", b"n", 1),
-                    _pack(b"PEXPIRE", self._nudge_key, NUDGE_TTL_MS),
-                ]
-            )
-
-    async def _check_producers(self) -> None:
-        """Mark the mirrors that have viewers as watched; reap those whose producer died."""
-        mirrors = [mirror for mirror, _ in self._followed.values()]
-        producers = sorted({m.instance for m in mirrors})
-        pipe = self._redis.pipeline(transaction=False)
-        for mirror in mirrors:
-            if mirror.viewer_count:
-                pipe.set(self._k.watched(mirror.message_id), self._instance, ex=WATCHED_TTL_S)
-        for instance in producers:
-            pipe.exists(self._k.alive(instance))
-        answers = await pipe.execute()
-        alive = dict(zip(producers, answers[len(answers) - len(producers) :], strict=True))
-        for mirror in mirrors:
-            if alive[mirror.instance]:
-                continue
-            stream = self._k.steps(mirror.message_id)
-            del self._followed[stream]  # the reader stops here; the reap writes the end
-            self._background.spawn(self._reap(mirror, stream), "reap")
-
-    def _mark_watched(self, mirror: ReplyLog) -> None:
-        if not mirror.ended:
-            self._background.spawn(self._set_watched(mirror), "watched")
-
-    async def _set_watched(self, mirror: ReplyLog) -> None:
-        with contextlib.suppress(RedisError):  # the reader marks it again within a second
-            await self._redis.set(
-                self._k.watched(mirror.message_id), self._instance, ex=WATCHED_TTL_S
-            )
-
-    async def _reap(self, mirror: ReplyLog, stream: str) -> None:
-        """The producer died: end the reply as failed, in Redis (history first), then here."""
-        error = UpstreamError("the instance producing this reply went away")
-        try:
-            claimed = await self._redis.set(
-                self._k.reaped(mirror.message_id), self._instance, nx=True, ex=60
-            )
-            if claimed:  # one instance writes the end; the others read it
-                conv = await self._conversations.get(mirror.conversation_id)
-                if conv is not None:
-                    await self._conversations.update_message(
-                        conv, mirror.message_id, mirror.text, "failed"
-                    )
-                    await self._conversations.end_reply(conv, mirror.message_id)
-                end = {
-                    **_end_fields(mirror),
-                    "state": str(ReplyState.FAILED),
-                    "finish_reason": "error",
-                    "finished_at": time.time(),
-                    "error": [error.code, error.message],
-                }
-                await self._redis.xadd(
-                    stream, {"end": json.dumps(end)}, id=_entry_id(mirror.head + 1)
-                )
-                log.warning("reply reaped", message_id=mirror.message_id, instance=mirror.instance)
-        except (RedisError, StoreUnavailable) as exc:  # the stale claim path retries later
-            log.warning("reply reaped here only: redis is down", error=type(exc).__name__)
-        finally:
-            self._followed.pop(stream, None)
-            mirror.finish(ReplyState.FAILED, "error", error=error)
-            self.expire_later(mirror)
+    async def watched_elsewhere(self, message_id: str) -> bool:
+        return await self._mirrors.watched_elsewhere(message_id)
 
     async def forget(self, message_id: str) -> None:
         """Drop the reply here (nothing more of it is published) and its keys in Redis."""
@@ -632,7 +428,7 @@ class RedisReplyStore(MemoryReplyStore):
             self._sent.pop(log_, None)
             self._keys_of.pop(log_, None)
             self._dirty.discard(log_)
-        self._followed.pop(self._k.steps(message_id), None)
+        self._mirrors.unfollow(message_id)
         await super().forget(message_id)
         k = self._k
         with guarded():
@@ -644,22 +440,17 @@ class RedisReplyStore(MemoryReplyStore):
         """A claim replaced a reply whose instance died: mark what reached Redis as failed."""
         mirror = await self.find(message_id)
         if mirror is not None and not mirror.ended:
-            await self._reap(mirror, self._k.steps(message_id))
+            await self._mirrors.reap(mirror)
 
     # ---------------------------------------------------------------- tasks
 
     async def aclose(self, grace_s: float = 2.0) -> None:
         """Let publishers write what they hold (ends included) for ``grace_s``; stop the rest."""
+        publisher: set[asyncio.Task[None]] = set()
         if self._publisher is not None:
             await asyncio.wait({self._publisher}, timeout=grace_s)
-        await self._background.aclose(grace_s)
-        self._followed.clear()
-        pending: set[asyncio.Task[None]] = set()
-        if self._publisher is not None:
-            pending.add(self._publisher)
-        if self._reader is not None:
-            pending.add(self._reader)
-        await cancel_and_wait(pending)
+            publisher.add(self._publisher)
+        await self._mirrors.aclose(grace_s, alongside=publisher)
         if self._publisher_conn is not None:
             await self._publisher_conn.disconnect()
         await self._lane.aclose()

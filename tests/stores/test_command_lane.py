@@ -8,11 +8,12 @@ import signal
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.config import RedisConfig, Secret
-from gateway.stores.redis_client import GatewayRedis, LaneScript, make_redis
+from gateway.stores.redis_client import GatewayRedis, LaneScript, make_redis, pack_command
 
 LANE_SIZE = 8  # redis.max_connections in these tests
 
@@ -43,6 +44,12 @@ async def _connections(url: str) -> int:
 
 
 @pytest.mark.timeout(20)
+def test_a_packed_command_is_byte_for_byte_what_redis_py_sends() -> None:
+    """pack_command writes bytes, text and integers exactly as redis-py's packer does."""
+    for parts in [(b"XADD", "gw:nudge:{é}", b"MAXLEN", 8, b"*", b"n", 1), ("PEXPIRE", "k", 60_000)]:
+        assert pack_command(*parts) == b"".join(Connection().pack_command(*parts))
+
+
 async def test_a_lane_script_answers_exactly_as_a_redis_py_script(redis_server) -> None:
     """Strings, integers, nils and nested arrays decode as redis-py's own scripts give them."""
     client, plain = (

@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from gateway.replies import ANSWER, ReplyLog, ReplyState
-from gateway.stores import replies_redis
-from gateway.stores.replies_redis import decode_steps
+from gateway.stores import reply_mirrors
+from gateway.stores.reply_mirrors import decode_steps
 from tests.conftest import make_token
 from tests.stores.conftest import started
 
@@ -139,7 +139,7 @@ async def test_a_new_mirror_wakes_the_blocked_reader_instead_of_waiting_out_its_
 ) -> None:
     """b's reader blocks on an idle reply (a 4 s XREAD); a second reply followed on b streams
     at once, not after the block times out."""
-    monkeypatch.setattr(replies_redis, "FOLLOW_BLOCK_MS", 4000)
+    monkeypatch.setattr(reply_mirrors, "FOLLOW_BLOCK_MS", 4000)
     a, b = await instances()
     token = make_token("alice")
     idle_sock, conv1, idle = await started(a, token, "sim:first_delay_ms=20000 sim:tokens=1 x")
