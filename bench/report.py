@@ -214,10 +214,17 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             measured = ", ".join(f"{n} {r:.2f}x" for n, r in ratios)
             target = f"{variant}: CPU per step <= {bound} x the gateway's"
             out.append((target, measured, all(r <= bound for _, r in ratios)))
+    rows = _rows(report, "local_lateness")
+    if {"gateway", "redis"} <= rows.keys():  # issue 18, where neither queues
+        median, each = _added_lateness(rows["redis"], rows["gateway"])
+        measured = f"{median:+.1f} ms (rounds {', '.join(f'{d:+.1f}' for d in each)})"
+        target = "redis: local viewer p99 lateness <= gateway + 5 ms (2 500 steps/s)"
+        out.append((target, measured, median <= 5))
     rows = _rows(report, "below_saturation")
-    if {"gateway", "redis"} <= rows.keys():  # issue 18
+    if {"gateway", "redis"} <= rows.keys():  # issue 18, at 100 streams
         d = rows["redis"]["late_p99_ms"] - rows["gateway"]["late_p99_ms"]
-        out.append(("redis: local viewer p99 lateness <= gateway + 5 ms", f"{d:+.1f} ms", d <= 5))
+        target = "redis: local viewer p99 lateness <= gateway + 5 ms (100 streams)"
+        out.append((target, f"{d:+.1f} ms", d <= 5))
     row = _rows(report, "remote_viewers").get("redis")
     if row:  # issue 18
         d = row["remote_late_p99_ms"] - row["late_p99_ms"]
@@ -268,6 +275,14 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             )
         )
     return out
+
+
+def _added_lateness(row: Row, base: Row) -> tuple[float, list[float]]:
+    """``row``'s p99 lateness over ``base``'s: the median of the rounds' differences (rounds
+    taken in turn, so each difference compares one moment of the machine), and each."""
+    pairs = zip(row.get("rounds", [row]), base.get("rounds", [base]), strict=True)
+    each = [r["late_p99_ms"] - b["late_p99_ms"] for r, b in pairs]
+    return statistics.median(each), each
 
 
 def targets_table(report: dict[str, Any]) -> str:

@@ -52,6 +52,14 @@ def scenario_specs(quick: bool = False) -> dict[str, dict[str, Any]]:
             "connections": n(100), "tokens": 100, "delay_ms": 20, "ramp_s": 1.0, "rounds": 3,
             "mode": "pair", "servers": ["redis"],
         },
+        # issue 18: a local viewer's lateness in Redis mode against memory mode, judged where
+        # neither queues: half below_saturation's load (2 500 steps/s). At 5 000 steps/s a
+        # 2-vCPU EPYC's memory gateway already fills its core at the plateau, so there the
+        # difference measures a queue (docs/performance.md). Rounds interleaved by kind.
+        "local_lateness": {
+            "connections": n(50), "tokens": 100, "delay_ms": 20, "ramp_s": 1.0, "rounds": 5,
+            "interleave": True, "servers": ["floor", "gateway", "redis"],
+        },
         "idle": {
             "connections": n(10_000), "tokens": 1, "delay_ms": 0, "mode": "idle",
             "servers": ["gateway", "minimal", "fastapi"],
@@ -79,7 +87,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def stream_once(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    spec = {k: v for k, v in spec.items() if k not in ("servers", "rounds")}
+    spec = {k: v for k, v in spec.items() if k not in ("servers", "rounds", "interleave")}
     server = None
     if kind == "floor":
         url, mode = sim.url, "sse"
@@ -160,9 +168,13 @@ def measure_stream(
 ) -> dict[str, Any]:
     """One row; with ``rounds`` > 1 each figure is the median over the rounds."""
     rounds = [once(kind, sim, tmp, spec) for _ in range(spec.get("rounds", 1))]
-    if len(rounds) == 1:
-        return rounds[0]
-    row = dict(rounds[0])
+    return rounds[0] if len(rounds) == 1 else median_row(rounds)
+
+
+def median_row(rounds: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    """One row of several rounds of a kind: each figure the median, errors summed, and each
+    round's ttfd, p99 lateness and CPU kept in ``rounds``; ``fields`` replace the first's."""
+    row = dict(rounds[0], **fields)
     for key, value in row.items():
         if isinstance(value, float):
             row[key] = statistics.median(r[key] for r in rounds)
@@ -172,6 +184,18 @@ def measure_stream(
         {k: r[k] for k in ("ttfd_p50_ms", "late_p99_ms", "cpu_ms_per_1000_steps")} for r in rounds
     ]
     return row
+
+
+def measure_interleaved(
+    kinds: list[str], sim: Server, tmp: Path, spec: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A row per kind, their rounds taken in turn (round 1 of each kind, then round 2, ...),
+    so a drift of the machine's load reaches every kind alike; each figure the median."""
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    for _ in range(spec.get("rounds", 1)):
+        for kind in kinds:
+            runs[kind].append(stream_once(kind, sim, tmp, spec))
+    return [median_row(rounds) for rounds in runs.values()]
 
 
 def pair_once(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
@@ -226,20 +250,7 @@ def measure_reasoning(
     for _ in range(spec.get("rounds", 1)):
         runs[kind].append(stream_once(kind, sim, tmp, plain))
         runs[f"{kind}+reasoning"].append(stream_once(kind, sim, tmp, mixed))
-    rows = []
-    for name, rounds in runs.items():
-        row = dict(rounds[0], kind=name)
-        for key, value in row.items():
-            if isinstance(value, float):
-                row[key] = statistics.median(r[key] for r in rounds)
-            elif key in ("errors", "mismatches"):
-                row[key] = sum(r[key] for r in rounds)
-        row["rounds"] = [
-            {k: r[k] for k in ("ttfd_p50_ms", "late_p99_ms", "cpu_ms_per_1000_steps")}
-            for r in rounds
-        ]
-        rows.append(row)
-    return rows
+    return [median_row(rounds, kind=name) for name, rounds in runs.items()]
 
 
 def measure_held(kind: str, sim: Server, tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
@@ -298,7 +309,7 @@ def run(names: list[str], quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         with_redis = {"redis", "baseline_redis"} & set(servers.VARIANTS)
-        with_redis |= {n for n in names if specs[n].get("mode") == "pair"}
+        with_redis |= {n for n in names if "redis" in specs[n].get("servers", ())}
         redis = servers.start_redis(tmp) if with_redis else None
         sim = servers.start("simulator", "", tmp)
         try:
@@ -317,6 +328,13 @@ def run(names: list[str], quick: bool) -> dict[str, Any]:
                 if "gateway" in kinds:
                     at = kinds.index("gateway") + 1
                     kinds[at:at] = servers.VARIANTS
+                kinds = list(dict.fromkeys(kinds))  # a variant the scenario names already
+                if spec.get("interleave"):
+                    rows = measure_interleaved(kinds, sim, tmp, spec)
+                    for row in rows:
+                        print("  ", brief(row), flush=True)
+                    report["scenarios"][name] = {"spec": spec, "rows": rows}
+                    continue
                 for kind in kinds:
                     if "reasoning_share" in spec:
                         for row in measure_reasoning(kind, sim, tmp, spec):
