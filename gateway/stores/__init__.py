@@ -28,7 +28,7 @@ background work until cancelled (or returns at once), ``aclose()`` releases what
 :func:`~.backends.redis_backends`) and starts and stops it as one
 (:class:`~.backends.Backends`); :mod:`.redis_client` holds the Redis client, the key
 layout and the one place Redis errors become ours. The Redis reply store's publisher is in
-:mod:`.replies_redis`; its mirrors of other instances' replies are in :mod:`.reply_mirrors`.
+:mod:`.reply_publisher`; its mirrors of other instances' replies are in :mod:`.reply_mirrors`.
 
 Local viewers of a local reply always read the in-memory log: Redis carries only what
 crosses instances.

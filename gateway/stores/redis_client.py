@@ -213,6 +213,11 @@ class CommandLane:
         self._idle: list[AbstractConnection] = []
         self._waiters: collections.deque[asyncio.Future[AbstractConnection]] = collections.deque()
 
+    @property
+    def timeout_s(self) -> float | None:
+        """The pool's command timeout, which every exchange keeps (None: none)."""
+        return self._timeout_s
+
     def open_connection(self) -> AbstractConnection:
         """A new connection of the pool's kind, timed by its exchanges, not per read."""
         conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]

@@ -2,7 +2,7 @@
 
 When a viewer here needs a reply produced elsewhere (a resume, a room member here), its
 header ``reply:{mid}`` and its stream ``reply:{mid}:steps`` (written by the producer's
-publisher, see :mod:`.replies_redis`) become a *mirror*: a
+publisher, see :mod:`.reply_publisher`) become a *mirror*: a
 :class:`~gateway.replies.ReplyLog` with ``remote=True`` that local viewers read like any
 log. One *reader* task follows every running mirror with a single ``XREAD BLOCK`` (one
 connection however many mirrors; a busy round returns at once with the entries of many
@@ -50,7 +50,7 @@ def _entry_id(seq: int) -> str:
 
 def decode_steps(entry_id: str, fields: dict[str, str]) -> tuple[int, list[tuple[str, StepKind]]]:
     """The seq of the entry's first step, and its steps with their kinds, exactly as they
-    were appended (the inverse of :func:`.replies_redis.encode_steps`)."""
+    were appended (the inverse of :func:`.reply_publisher.encode_steps`)."""
     sizes = [int(n) for n in fields["n"].split(",")]
     kinds = [StepKind(int(k)) for k in fields["k"]] if "k" in fields else None
     text, steps, offset, answer = fields["t"], [], 0, StepKind.ANSWER

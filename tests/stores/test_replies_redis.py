@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.replies import PACK_BYTES, ReplyLog, StepKind
-from gateway.stores.replies_redis import encode_steps
 from gateway.stores.reply_mirrors import decode_steps
+from gateway.stores.reply_publisher import encode_steps
 
 ANSWER, REASONING = StepKind.ANSWER, StepKind.REASONING
 STEPS = ["Hel", "lo, ", "世界", "🙂", "**bold**", "é", "\n```py\nx = 1\n```"]

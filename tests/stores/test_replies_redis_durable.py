@@ -21,6 +21,17 @@ async def stream_head(client: aioredis.Redis, message_id: str) -> int:
     return int(newest[0][0].partition("-")[2]) if newest else 0
 
 
+async def stream_text(client: aioredis.Redis, message_id: str) -> str:
+    """The reply's text as its stream holds it, each entry starting where the last ended."""
+    steps: list[tuple[str, object]] = []
+    for entry_id, fields in await client.xrange(f"gw:reply:{{{message_id}}}:steps"):
+        if "end" not in fields:
+            first, decoded = decode_steps(entry_id, fields)
+            assert first == len(steps) + 1
+            steps.extend(decoded)
+    return "".join(step for step, _ in steps)
+
+
 async def test_a_local_viewer_gets_a_step_only_once_it_is_in_the_stream(
     instances, redis_server
 ) -> None:
@@ -122,14 +133,7 @@ async def test_after_redis_lost_acknowledged_entries_the_publisher_writes_them_a
             text += frame["text"]
         assert frame["seq"] == 80
         client = aioredis.from_url(redis_server.url, decode_responses=True)
-        entries = await client.xrange(stream)
-        steps: list[tuple[str, object]] = []
-        for entry_id, fields in entries:
-            if "end" not in fields:
-                first, decoded = decode_steps(entry_id, fields)
-                assert first == len(steps) + 1
-                steps.extend(decoded)
-        assert "".join(step for step, _ in steps) == text
+        assert await stream_text(client, start["message_id"]) == text
     finally:
         await client.aclose()
 
