@@ -170,18 +170,26 @@ async def exchange_on(
     :class:`redis.exceptions.TimeoutError`."""
     try:
         async with asyncio.timeout(timeout_s):
-            if not conn.is_connected:  # (connect(): a Sentinel-managed one asks for the master)
-                await conn.connect()  # type: ignore[no-untyped-call]
-            await conn.send_packed_command(packed, check_health=False)
-            answers: list[object] = []
-            for _ in range(count):
-                try:
-                    answers.append(await conn.read_response(disable_decoding=not decode))
-                except ResponseError as exc:
-                    answers.append(exc)
+            return await exchange_untimed(conn, packed, count, decode=decode)
     except TimeoutError:
-        await conn.disconnect()
         raise RedisTimeoutError("redis did not answer in time") from None
+
+
+async def exchange_untimed(
+    conn: AbstractConnection, packed: bytes, count: int, *, decode: bool
+) -> list[object]:
+    """:func:`exchange_on` without a timeout of its own, for a caller that keeps one (the
+    publisher's :class:`~gateway.deadline.StandingDeadline`)."""
+    try:
+        if not conn.is_connected:  # (connect(): a Sentinel-managed one asks for the master)
+            await conn.connect()  # type: ignore[no-untyped-call]
+        await conn.send_packed_command(packed, check_health=False)
+        answers: list[object] = []
+        for _ in range(count):
+            try:
+                answers.append(await conn.read_response(disable_decoding=not decode))
+            except ResponseError as exc:
+                answers.append(exc)
     except BaseException:
         await conn.disconnect()
         raise

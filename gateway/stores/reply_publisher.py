@@ -28,8 +28,9 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..deadline import StandingDeadline
 from ..replies import ReplyLog
-from .redis_client import CommandLane, KeySpace, bulk, exchange_on, pack_command
+from .redis_client import CommandLane, KeySpace, bulk, exchange_untimed, pack_command
 
 log = structlog.get_logger("gateway.replies")
 
@@ -172,6 +173,7 @@ class ReplyPublisher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: AbstractConnection | None = None  # the publisher's own link
+        self._deadline = StandingDeadline(self._timeout_s)
 
     def publish(self, log_: ReplyLog) -> None:
         """From now on, write the log's steps and end as they come (its header is written)."""
@@ -323,14 +325,16 @@ class ReplyPublisher:
     async def _send_on_own_connection(self, commands: list[bytes]) -> list[object]:
         """As :meth:`_send`, on a connection only the publisher uses and never tried again
         here (after a broken link the publisher first finds what each stream holds): no
-        pool checkout, no per-answer timer."""
+        pool checkout, no per-answer timer, and the command timeout kept by one standing
+        timer instead of one armed per write."""
         if self._conn is None:
             self._conn = self._lane.open_connection()
         try:
-            return await exchange_on(
-                self._conn, b"".join(commands), len(commands), self._timeout_s, decode=False
-            )
-        except RedisTimeoutError:
+            async with self._deadline:
+                return await exchange_untimed(
+                    self._conn, b"".join(commands), len(commands), decode=False
+                )
+        except TimeoutError:
             raise RedisTimeoutError("reply publish timed out") from None
 
     def _note_replicas(self, acked: int) -> None:
@@ -353,5 +357,6 @@ class ReplyPublisher:
 
     async def disconnect(self) -> None:
         """Close the publisher's own connection (once its task is stopped)."""
+        self._deadline.cancel()
         if self._conn is not None:
             await self._conn.disconnect()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
+from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
@@ -133,6 +137,39 @@ async def test_after_redis_lost_acknowledged_entries_the_publisher_writes_them_a
             text += frame["text"]
         assert frame["seq"] == 80
         client = aioredis.from_url(redis_server.url, decode_responses=True)
+        assert await stream_text(client, start["message_id"]) == text
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_a_write_redis_never_answers_times_out_and_the_reply_still_completes(
+    instances, redis_server
+) -> None:
+    """Redis stops answering mid-reply: the publisher's write fails at the command timeout
+    (logged as a timeout), and once Redis answers again the viewer gets the whole reply."""
+    (a,) = await instances("command_timeout_s = 0.3\n", names=("a",))
+    timed_out = asyncio.Event()
+
+    def watch(_logger: object, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+        if event["event"] == "reply publish waits for redis" and event["error"] == "TimeoutError":
+            timed_out.set()
+        return event
+
+    with capture_logs(processors=[watch]):
+        sock, _, start = await started(a, make_token("alice"), "sim:tokens=40 sim:delay_ms=20")
+        text = (await sock.recv_type("delta"))["text"]
+        redis_server.proc.send_signal(signal.SIGSTOP)
+        try:
+            async with asyncio.timeout(5):  # the command timeout, and then some
+                await timed_out.wait()
+        finally:
+            os.kill(redis_server.proc.pid, signal.SIGCONT)
+        while (frame := await sock.recv_type("delta", "done"))["type"] == "delta":
+            text += frame["text"]
+    assert frame["seq"] == 40
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    try:
         assert await stream_text(client, start["message_id"]) == text
     finally:
         await client.aclose()
