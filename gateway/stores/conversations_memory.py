@@ -6,14 +6,16 @@ import time
 from collections.abc import Callable, Container
 
 from ..conversations import Claim, Conversation, HistoryMessage, SessionType, Status
+from . import conversation_edits as edits
 from .conversations_bounds import BoundedConversations
 
 
 class MemoryConversationStore:
     """Everything in this process; history capped at ``max_messages`` per conversation.
 
-    The conversations handed out are the ones kept, so the claim is atomic by being
-    synchronous. They are bounded (an anonymous visitor's idle TTL, a count, bytes) by
+    The conversations handed out are the ones kept: each write is an edit of
+    :mod:`.conversation_edits` on them, so the claim is atomic by being synchronous. They
+    are bounded (an anonymous visitor's idle TTL, a count, bytes) by
     :class:`~.conversations_bounds.BoundedConversations`, which this store tells of each
     use and write; client ids seen are kept for the newest ``max_messages`` too.
     """
@@ -76,17 +78,12 @@ class MemoryConversationStore:
         return sorted(found, key=lambda c: c.updated_at, reverse=True)
 
     async def add_messages(self, conversation: Conversation, *messages: HistoryMessage) -> None:
-        conversation.messages.extend(messages)
-        if len(conversation.messages) > self._max:
-            del conversation.messages[: len(conversation.messages) - self._max]
+        title = edits.new_title(conversation, messages)
+        edits.append(conversation, messages, max_messages=self._max, now=time.time(), title=title)
         if len(conversation.replies_by_client_id) > self._max:  # the newest ids are kept
             ids = conversation.replies_by_client_id
             for client_id in list(ids)[: len(ids) - self._max]:
                 del ids[client_id]
-        conversation.updated_at = time.time()
-        for message in messages:
-            if not conversation.title and message.role == "user":
-                conversation.title = message.content[:80]
         self._kept.written(conversation)
 
     async def update_message(
@@ -98,13 +95,8 @@ class MemoryConversationStore:
         *,
         reasoning: str = "",
     ) -> None:
-        for message in reversed(conversation.messages):
-            if message.id == message_id:
-                message.content = content
-                message.status = status
-                message.reasoning = reasoning
-                self._kept.written(conversation)
-                return
+        if edits.set_text(conversation, message_id, content, status, reasoning) is not None:
+            self._kept.written(conversation)
 
     async def claim_reply(
         self,
@@ -121,13 +113,10 @@ class MemoryConversationStore:
         previous = conversation.running
         if previous is not None and not interrupt:
             return Claim("busy", previous)
-        conversation.running = message_id
-        conversation.replies_by_client_id[client_id] = message_id
-        return Claim("started", previous)
+        return edits.mark_claimed(conversation, Claim("started", previous), message_id, client_id)
 
     async def end_reply(self, conversation: Conversation, message_id: str) -> None:
-        if conversation.running == message_id:
-            conversation.running = None
+        edits.end_reply(conversation, message_id)
 
     async def settle_reply(
         self,
@@ -150,24 +139,20 @@ class MemoryConversationStore:
             self._kept.use(conversation.id)
 
     async def clear(self, conversation: Conversation) -> None:
-        conversation.messages.clear()
-        conversation.replies_by_client_id.clear()
+        edits.clear_history(conversation)
         conversation.updated_at = time.time()
         self._kept.written(conversation)
 
     async def replace_tail(
         self, conversation: Conversation, keep: int, *messages: HistoryMessage
     ) -> None:
-        del conversation.messages[keep:]
+        edits.keep_first(conversation, keep)
         await self.add_messages(conversation, *messages)
 
     async def rename(self, conversation: Conversation, title: str) -> None:
-        conversation.title = title
-        conversation.updated_at = time.time()
+        edits.rename(conversation, title, time.time())
         self._kept.written(conversation)
 
     async def delete(self, conversation: Conversation) -> None:
         self._kept.forget(conversation.id)
-        conversation.messages.clear()
-        conversation.replies_by_client_id.clear()
-        conversation.running = None
+        edits.empty(conversation)

@@ -14,6 +14,7 @@ import time
 from typing import Any, cast
 
 from ..conversations import Claim, Conversation, HistoryMessage, ImageRef, SessionType, Status
+from . import conversation_edits as edits
 from .redis_client import KeySpace, Redis, guarded
 
 # The conversation whole, in one answer: its header, members, history order, messages and
@@ -319,8 +320,7 @@ class RedisConversationStore:
         """:data:`_ADD`'s keys and arguments for ``messages``, with the time and the title
         :meth:`added` puts in the snapshot once the script has run."""
         k, cid, now = self._k, conversation.id, time.time()
-        first_user = next((m for m in messages if m.role == "user"), None)
-        title = first_user.content[:80] if first_user and not conversation.title else ""
+        title = edits.new_title(conversation, messages)
         pairs = [field for m in messages for field in (m.id, _encode(m))]
         keys = [k.order(cid), k.msgs(cid), k.conv(cid), k.members(cid)]
         return keys, [self._max, now, title, self._ttl, k.user_prefix, cid, *pairs], now, title
@@ -333,10 +333,7 @@ class RedisConversationStore:
         title: str,
     ) -> None:
         """The snapshot after :data:`_ADD` stored ``messages``."""
-        conversation.messages.extend(messages)
-        del conversation.messages[: max(0, len(conversation.messages) - self._max)]
-        conversation.updated_at = now
-        conversation.title = conversation.title or title
+        edits.append(conversation, messages, max_messages=self._max, now=now, title=title)
 
     async def update_message(
         self,
@@ -347,12 +344,8 @@ class RedisConversationStore:
         *,
         reasoning: str = "",
     ) -> None:
-        for message in reversed(conversation.messages):
-            if message.id == message_id:
-                message.content, message.status = content, status
-                message.reasoning = reasoning
-                break
-        else:
+        message = edits.set_text(conversation, message_id, content, status, reasoning)
+        if message is None:
             return  # not in this snapshot: trimmed or cleared
         with guarded():
             await self._update(
@@ -397,16 +390,12 @@ class RedisConversationStore:
         """The claim :data:`_CLAIM` answered, applied to the snapshot."""
         outcome, previous, stale = answer
         claim = Claim(cast(Any, outcome), previous or None, stale == "1")
-        if claim.outcome == "started":
-            conversation.running = message_id
-            conversation.replies_by_client_id[client_id] = message_id
-        return claim
+        return edits.mark_claimed(conversation, claim, message_id, client_id)
 
     async def end_reply(self, conversation: Conversation, message_id: str) -> None:
         with guarded():
             await self._end(keys=[self._k.conv(conversation.id)], args=[message_id])
-        if conversation.running == message_id:
-            conversation.running = None
+        edits.end_reply(conversation, message_id)
 
     async def settle_reply(
         self,
@@ -430,21 +419,15 @@ class RedisConversationStore:
         """:data:`_SETTLE`'s keys and arguments (the snapshot's message gets ``text`` now)."""
         encoded = ""
         if text is not None:
-            content, status, reasoning = text
-            for message in reversed(conversation.messages):
-                if message.id == message_id:
-                    message.content, message.status = content, status
-                    message.reasoning = reasoning
-                    encoded = _encode(message)
-                    break
+            message = edits.set_text(conversation, message_id, *text)
+            encoded = _encode(message) if message is not None else ""
         k = self._k
         return [k.msgs(conversation.id), k.conv(conversation.id)], [message_id, encoded]
 
     @staticmethod
     def settled(conversation: Conversation, message_id: str) -> None:
         """The snapshot after :data:`_SETTLE` freed the claim."""
-        if conversation.running == message_id:
-            conversation.running = None
+        edits.end_reply(conversation, message_id)
 
     async def clear(self, conversation: Conversation) -> None:
         k, cid = self._k, conversation.id
@@ -453,8 +436,7 @@ class RedisConversationStore:
             pipe.delete(k.order(cid), k.msgs(cid), k.clients(cid))
             pipe.hset(k.conv(cid), "updated_at", time.time())
             await pipe.execute()
-        conversation.messages.clear()
-        conversation.replies_by_client_id.clear()
+        edits.clear_history(conversation)
 
     async def replace_tail(
         self, conversation: Conversation, keep: int, *messages: HistoryMessage
@@ -462,14 +444,14 @@ class RedisConversationStore:
         k, cid = self._k, conversation.id
         with guarded():
             await self._truncate(keys=[k.order(cid), k.msgs(cid)], args=[keep])
-        del conversation.messages[keep:]
+        edits.keep_first(conversation, keep)
         await self.add_messages(conversation, *messages)
 
     async def rename(self, conversation: Conversation, title: str) -> None:
         now = time.time()
         with guarded():
             await self._rename(keys=[self._k.conv(conversation.id)], args=[title, now])
-        conversation.title, conversation.updated_at = title, now
+        edits.rename(conversation, title, now)
 
     async def delete(self, conversation: Conversation) -> None:
         k, cid = self._k, conversation.id
@@ -478,9 +460,7 @@ class RedisConversationStore:
                 keys=[k.conv(cid), k.members(cid), k.order(cid), k.msgs(cid), k.clients(cid)],
                 args=[cid, k.user_prefix],
             )
-        conversation.messages.clear()
-        conversation.replies_by_client_id.clear()
-        conversation.running = None
+        edits.empty(conversation)
 
     async def forget_if_empty(self, conversation: Conversation) -> None:
         """Drop it in one script when it never had a message; no round trip when the snapshot
