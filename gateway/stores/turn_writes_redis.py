@@ -19,7 +19,8 @@ from ..conversations import Conversation, HistoryMessage, Status
 from ..quotas import message_window_key
 from ..replies import ReplyLog
 from ..usage import SpentToday, UsageRecord
-from .conversations_redis import _ADD, _CLAIM, _SETTLE, RedisConversationStore
+from .conversations_lua import _ADD, _CLAIM, _SETTLE
+from .conversations_redis import RedisConversationStore
 from .events_redis import RedisBus
 from .ratelimits_redis import _TAKE
 from .redis_client import KeySpace, Redis, guarded
@@ -112,7 +113,7 @@ class RedisTurnWrites:
         messages_per_minute: int,
     ) -> None:
         self._k = keys
-        self._conversations = conversations
+        self._conversation_codec = conversations.codec
         self._replies = replies
         self._bus = bus
         self._windows = windows
@@ -133,7 +134,7 @@ class RedisTurnWrites:
         interrupt: bool,
     ) -> Admission:
         """The rate limit, the address's window, today's spend and the claim: one script."""
-        claim_keys, claim_args = self._conversations.claim_request(
+        claim_keys, claim_args = self._conversation_codec.claim_request(
             conversation, message_id, client_id, instance, interrupt
         )
         address, quotas = ask.address, ask.quotas
@@ -157,7 +158,7 @@ class RedisTurnWrites:
         spent = SpentToday(int(answer[1]), int(answer[2]), int(answer[3])) if quotas.any else None
         if outcome == "over_quota":
             return Admission("over_quota", spent)
-        claim = self._conversations.claimed(conversation, answer[4:7], message_id, client_id)
+        claim = self._conversation_codec.claimed(conversation, answer[4:7], message_id, client_id)
         return Admission("claimed", spent, claim)
 
     async def start_reply(
@@ -169,7 +170,9 @@ class RedisTurnWrites:
     ) -> None:
         """History, the reply's header and the ``turn`` event: one script; then the reply is
         published from here like any :meth:`RedisReplyStore.add`-ed one."""
-        add_keys, add_args, now, title = self._conversations.add_request(conversation, messages)
+        add_keys, add_args, now, title = self._conversation_codec.add_request(
+            conversation, messages
+        )
         header_keys, header_args = self._replies.header_request(reply)
         event = self._bus.encode(
             "turn", conversation_id=conversation.id, frame=frame, message_id=reply.message_id
@@ -179,7 +182,7 @@ class RedisTurnWrites:
                 keys=[*add_keys, *header_keys],
                 args=[len(add_args), self._bus.channel, event, *add_args, *header_args],
             )
-        self._conversations.added(conversation, messages, now, title)
+        self._conversation_codec.added(conversation, messages, now, title)
         await self._replies.produce_here(reply)
 
     async def settle_and_record(
@@ -190,7 +193,7 @@ class RedisTurnWrites:
         record: UsageRecord,
     ) -> None:
         """The reply's settle and its usage: one script (see :data:`_SETTLE_AND_RECORD`)."""
-        settle_keys, settle_args = self._conversations.settle_request(
+        settle_keys, settle_args = self._conversation_codec.settle_request(
             conversation, message_id, text
         )
         record_keys, record_args = self._usage.record_request(record)
@@ -199,4 +202,4 @@ class RedisTurnWrites:
                 keys=[*settle_keys, self._k.reply(message_id), *record_keys],
                 args=[*settle_args, *record_args],
             )
-        self._conversations.settled(conversation, message_id)
+        self._conversation_codec.settled(conversation, message_id)
