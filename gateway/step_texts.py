@@ -195,7 +195,9 @@ class StepTexts:
         if after >= upto:
             return "", after, self._kind
         if after + 1 == upto and after >= self._packed:  # a reader that keeps up
-            return self._tail[after - self._packed], upto, self._kind
+            flips = self._flips  # (the kind changed after upto: not yet released)
+            kind = self.kind(upto) if flips and flips[-1] > upto else self._kind
+            return self._tail[after - self._packed], upto, kind
         # Whole steps while fewer than max_chars are taken: up to the first step whose end
         # reaches max_chars beyond the cursor (at least one step).
         base = self._char_ends[after - 1] if after > 0 else 0

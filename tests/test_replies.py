@@ -204,3 +204,14 @@ def test_orphan_and_adopt_callbacks_fire_on_last_detach_and_first_attach() -> No
     log.detach(b)
     log.attach(a, lambda: None)
     assert events == ["adopted", "orphaned", "adopted"]
+
+
+def test_a_viewer_one_step_behind_the_watermark_reads_that_steps_kind() -> None:
+    """Reasoning released, the first answer step not yet: the last reasoning step is reasoning."""
+    log = _log()
+    log.watch(on_change=lambda: None)  # as the Redis publisher: viewers wait for release
+    log.append("Let", REASONING)
+    log.append(" me", REASONING)
+    log.release(2, end=False)
+    log.append("Hi", ANSWER)
+    assert log.read(1, 1000) == (" me", 2, REASONING)

@@ -114,3 +114,12 @@ def test_a_long_reply_costs_about_its_utf8_size() -> None:
     # per-step strings would be 3000 * sys.getsizeof(step), 2.8 times as much
     assert texts.footprint() < utf8 + 16 * 3000 + 2 * PACK_BYTES + 3000 * sys.getsizeof(0)
     assert texts.footprint() < 3000 * sys.getsizeof(step) / 2
+
+
+def test_a_read_short_of_the_newest_step_names_its_own_kind() -> None:
+    """A one-step read below a change of kind that came after ``upto`` says the step's kind."""
+    texts = StepTexts()
+    for text, kind in [("Let", REASONING), (" me", REASONING), ("Hi", ANSWER)]:
+        texts.append(text, kind)
+    assert texts.read(1, 2, 1000) == (" me", 2, REASONING)
+    assert texts.read(0, 2, 1000) == ("Let me", 2, REASONING)
