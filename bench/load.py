@@ -283,20 +283,12 @@ async def reply_logs(
 def log_footprint(steps: list[str]) -> int:
     """Bytes a reply log holding ``steps`` takes: its packed chunks, its tail of step
     strings, the offset arrays, and the lists holding them (the log's own fields aside)."""
-    from gateway.replies import ReplyLog
+    from gateway.step_texts import StepTexts
 
-    log = ReplyLog("m", "c", "u", "r", "model")
+    texts = StepTexts()
     for step in steps:
-        log.append(step)
-    containers = (log._chunks, log._tail, log._chunk_ends)
-    return (
-        sum(map(sys.getsizeof, containers))
-        + sum(map(sys.getsizeof, log._chunks))
-        + sum(map(sys.getsizeof, log._tail))
-        + sum(map(sys.getsizeof, log._chunk_ends))
-        + sys.getsizeof(log._ends)
-        + sys.getsizeof(log._char_ends)
-    )
+        texts.append(step)
+    return texts.footprint()
 
 
 def small_rcvbuf(addr_info: Any) -> socket.socket:

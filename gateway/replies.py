@@ -5,20 +5,11 @@ them through their own cursor (a ``seq``). Nothing is copied per viewer: a viewe
 for the text between its cursor and the head (:meth:`ReplyLog.read`) and gets every
 pending step merged into one piece, so a slow viewer gets fewer, larger frames.
 
-Steps are of two kinds, :class:`StepKind`: answer text and a reasoning model's thinking.
-They share one numbering; a read never merges across kinds (it says which kind it
-returns), ``text``/``content_length`` are the answer's and ``reasoning``/``reasoning_length``
-the thinking's. Kinds are kept as the seqs where the kind changes (a reply thinks, then
-answers: one number), so an answer-only reply stores nothing for them.
-
-Storage: the newest steps are ``str``\\ s, as they came (a viewer that keeps up is sent the
-step it was woken for, uncopied). Once they add up to :data:`PACK_BYTES` of UTF-8, all but
-the newest are packed into one ``bytes`` chunk, and two arrays keep each step's end as a
-UTF-8 byte offset and as a code-point offset. A long reply costs about its UTF-8 size plus
-16 bytes a step, instead of a ``str`` object, its list slot and an ``int`` per step (a
-step holding one emoji is stored four bytes a character by Python), and its memory is a few
-large blocks, not one per step: a reply paused behind a stalled reader no longer leaves the
-allocator a hole beside every step (docs/performance.md).
+Steps are answer text or a reasoning model's thinking (:class:`StepKind`), in one
+numbering; ``text``/``content_length`` are the answer's and ``reasoning``/``reasoning_length``
+the thinking's. The log keeps the steps' texts in a :class:`StepTexts` of its own (packed
+UTF-8, kinds as the seqs where they change: :mod:`gateway.step_texts`) and holds the rest of
+the reply's life: its state and end, its viewers, what they may be told, and backpressure.
 
 Backpressure: the upstream client asks :meth:`ReplyLog.backpressure` before each read; it
 says None unless every attached viewer is more than ``bound`` bytes behind the head, and
@@ -44,13 +35,16 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import GatewayError
+from .step_texts import ANSWER as ANSWER
+from .step_texts import PACK_BYTES as PACK_BYTES
+from .step_texts import REASONING as REASONING
+from .step_texts import StepKind as StepKind
+from .step_texts import StepTexts
 from .usage import TokenCounts
 
 
@@ -63,42 +57,11 @@ class ReplyState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-class StepKind(enum.IntEnum):
-    """What a step holds: answer text (false) or reasoning (true)."""
-
-    ANSWER = 0
-    REASONING = 1
-
-
-# The members as module constants, for code that names one per step: an enum member
-# looked up on its class is slow on Python 3.11 (docs/performance.md).
-ANSWER, REASONING = StepKind.ANSWER, StepKind.REASONING
-_KINDS = (ANSWER, REASONING)  # by value
-
-
 class Position(Protocol):
     """A viewer's place in a log: the seq of the last step it has sent (0: none). The viewer
     moves it; the log reads it for backpressure."""
 
     seq: int
-
-
-# The tail of newest steps is packed into one UTF-8 chunk once it holds this many bytes.
-PACK_BYTES = 32 * 1024
-
-
-def _valid(text: str) -> tuple[str, int]:
-    """Non-ASCII text, lone surrogates (UTF-8 cannot carry them) replaced by U+FFFD, and
-    its UTF-8 length.
-
-    JSON can hold one (a ``\\ud83d`` escape without its pair); left in, it would fail the
-    frame's encoding in every viewer's writer.
-    """
-    try:
-        return text, len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return text, len(text.encode("utf-8"))
 
 
 @dataclass(eq=False, slots=True)
@@ -142,20 +105,7 @@ class ReplyLog:
     # The end waits for the reply's settling (history stored, conversation freed) while held,
     # so a viewer told ``done`` may send the next message at once, on any instance.
     end_held: bool = False
-    # Step seq=i+1 ends at UTF-8 byte _ends[i] and code point _char_ends[i]. Steps up to
-    # _packed are in _chunks (chunk k ends at byte _chunk_ends[k]); the rest, the tail, are
-    # _tail[j] for seq=_packed+j+1.
-    _ends: array[int] = field(default_factory=lambda: array("q"))
-    _char_ends: array[int] = field(default_factory=lambda: array("q"))
-    _chunks: list[bytes] = field(default_factory=list)
-    _chunk_ends: list[int] = field(default_factory=list)
-    _packed: int = 0
-    _tail: list[str] = field(default_factory=list)
-    # Step kinds: the first step's is _first_kind, and it flips at every seq in _flips
-    # (sorted); _kind is the newest step's.
-    _first_kind: StepKind = StepKind.ANSWER
-    _kind: StepKind = StepKind.ANSWER
-    _flips: list[int] = field(default_factory=list)
+    _texts: StepTexts = field(default_factory=StepTexts)  # the steps' texts and kinds
     _viewers: dict[Position, Callable[[], None]] = field(default_factory=dict)
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
@@ -169,7 +119,7 @@ class ReplyLog:
     @property
     def head(self) -> int:
         """The seq of the last step (0: no text yet)."""
-        return len(self._ends)
+        return self._texts.head
 
     @property
     def ended(self) -> bool:
@@ -178,115 +128,54 @@ class ReplyLog:
     @property
     def content_length(self) -> int:
         """The answer's length in Unicode code points."""
-        total = self._char_ends[-1] if self._char_ends else 0
-        if self._flips or self._first_kind:
-            return total - self.reasoning_length
-        return total
+        return self._texts.answer_length
 
     @property
     def reasoning_length(self) -> int:
         """The reasoning's length in Unicode code points."""
-        char_ends = self._char_ends
-        return sum(
-            char_ends[end - 1] - (char_ends[after - 1] if after > 0 else 0)
-            for after, end in self._runs(StepKind.REASONING)
-        )
+        return self._texts.reasoning_length
 
     @property
     def text(self) -> str:
         """The answer."""
-        if self._flips or self._first_kind:
-            return "".join(self._slice(a, e) for a, e in self._runs(StepKind.ANSWER))
-        return self._slice(0, self.head)
+        return self._texts.answer
 
     @property
     def reasoning(self) -> str:
         """The reasoning (empty: none)."""
-        return "".join(self._slice(a, e) for a, e in self._runs(StepKind.REASONING))
+        return self._texts.reasoning
 
     def kind(self, seq: int) -> StepKind:
         """The kind of step ``seq`` (1 … head)."""
-        return _KINDS[self._first_kind ^ (bisect_right(self._flips, seq) & 1)]
-
-    def _runs(self, kind: StepKind) -> Iterator[tuple[int, int]]:
-        """The runs of consecutive steps of ``kind``, as (seq before the first, last seq)."""
-        head = len(self._ends)
-        if not head:
-            return
-        starts = [1, *self._flips]
-        for i, start in enumerate(starts):
-            if self._first_kind ^ (i & 1) == kind:
-                yield start - 1, starts[i + 1] - 1 if i + 1 < len(starts) else head
+        return self._texts.kind(seq)
 
     @property
     def size(self) -> int:
         """About the bytes the log holds: its UTF-8 text and 16 bytes a step."""
-        return (self._ends[-1] if self._ends else 0) + 16 * len(self._ends)
+        return self._texts.size
 
     def bytes_behind(self, seq: int) -> int:
-        if seq >= len(self._ends):
-            return 0
-        return self._ends[-1] - (self._ends[seq - 1] if seq > 0 else 0)
+        """The UTF-8 bytes of the steps after ``seq``."""
+        return self._texts.bytes_behind(seq)
 
     def read(self, after: int, max_chars: int) -> tuple[str, int, StepKind]:
         """Text of the steps after ``after`` up to the watermark, whole steps of one kind up
         to about ``max_chars``; the new seq; their kind."""
-        head = self.watermark
-        if after >= head:
-            return "", after, self._kind
-        if after + 1 == head and after >= self._packed:  # a reader that keeps up
-            return self._tail[after - self._packed], head, self._kind
-        # Whole steps while fewer than max_chars are taken: up to the first step whose end
-        # reaches max_chars beyond the cursor (at least one step).
-        base = self._char_ends[after - 1] if after > 0 else 0
-        end = min(head, bisect_left(self._char_ends, base + max_chars, after) + 1)
-        flips = self._flips
-        if not flips:
-            return self._slice(after, end), end, self._kind
-        # ... and no further than the last step of the first one's kind.
-        run = bisect_right(flips, after + 1)
-        if run < len(flips):
-            end = min(end, flips[run] - 1)
-        return self._slice(after, end), end, _KINDS[self._first_kind ^ (run & 1)]
+        return self._texts.read(after, self.watermark, max_chars)
 
     def text_between(self, after: int, upto: int) -> str:
         """The text of the steps after ``after`` up to and including ``upto``, joined,
         whatever their kinds."""
-        return self._slice(after, upto)
+        return self._texts.text_between(after, upto)
 
     def sizes(self, after: int, upto: int) -> list[int]:
         """The length in code points of each step after ``after`` up to ``upto``."""
-        char_ends = self._char_ends
-        previous = char_ends[after - 1] if after > 0 else 0
-        sizes = []
-        for end in char_ends[after:upto]:
-            sizes.append(end - previous)
-            previous = end
-        return sizes
+        return self._texts.sizes(after, upto)
 
     @property
     def only_answers(self) -> bool:
         """No step so far is reasoning."""
-        return not self._flips and self._first_kind is StepKind.ANSWER
-
-    def _slice(self, after: int, end: int) -> str:
-        """The text of steps ``after``+1 … ``end`` as one string."""
-        packed = self._packed
-        if after >= packed:
-            return "".join(self._tail[after - packed : end - packed])
-        start = self._ends[after - 1] if after > 0 else 0
-        stop = self._ends[min(end, packed) - 1]
-        pieces: list[bytes] = []
-        k = bisect_right(self._chunk_ends, start)
-        while start < stop:
-            chunk, chunk_end = self._chunks[k], self._chunk_ends[k]
-            chunk_start = chunk_end - len(chunk)
-            pieces.append(chunk[start - chunk_start : min(stop, chunk_end) - chunk_start])
-            start, k = chunk_end, k + 1
-        text = b"".join(pieces).decode("utf-8")
-        if end <= packed:
-            return text
-        return text + "".join(self._tail[: end - packed])
+        return self._texts.only_answers
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
@@ -353,22 +242,9 @@ class ReplyLog:
 
     # ---------------------------------------------------------------- producing
 
-    def append(self, text: str, kind: StepKind = StepKind.ANSWER) -> int:
+    def append(self, text: str, kind: StepKind = ANSWER) -> int:
         """Add one step (non-empty text of ``kind``); return its seq and wake the viewers."""
-        if kind is not self._kind:
-            self._switch(kind)
-        if text.isascii():
-            size = len(text)
-        else:
-            text, size = _valid(text)
-        ends, char_ends = self._ends, self._char_ends
-        end = (ends[-1] if ends else 0) + size
-        ends.append(end)
-        char_ends.append((char_ends[-1] if char_ends else 0) + len(text))
-        self._tail.append(text)
-        if end - (self._chunk_ends[-1] if self._chunk_ends else 0) >= PACK_BYTES:
-            self._pack()  # the tail's UTF-8 reached PACK_BYTES
-        seq = len(ends)
+        seq = self._texts.append(text, kind)
         if self.on_change is None:
             self.watermark = seq
             for wake in self._viewers.values():
@@ -377,30 +253,11 @@ class ReplyLog:
             self.on_change()
         return seq
 
-    def _switch(self, kind: StepKind) -> None:
-        """The next step is of ``kind``, unlike the newest one."""
-        if self._ends:
-            self._flips.append(len(self._ends) + 1)
-        else:
-            self._first_kind = kind
-        self._kind = kind
-
-    def _pack(self) -> None:
-        """Pack every tail step but the newest into one UTF-8 chunk."""
-        tail = self._tail
-        if len(tail) < 2:
-            return
-        self._chunks.append("".join(tail[:-1]).encode("utf-8"))
-        self._packed += len(tail) - 1
-        self._chunk_ends.append(self._ends[self._packed - 1])
-        self._tail = [tail[-1]]
-
     def backpressure(self, bound: int) -> Awaitable[None] | None:
         """None while some viewer is within ``bound`` bytes of the head (or none watches);
         otherwise what to await until one is. The common answer costs no coroutine, and
         no look at the cursors while the whole reply is within the bound."""
-        ends = self._ends
-        if not ends or ends[-1] <= bound or not self._all_behind(bound):
+        if self._texts.bytes_behind(0) <= bound or not self._all_behind(bound):
             return None
         return self.wait_for_backpressure(bound)
 
@@ -411,9 +268,8 @@ class ReplyLog:
             await self._progress.wait()
 
     def _all_behind(self, bound: int) -> bool:
-        return bool(self._viewers) and all(
-            self.bytes_behind(viewer.seq) > bound for viewer in self._viewers
-        )
+        behind = self._texts.bytes_behind
+        return bool(self._viewers) and all(behind(viewer.seq) > bound for viewer in self._viewers)
 
     def mark_continued(self, times: int) -> None:
         """Continued ``times`` times on another upstream (section 13); before :meth:`finish`."""
