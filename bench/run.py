@@ -381,7 +381,11 @@ def machine() -> dict[str, Any]:
         "pinned": servers.PINNED,
         "gateway_root": str(servers.GATEWAY_ROOT),
         "variants": list(servers.VARIANTS),
-        "baseline_root": str(servers.BASELINE_ROOT) if "baseline" in servers.VARIANTS else None,
+        "baseline_root": (
+            str(servers.BASELINE_ROOT)
+            if any(v.startswith("baseline") for v in servers.VARIANTS)
+            else None
+        ),
         "packages": {
             name: version(name) for name in ("aiohttp", "uvloop", "fastapi", "httpx", "uvicorn")
         },
